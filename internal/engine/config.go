@@ -1,0 +1,120 @@
+package engine
+
+// Task is the kind of problem a network solves. It picks the default output
+// activation and loss.
+type Task string
+
+// Tasks.
+const (
+	TaskRegression Task = "regression" // identity + mse by default
+	TaskBinary     Task = "binary"     // sigmoid + binary_cross_entropy by default
+	TaskMulticlass Task = "multiclass" // softmax + cross_entropy by default
+)
+
+// Activation names a layer's elementwise (or, for softmax, row-wise) nonlinearity.
+type Activation string
+
+// Activations.
+const (
+	Identity  Activation = "identity"
+	ReLU      Activation = "relu"
+	LeakyReLU Activation = "leaky_relu"
+	Sigmoid   Activation = "sigmoid"
+	Tanh      Activation = "tanh"
+	Softmax   Activation = "softmax" // output layer only
+)
+
+// Loss names a training objective.
+type Loss string
+
+// Losses.
+const (
+	MSE                Loss = "mse"
+	BinaryCrossEntropy Loss = "binary_cross_entropy"
+	CrossEntropy       Loss = "cross_entropy"
+)
+
+// Init names a weight initialization scheme. Biases always start at zero.
+type Init string
+
+// Initializations.
+const (
+	Glorot Init = "glorot" // Glorot (Xavier) uniform
+	He     Init = "he"     // He uniform
+)
+
+// LayerConfig is one hidden dense layer.
+type LayerConfig struct {
+	Units      int        `json:"units"`
+	Activation Activation `json:"activation"`
+	// Slope is leaky_relu's negative slope; nil means 0.01. Rejected for
+	// other activations.
+	Slope *float64 `json:"slope,omitempty"`
+}
+
+// NetworkConfig is the architecture. Input and output widths come from the
+// data, not from here.
+type NetworkConfig struct {
+	Hidden           []LayerConfig `json:"hidden"`
+	OutputActivation Activation    `json:"output_activation"`
+	Loss             Loss          `json:"loss"`
+	Init             Init          `json:"init"`
+}
+
+// OptimizerConfig selects and tunes the weight-update rule.
+// Name is "sgd", "adam" or "rmsprop". Fields that do not apply to the chosen
+// optimizer must be zero.
+type OptimizerConfig struct {
+	Name         string  `json:"name"`
+	LearningRate float64 `json:"learning_rate"`
+	Momentum     float64 `json:"momentum,omitempty"` // sgd
+	Nesterov     bool    `json:"nesterov,omitempty"` // sgd, requires momentum > 0
+	Beta1        float64 `json:"beta1,omitempty"`    // adam, default 0.9
+	Beta2        float64 `json:"beta2,omitempty"`    // adam, default 0.999
+	Rho          float64 `json:"rho,omitempty"`      // rmsprop, default 0.9
+	Epsilon      float64 `json:"epsilon,omitempty"`  // adam 1e-8, rmsprop 1e-8
+}
+
+// ScheduleConfig is a learning-rate schedule evaluated once per epoch.
+// Name is "constant", "step" (lr * gamma^floor(epoch/step_size)) or
+// "cosine" (from lr down to min_lr over all epochs).
+type ScheduleConfig struct {
+	Name     string  `json:"name"`
+	StepSize int     `json:"step_size,omitempty"` // step, default 10
+	Gamma    float64 `json:"gamma,omitempty"`     // step, default 0.1
+	MinLR    float64 `json:"min_lr,omitempty"`    // cosine, default 0
+}
+
+// EarlyStoppingConfig stops training when validation loss has not improved
+// by more than MinDelta for Patience epochs.
+type EarlyStoppingConfig struct {
+	Patience    int     `json:"patience"`
+	MinDelta    float64 `json:"min_delta"`
+	RestoreBest *bool   `json:"restore_best,omitempty"` // nil means true
+}
+
+// TrainingConfig holds the hyperparameters of one training run.
+// Pointer fields distinguish "unset" (take the default) from an explicit
+// zero value.
+type TrainingConfig struct {
+	Epochs      int    `json:"epochs"`      // default 10
+	BatchSize   int    `json:"batch_size"`  // default 32
+	Shuffle     *bool  `json:"shuffle"`     // default true
+	Seed        *int64 `json:"seed"`        // default 1
+	Standardize *bool  `json:"standardize"` // default true
+
+	Optimizer  OptimizerConfig `json:"optimizer"`   // default adam, lr 0.001
+	L2         float64         `json:"l2"`          // weight decay on weights, not biases
+	LRSchedule ScheduleConfig  `json:"lr_schedule"` // default constant
+	ClipNorm   float64         `json:"clip_norm"`   // global gradient-norm clip; 0 is off
+
+	// EarlyStopping is ignored (and reported off) when there is no
+	// validation data.
+	EarlyStopping *EarlyStoppingConfig `json:"early_stopping,omitempty"`
+}
+
+// Config is a complete training configuration.
+type Config struct {
+	Network  NetworkConfig  `json:"network"`
+	Training TrainingConfig `json:"training"`
+}

@@ -1,0 +1,193 @@
+package jobs
+
+// This file fixes the jobs package's exported surface so that internal/api
+// can be written against it. The implementation replaces every body here;
+// signatures change only together with their callers.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/backpropd/backpropd/internal/engine"
+)
+
+// Errors. Callers compare with errors.Is.
+var (
+	ErrQueueFull = errors.New("job queue is full")
+	ErrNotFound  = errors.New("job not found")
+	// ErrConflict: the job's state does not allow the operation (cancel a
+	// finished job, stop a job that is not running, delete an unfinished one).
+	ErrConflict     = errors.New("job state conflict")
+	ErrShuttingDown = errors.New("server is shutting down")
+)
+
+// Status is a job's lifecycle state.
+type Status string
+
+// Statuses: queued → running → succeeded | failed | cancelled.
+const (
+	Queued    Status = "queued"
+	Running   Status = "running"
+	Succeeded Status = "succeeded"
+	Failed    Status = "failed"
+	Cancelled Status = "cancelled"
+)
+
+// Terminal reports whether s is a final state.
+func (s Status) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// ValidationSpec is where validation data comes from.
+type ValidationSpec struct {
+	Fraction  float64 `json:"fraction,omitempty"`
+	DatasetID string  `json:"dataset_id,omitempty"`
+}
+
+// TrainingSpec is the engine's training config plus the job's time limit.
+type TrainingSpec struct {
+	engine.TrainingConfig
+	MaxDurationSeconds float64 `json:"max_duration_seconds"`
+}
+
+// Spec is a job request. The API turns inline data into a hidden stored
+// dataset before calling Submit, so DatasetID is always set here.
+type Spec struct {
+	ModelName  string               `json:"model_name"`
+	DatasetID  string               `json:"dataset_id"`
+	Validation *ValidationSpec      `json:"validation,omitempty"`
+	Network    engine.NetworkConfig `json:"network"`
+	Training   TrainingSpec         `json:"training"`
+}
+
+// Progress is where a running job is.
+type Progress struct {
+	Epoch            int      `json:"epoch"`
+	Epochs           int      `json:"epochs"`
+	Fraction         float64  `json:"fraction"`
+	SamplesPerSecond float64  `json:"samples_per_second"`
+	ETASeconds       *float64 `json:"eta_seconds,omitempty"`
+}
+
+// Metrics are the latest epoch's figures.
+type Metrics struct {
+	Loss        *float64 `json:"loss,omitempty"`
+	ValLoss     *float64 `json:"val_loss,omitempty"`
+	Accuracy    *float64 `json:"accuracy,omitempty"`
+	ValAccuracy *float64 `json:"val_accuracy,omitempty"`
+}
+
+// Job is a snapshot of a job, as the API shows it.
+type Job struct {
+	ID           string         `json:"id"`
+	ModelName    string         `json:"model_name"`
+	Status       Status         `json:"status"`
+	Spec         Spec           `json:"spec"`
+	CreatedAt    time.Time      `json:"created_at"`
+	StartedAt    *time.Time     `json:"started_at,omitempty"`
+	FinishedAt   *time.Time     `json:"finished_at,omitempty"`
+	Attempts     int            `json:"attempts"`
+	Progress     Progress       `json:"progress"`
+	Metrics      Metrics        `json:"metrics"`
+	History      []engine.Epoch `json:"history"`
+	ModelVersion int            `json:"model_version,omitempty"`
+	StoppedEarly bool           `json:"stopped_early"`
+	Error        string         `json:"error,omitempty"`
+}
+
+// EventKind says what an Event carries.
+type EventKind string
+
+// Event kinds.
+const (
+	EventEpoch  EventKind = "epoch"  // Epoch is set
+	EventStatus EventKind = "status" // Job is set
+)
+
+// Event is one item of a job's progress stream.
+type Event struct {
+	Kind  EventKind
+	Epoch *engine.Epoch
+	Job   *Job
+}
+
+// Observer receives job lifecycle notifications, for metrics. Calls must
+// not block.
+type Observer interface {
+	JobQueued(j Job)
+	JobStarted(j Job)
+	JobEpoch(j Job, e engine.Epoch)
+	JobFinished(j Job)
+	WorkersBusy(n int)
+}
+
+// Options configure a Manager.
+type Options struct {
+	Workers         int           // default runtime.NumCPU()
+	QueueSize       int           // default 64
+	MaxDuration     time.Duration // server-wide cap per job, default 24h
+	CheckpointEvery int           // epochs between checkpoints, default 1
+	Limits          engine.Limits
+	ShutdownTimeout time.Duration // default 10s
+	Logger          *slog.Logger
+	Observer        Observer // may be nil
+}
+
+// ListFilter selects jobs for List.
+type ListFilter struct {
+	Status    Status
+	ModelName string
+	Limit     int    // default 50, max 1000
+	Cursor    string // opaque, from a previous page
+}
+
+// Manager owns the queue and the worker pool.
+type Manager struct{}
+
+// New creates a Manager over a store. Store is the interface jobs needs.
+func New(st any, opt Options) (*Manager, error) { return nil, errors.New("unimplemented") }
+
+// Start recovers jobs from the store (queued ones in order, interrupted
+// ones from their checkpoints) and starts the workers.
+func (m *Manager) Start(ctx context.Context) error { return nil }
+
+// Resolve fills the spec's defaults and validates it against its dataset,
+// returning an *engine.ValidationError naming bad fields.
+func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) { return s, nil }
+
+// Submit validates, durably records and queues a job.
+func (m *Manager) Submit(ctx context.Context, s Spec) (Job, error) { return Job{}, nil }
+
+// Get returns a job snapshot.
+func (m *Manager) Get(ctx context.Context, id string) (Job, error) { return Job{}, nil }
+
+// List returns jobs newest first, and the cursor of the next page ("" at
+// the end).
+func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
+	return nil, "", nil
+}
+
+// Cancel cancels a queued or running job.
+func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) { return Job{}, nil }
+
+// Stop stops a running job, saving the model trained so far.
+func (m *Manager) Stop(ctx context.Context, id string) (Job, error) { return Job{}, nil }
+
+// Delete deletes a finished job.
+func (m *Manager) Delete(ctx context.Context, id string) error { return nil }
+
+// DatasetInUse reports whether a queued or running job uses the dataset.
+func (m *Manager) DatasetInUse(id string) bool { return false }
+
+// Subscribe streams a job's events: first a status event with the current
+// state, then every epoch and status change, closing after the terminal
+// status. cancel releases the subscription. A slow subscriber loses
+// intermediate epoch events, never the terminal status, and never slows
+// training.
+func (m *Manager) Subscribe(id string) (events <-chan Event, cancel func(), err error) {
+	return nil, func() {}, nil
+}
+
+// Shutdown stops taking jobs, checkpoints running ones and marks them to
+// resume at the next start, returning within the bound.
+func (m *Manager) Shutdown(ctx context.Context) error { return nil }
