@@ -38,8 +38,10 @@ type Limits struct {
 }
 
 // Resolve fills every unset field of c with its default for task and returns
-// the result. It does not validate.
-func (c Config) Resolve(task Task) Config { return c }
+// the result. hasValidation says whether validation data exists: early
+// stopping defaults to on (patience 5, min_delta 0, restore_best) with it
+// and to off without it. It does not validate.
+func (c Config) Resolve(task Task, hasValidation bool) Config { return c }
 
 // Validate checks a resolved config against the task, the data shape and the
 // limits, returning a *ValidationError that names every bad field, or nil.
@@ -97,7 +99,8 @@ type Options struct {
 // safe for concurrent use, except Stop.
 type Trainer struct{}
 
-// NewTrainer validates cfg (after Resolve) against task and data, splits off
+// NewTrainer validates cfg (after Resolve; it resolves again, which is
+// idempotent) against task and data, splits off
 // validation data, fits standardization on the training split and allocates
 // every buffer the training loop needs.
 func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) (*Trainer, error) {
@@ -131,10 +134,11 @@ func (t *Trainer) EpochsDone() int { return 0 }
 // History returns a copy of the per-epoch history so far.
 func (t *Trainer) History() []Epoch { return nil }
 
-// MarshalState encodes the full training state at an epoch boundary:
-// weights, optimizer moments and step, random-number state, epoch, history,
-// early-stopping bookkeeping and best weights. Call it from onEpoch or after
-// Run returns.
+// MarshalState encodes the full training state at the last completed epoch
+// boundary: weights, optimizer moments and step, random-number state, epoch,
+// history, early-stopping bookkeeping and best weights. Call it from onEpoch
+// or after Run returns; after a Run interrupted mid-epoch it still encodes
+// the last epoch boundary, so resuming from it is bit-identical.
 func (t *Trainer) MarshalState() ([]byte, error) { return nil, errUnimplemented }
 
 // RestoreState loads a state written by MarshalState for the same config and

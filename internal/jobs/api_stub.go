@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
 )
 
 // Errors. Callers compare with errors.Is.
@@ -144,8 +145,25 @@ type ListFilter struct {
 // Manager owns the queue and the worker pool.
 type Manager struct{}
 
-// New creates a Manager over a store. Store is the interface jobs needs.
-func New(st any, opt Options) (*Manager, error) { return nil, errors.New("unimplemented") }
+// Store is the part of the store the job manager uses.
+type Store interface {
+	DatasetMeta(ctx context.Context, id string) (store.DatasetMeta, error)
+	LoadDataset(ctx context.Context, id string) (*store.Dataset, error)
+	PutModel(ctx context.Context, meta store.ModelMeta, file []byte) (store.ModelMeta, error)
+	PutJob(ctx context.Context, j *store.JobRecord) error
+	Job(ctx context.Context, id string) (*store.JobRecord, error)
+	ListJobs(ctx context.Context) ([]*store.JobRecord, []error)
+	DeleteJob(ctx context.Context, id string) error
+	PutCheckpoint(ctx context.Context, jobID string, state []byte) error
+	Checkpoint(ctx context.Context, jobID string) ([]byte, error)
+	DeleteCheckpoint(ctx context.Context, jobID string) error
+}
+
+// New creates a Manager over a store.
+func New(st Store, opt Options) (*Manager, error) { return nil, errors.New("unimplemented") }
+
+// Counts returns how many jobs are queued and running now (for metrics).
+func (m *Manager) Counts() (queued, running int) { return 0, 0 }
 
 // Start recovers jobs from the store (queued ones in order, interrupted
 // ones from their checkpoints) and starts the workers.
