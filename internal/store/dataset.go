@@ -1,0 +1,424 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"math/bits"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/google/uuid"
+)
+
+// DatasetMeta describes a stored dataset.
+type DatasetMeta struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Rows         int       `json:"rows"`
+	Features     int       `json:"features"`
+	FeatureNames []string  `json:"feature_names"`
+	TargetNames  []string  `json:"target_names"`
+	Task         string    `json:"task"` // regression | binary | multiclass
+	Classes      []string  `json:"classes,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	SizeBytes    int64     `json:"size_bytes"`
+	// Hidden datasets hold a job's inline data; they are not listed.
+	Hidden bool `json:"hidden,omitempty"`
+}
+
+// Dataset is a dataset with its numbers. X is row-major Rows×Features.
+// Exactly one of Targets (Rows×len(TargetNames)) or Labels (Rows) is set.
+type Dataset struct {
+	Meta    DatasetMeta
+	X       []float64
+	Targets []float64
+	Labels  []string
+}
+
+// The numbers of a dataset live in <id>.data, a frame whose payload is
+//
+//	rows, features, targetCols, hasLabels   4 × uint64 little-endian
+//	X                                       rows×features float64 LE, row-major
+//	Targets (hasLabels == 0)                rows×targetCols float64 LE
+//	Labels  (hasLabels == 1)                rows × (uint32 LE length, bytes)
+//
+// The metadata lives in <id>.meta as JSON, so listing never touches the
+// numbers.
+const datasetHeaderSize = 32
+
+// littleEndian is true on hosts whose float64 memory layout equals the file
+// layout, where X and Targets are read and written in place.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// targetCols checks d's shapes against its metadata and returns the number
+// of target columns (0 for labels).
+func (d *Dataset) targetCols() (int, error) {
+	m := &d.Meta
+	if m.Rows <= 0 || m.Features <= 0 {
+		return 0, fmt.Errorf("%w: rows (%d) and features (%d) must be positive", ErrInvalidDataset, m.Rows, m.Features)
+	}
+	hi, cells := bits.Mul64(uint64(m.Rows), uint64(m.Features))
+	if hi != 0 || cells > math.MaxInt/8 || uint64(len(d.X)) != cells {
+		return 0, fmt.Errorf("%w: X has %d values, want rows×features = %d×%d", ErrInvalidDataset, len(d.X), m.Rows, m.Features)
+	}
+	if len(m.FeatureNames) != 0 && len(m.FeatureNames) != m.Features {
+		return 0, fmt.Errorf("%w: %d feature names for %d features", ErrInvalidDataset, len(m.FeatureNames), m.Features)
+	}
+	switch {
+	case d.Labels != nil && d.Targets != nil:
+		return 0, fmt.Errorf("%w: both targets and labels are set", ErrInvalidDataset)
+	case d.Labels != nil:
+		if len(d.Labels) != m.Rows {
+			return 0, fmt.Errorf("%w: %d labels for %d rows", ErrInvalidDataset, len(d.Labels), m.Rows)
+		}
+		for i, l := range d.Labels {
+			if len(l) > math.MaxUint32 {
+				return 0, fmt.Errorf("%w: label %d is %d bytes", ErrInvalidDataset, i, len(l))
+			}
+		}
+		return 0, nil
+	default:
+		cols := len(m.TargetNames)
+		if cols == 0 && len(d.Targets)%m.Rows == 0 {
+			cols = len(d.Targets) / m.Rows
+		}
+		if cols == 0 || len(d.Targets) != m.Rows*cols {
+			return 0, fmt.Errorf("%w: %d targets for %d rows and %d target names", ErrInvalidDataset, len(d.Targets), m.Rows, len(m.TargetNames))
+		}
+		return cols, nil
+	}
+}
+
+// CreateDataset assigns a new id and created time, stores d durably and
+// returns its metadata. The numbers are written first and the metadata
+// last, so a dataset is visible only once all of it is on disk.
+func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, error) {
+	if d == nil {
+		return DatasetMeta{}, fmt.Errorf("%w: nil dataset", ErrInvalidDataset)
+	}
+	cols, err := d.targetCols()
+	if err != nil {
+		return DatasetMeta{}, err
+	}
+	meta := d.Meta
+	meta.ID = uuid.NewString()
+	meta.CreatedAt = time.Now().UTC()
+
+	n := uint64(datasetHeaderSize + 8*len(d.X) + 8*len(d.Targets))
+	if d.Labels != nil {
+		for _, l := range d.Labels {
+			n += 4 + uint64(len(l))
+		}
+	}
+	err = s.writeFile(ctx, datasetDataPath(meta.ID), kindDatasetData, n, func(w io.Writer) error {
+		var h [datasetHeaderSize]byte
+		binary.LittleEndian.PutUint64(h[0:], uint64(meta.Rows))
+		binary.LittleEndian.PutUint64(h[8:], uint64(meta.Features))
+		binary.LittleEndian.PutUint64(h[16:], uint64(cols))
+		if d.Labels != nil {
+			binary.LittleEndian.PutUint64(h[24:], 1)
+		}
+		if _, err := w.Write(h[:]); err != nil {
+			return err
+		}
+		if err := writeFloats(w, d.X); err != nil {
+			return err
+		}
+		if d.Labels == nil {
+			return writeFloats(w, d.Targets)
+		}
+		var lb [4]byte
+		for _, l := range d.Labels {
+			binary.LittleEndian.PutUint32(lb[:], uint32(len(l)))
+			if _, err := w.Write(lb[:]); err != nil {
+				return err
+			}
+			if _, err := io.WriteString(w, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return DatasetMeta{}, err
+	}
+	meta.SizeBytes = int64(n) + frameOverhd
+	js, err := json.Marshal(meta)
+	if err != nil {
+		return DatasetMeta{}, err
+	}
+	if err := s.writeBytes(ctx, datasetMetaPath(meta.ID), kindDatasetMeta, js); err != nil {
+		// Leave no orphan behind; Open would remove it anyway.
+		s.remove(datasetDataPath(meta.ID))
+		return DatasetMeta{}, err
+	}
+	return meta, nil
+}
+
+// writeFloats writes x little-endian: in place on little-endian hosts,
+// through a small buffer elsewhere.
+func writeFloats(w io.Writer, x []float64) error {
+	if len(x) == 0 {
+		return nil
+	}
+	if littleEndian {
+		_, err := w.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 8*len(x)))
+		return err
+	}
+	var buf [4096]byte
+	for len(x) > 0 {
+		k := min(len(x), len(buf)/8)
+		for i, v := range x[:k] {
+			binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
+		}
+		if _, err := w.Write(buf[:8*k]); err != nil {
+			return err
+		}
+		x = x[k:]
+	}
+	return nil
+}
+
+// readFloats fills dst from r. On little-endian hosts it reads straight
+// into dst's memory (one copy, kernel to dst); elsewhere it decodes through
+// a small buffer.
+func readFloats(r io.Reader, dst []float64) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	if littleEndian {
+		_, err := io.ReadFull(r, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 8*len(dst)))
+		return err
+	}
+	var buf [4096]byte
+	for len(dst) > 0 {
+		k := min(len(dst), len(buf)/8)
+		if _, err := io.ReadFull(r, buf[:8*k]); err != nil {
+			return err
+		}
+		for i := range dst[:k] {
+			dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(buf[8*i:]))
+		}
+		dst = dst[k:]
+	}
+	return nil
+}
+
+// crcReader reads from r and keeps a running CRC-32C of what it read.
+type crcReader struct {
+	r   io.Reader
+	crc uint32
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	return n, err
+}
+
+// ListDatasets lists non-hidden datasets, newest first. A dataset whose
+// metadata cannot be read is skipped and logged.
+func (s *Store) ListDatasets(ctx context.Context) ([]DatasetMeta, error) {
+	ents, err := s.fs.ReadDir(dirDatasets)
+	if err != nil {
+		return nil, readErr(dirDatasets, err)
+	}
+	out := []DatasetMeta{}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".meta")
+		if !ok || checkID("dataset", id) != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m, err := s.DatasetMeta(ctx, id)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				s.log.Error("store: skipping unreadable dataset", "id", id, "err", err)
+			}
+			continue
+		}
+		if !m.Hidden {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b DatasetMeta) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// DatasetMeta returns one dataset's metadata without loading its numbers.
+func (s *Store) DatasetMeta(ctx context.Context, id string) (DatasetMeta, error) {
+	if err := checkID("dataset", id); err != nil {
+		return DatasetMeta{}, err
+	}
+	rel := datasetMetaPath(id)
+	b, err := s.readBytes(rel, kindDatasetMeta)
+	if err != nil {
+		return DatasetMeta{}, err
+	}
+	var m DatasetMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return DatasetMeta{}, corrupt(rel, "decode: %v", err)
+	}
+	if m.ID != id {
+		return DatasetMeta{}, corrupt(rel, "holds dataset %s", quote(m.ID))
+	}
+	return m, nil
+}
+
+// LoadDataset loads a dataset with its numbers. X and Targets are read
+// straight from the file into freshly allocated slices, without an
+// intermediate byte buffer.
+func (s *Store) LoadDataset(ctx context.Context, id string) (*Dataset, error) {
+	meta, err := s.DatasetMeta(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rel := datasetDataPath(id)
+	f, err := s.fs.OpenFile(rel, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, readErr(rel, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, readErr(rel, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, corrupt(rel, "not a regular file")
+	}
+	cr := &crcReader{r: f}
+	short := func(err error) error {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return corrupt(rel, "truncated while reading")
+		}
+		return readErr(rel, err)
+	}
+	if info.Size() < frameOverhd {
+		_, err := checkHeader(rel, nil, info.Size(), kindDatasetData)
+		return nil, err
+	}
+	var h [headerSize + datasetHeaderSize]byte
+	if _, err := io.ReadFull(cr, h[:headerSize]); err != nil {
+		return nil, short(err)
+	}
+	n, err := checkHeader(rel, h[:headerSize], info.Size(), kindDatasetData)
+	if err != nil {
+		return nil, err
+	}
+	if n < datasetHeaderSize {
+		return nil, corrupt(rel, "payload of %d bytes is shorter than the dataset header", n)
+	}
+	if _, err := io.ReadFull(cr, h[headerSize:]); err != nil {
+		return nil, short(err)
+	}
+	dh := h[headerSize:]
+	rows := binary.LittleEndian.Uint64(dh[0:])
+	feats := binary.LittleEndian.Uint64(dh[8:])
+	cols := binary.LittleEndian.Uint64(dh[16:])
+	hasLabels := binary.LittleEndian.Uint64(dh[24:])
+	if rows != uint64(meta.Rows) || feats != uint64(meta.Features) {
+		return nil, corrupt(rel, "shape %d×%d, metadata says %d×%d", rows, feats, meta.Rows, meta.Features)
+	}
+	if hasLabels > 1 || (hasLabels == 1) != (cols == 0) {
+		return nil, corrupt(rel, "bad target layout (columns %d, labels flag %d)", cols, hasLabels)
+	}
+	// Every size is checked against the payload length before anything is
+	// allocated, so a damaged header cannot ask for more memory than the
+	// file holds.
+	body := n - datasetHeaderSize
+	xHi, xCells := bits.Mul64(rows, feats)
+	tHi, tCells := bits.Mul64(rows, cols)
+	if xHi != 0 || tHi != 0 || xCells > body/8 || tCells > body/8 || xCells+tCells > body/8 {
+		return nil, corrupt(rel, "shape %d×%d+%d does not fit %d payload bytes", rows, feats, cols, n)
+	}
+	rest := body - 8*(xCells+tCells)
+	if hasLabels == 0 && rest != 0 {
+		return nil, corrupt(rel, "%d unexpected trailing bytes", rest)
+	}
+	if hasLabels == 1 && rest/4 < rows {
+		return nil, corrupt(rel, "label section of %d bytes is too short for %d rows", rest, rows)
+	}
+
+	d := &Dataset{Meta: meta, X: make([]float64, xCells)}
+	if err := readFloats(cr, d.X); err != nil {
+		return nil, short(err)
+	}
+	if hasLabels == 0 {
+		d.Targets = make([]float64, tCells)
+		if err := readFloats(cr, d.Targets); err != nil {
+			return nil, short(err)
+		}
+	} else {
+		blob := make([]byte, rest)
+		if _, err := io.ReadFull(cr, blob); err != nil {
+			return nil, short(err)
+		}
+		if d.Labels, err = splitLabels(blob, int(rows)); err != nil {
+			return nil, corrupt(rel, "%v", err)
+		}
+	}
+	want := cr.crc
+	var t [trailerSize]byte
+	if _, err := io.ReadFull(f, t[:]); err != nil {
+		return nil, short(err)
+	}
+	if got := binary.LittleEndian.Uint32(t[:]); got != want {
+		return nil, corrupt(rel, "checksum mismatch: stored %08x, computed %08x", got, want)
+	}
+	return d, nil
+}
+
+// splitLabels parses rows length-prefixed labels that must fill blob
+// exactly. The labels share one string allocation.
+func splitLabels(blob []byte, rows int) ([]string, error) {
+	all := string(blob)
+	labels := make([]string, rows)
+	off := 0
+	for i := range labels {
+		if len(all)-off < 4 {
+			return nil, fmt.Errorf("label %d: truncated length", i)
+		}
+		l := int(binary.LittleEndian.Uint32(blob[off:]))
+		off += 4
+		if l > len(all)-off {
+			return nil, fmt.Errorf("label %d: length %d past the end", i, l)
+		}
+		labels[i] = all[off : off+l]
+		off += l
+	}
+	if off != len(all) {
+		return nil, fmt.Errorf("%d unexpected bytes after the labels", len(all)-off)
+	}
+	return labels, nil
+}
+
+// DeleteDataset deletes a dataset: its metadata first, so it disappears
+// at once, then its numbers.
+func (s *Store) DeleteDataset(ctx context.Context, id string) error {
+	if err := checkID("dataset", id); err != nil {
+		return err
+	}
+	if err := s.remove(datasetMetaPath(id)); err != nil {
+		return err
+	}
+	if err := s.remove(datasetDataPath(id)); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// Layout of the data directory. Every name below is built only from a
+// validated id, model name or version number.
+const (
+	dirDatasets    = "datasets"    // <id>.meta, <id>.data
+	dirModels      = "models"      // <name>/counter, <name>/v<N>.meta, <name>/v<N>.model
+	dirJobs        = "jobs"        // <id>.job
+	dirCheckpoints = "checkpoints" // <id>.ckpt
+	tmpPrefix      = ".tmp-"
+	counterFile    = "counter"
+)
+
+var modelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// quote renders untrusted input for an error message: quoted (so NUL and
+// control bytes are visible) and cut to a readable length.
+func quote(s string) string {
+	const max = 72
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
+// checkID accepts only canonical lowercase UUIDs
+// (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), the only form the store issues.
+func checkID(what, id string) error {
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return fmt.Errorf("%w: %s id %s is not a canonical lowercase UUID", ErrInvalidName, what, quote(id))
+	}
+	return nil
+}
+
+// checkModelName accepts names matching ^[a-z0-9][a-z0-9._-]{0,63}$. The
+// leading alphanumeric rules out "." and "..".
+func checkModelName(name string) error {
+	if !modelNameRE.MatchString(name) {
+		return fmt.Errorf("%w: model name %s must match %s", ErrInvalidName, quote(name), modelNameRE)
+	}
+	return nil
+}
+
+func checkVersion(version int) error {
+	if version < 0 {
+		return fmt.Errorf("%w: model version %d must be 0 (latest) or positive", ErrInvalidName, version)
+	}
+	return nil
+}
+
+func datasetMetaPath(id string) string { return dirDatasets + "/" + id + ".meta" }
+func datasetDataPath(id string) string { return dirDatasets + "/" + id + ".data" }
+func modelDir(name string) string      { return dirModels + "/" + name }
+func counterPath(name string) string   { return modelDir(name) + "/" + counterFile }
+func jobPath(id string) string         { return dirJobs + "/" + id + ".job" }
+func checkpointPath(id string) string  { return dirCheckpoints + "/" + id + ".ckpt" }
+
+func modelMetaPath(name string, v int) string {
+	return modelDir(name) + "/v" + strconv.Itoa(v) + ".meta"
+}
+
+func modelFilePath(name string, v int) string {
+	return modelDir(name) + "/v" + strconv.Itoa(v) + ".model"
+}
+
+// parseVersionFile parses "v<N><ext>" with N a positive decimal without
+// leading zeros.
+func parseVersionFile(file, ext string) (int, bool) {
+	s, ok := strings.CutSuffix(file, ext)
+	if !ok {
+		return 0, false
+	}
+	s, ok = strings.CutPrefix(s, "v")
+	if !ok || s == "" || s[0] == '0' {
+		return 0, false
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 || strconv.Itoa(v) != s {
+		return 0, false
+	}
+	return v, true
+}
