@@ -1,9 +1,5 @@
 package jobs
 
-// This file fixes the jobs package's exported surface so that internal/api
-// can be written against it. The implementation replaces every body here;
-// signatures change only together with their callers.
-
 import (
 	"context"
 	"errors"
@@ -142,9 +138,6 @@ type ListFilter struct {
 	Cursor    string // opaque, from a previous page
 }
 
-// Manager owns the queue and the worker pool.
-type Manager struct{}
-
 // Store is the part of the store the job manager uses.
 type Store interface {
 	DatasetMeta(ctx context.Context, id string) (store.DatasetMeta, error)
@@ -158,54 +151,3 @@ type Store interface {
 	Checkpoint(ctx context.Context, jobID string) ([]byte, error)
 	DeleteCheckpoint(ctx context.Context, jobID string) error
 }
-
-// New creates a Manager over a store.
-func New(st Store, opt Options) (*Manager, error) { return nil, errors.New("unimplemented") }
-
-// Counts returns how many jobs are queued and running now (for metrics).
-func (m *Manager) Counts() (queued, running int) { return 0, 0 }
-
-// Start recovers jobs from the store (queued ones in order, interrupted
-// ones from their checkpoints) and starts the workers.
-func (m *Manager) Start(ctx context.Context) error { return nil }
-
-// Resolve fills the spec's defaults and validates it against its dataset,
-// returning an *engine.ValidationError naming bad fields.
-func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) { return s, nil }
-
-// Submit validates, durably records and queues a job.
-func (m *Manager) Submit(ctx context.Context, s Spec) (Job, error) { return Job{}, nil }
-
-// Get returns a job snapshot.
-func (m *Manager) Get(ctx context.Context, id string) (Job, error) { return Job{}, nil }
-
-// List returns jobs newest first, and the cursor of the next page ("" at
-// the end).
-func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
-	return nil, "", nil
-}
-
-// Cancel cancels a queued or running job.
-func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) { return Job{}, nil }
-
-// Stop stops a running job, saving the model trained so far.
-func (m *Manager) Stop(ctx context.Context, id string) (Job, error) { return Job{}, nil }
-
-// Delete deletes a finished job.
-func (m *Manager) Delete(ctx context.Context, id string) error { return nil }
-
-// DatasetInUse reports whether a queued or running job uses the dataset.
-func (m *Manager) DatasetInUse(id string) bool { return false }
-
-// Subscribe streams a job's events: first a status event with the current
-// state, then every epoch and status change, closing after the terminal
-// status. cancel releases the subscription. A slow subscriber loses
-// intermediate epoch events, never the terminal status, and never slows
-// training.
-func (m *Manager) Subscribe(id string) (events <-chan Event, cancel func(), err error) {
-	return nil, func() {}, nil
-}
-
-// Shutdown stops taking jobs, checkpoints running ones and marks them to
-// resume at the next start, returning within the bound.
-func (m *Manager) Shutdown(ctx context.Context) error { return nil }

@@ -1,0 +1,61 @@
+// Package jobs runs training jobs: a bounded queue in submission order, a
+// pool of workers that train with internal/engine, and the durable job
+// records and checkpoints in the store that let a restart pick up where the
+// process stopped. It imports the engine and the store, never net/http or
+// metrics; the API and the metrics code consume it through Manager and
+// Observer.
+//
+// # What is durable when
+//
+//   - Submit returns only after the job record (status queued, the resolved
+//     spec and its submission sequence number) is written and fsynced. A job
+//     that Submit accepted is never lost.
+//   - A worker writes the record when it starts a job (status running,
+//     attempts+1) and after every epoch (history, progress). Every
+//     Options.CheckpointEvery epochs (default 1) it also writes a checkpoint:
+//     the engine's full training state at that epoch boundary.
+//   - Stop persists the record's StopRequested flag before it stops the
+//     trainer, so that a crash in between does not resume training past the
+//     stop.
+//   - A succeeding job stores its model version first, then the terminal
+//     record, then deletes the checkpoint. Failed and cancelled jobs write
+//     their terminal record, then delete the checkpoint.
+//   - Cancelling a queued job writes its cancelled record before Cancel
+//     returns.
+//
+// # What survives a crash
+//
+// Start reads every record back. Queued jobs are queued again in their
+// original submission order. A job that was running resumes from its last
+// checkpoint (from scratch when there is none) and finishes with exactly the
+// weights an uninterrupted run would have produced, because the checkpoint
+// holds the weights, optimizer moments, random-number state and history at an
+// epoch boundary. Attempts counts the runs a job has started; a job found
+// running at Start after 3 attempts is failed ("interrupted 3 times; giving
+// up") instead of being retried forever. A job found running with
+// StopRequested is finished as a stopped-early success from the model in its
+// checkpoint; without a checkpoint it fails, saying so. A crash after the
+// model version is stored but before the terminal record is written trains
+// the job again on restart and stores one more version: model writes are
+// at-least-once.
+//
+// A clean Shutdown cancels running jobs with a shutdown cause, writes a
+// checkpoint at their last epoch boundary and records them as queued with
+// the attempt given back, so a clean restart does not count against the
+// 3-attempt limit.
+//
+// # Limits
+//
+// Resolve checks a spec against its dataset and the engine's limits before
+// anything is written. Each job has a wall-time budget: the spec's
+// training.max_duration_seconds, at most Options.MaxDuration, counting the
+// epochs already trained in earlier attempts. A panic inside a job fails that
+// job and leaves the worker running.
+//
+// The queue's capacity (Options.QueueSize) applies to Submit. Jobs recovered
+// at Start are all queued again even when they exceed it; new submissions
+// get ErrQueueFull until the queue drains below the capacity.
+//
+// Each worker trains with max(1, NumCPU/Workers) engine threads, so that the
+// workers together never use more threads than there are CPUs.
+package jobs

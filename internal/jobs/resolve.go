@@ -1,0 +1,147 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// modelNameRE is the store's rule for model names; checking it here names
+// the field in the error instead of failing at the end of training.
+var modelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// Resolve fills the spec's defaults and validates it against its dataset,
+// the engine's limits and the server's time cap, returning an
+// *engine.ValidationError whose field paths start at the request root
+// ("model_name", "validation.fraction", "network.hidden[0].units",
+// "training.max_duration_seconds"). Other errors are the store's.
+func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
+	var verr engine.ValidationError
+	add := func(field, format string, args ...any) {
+		verr.Errors = append(verr.Errors, engine.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+
+	if !modelNameRE.MatchString(s.ModelName) {
+		if s.ModelName == "" {
+			add("model_name", "is required")
+		} else {
+			add("model_name", "must match ^[a-z0-9][a-z0-9._-]{0,63}$ (lower-case letters, digits, '.', '_', '-'; at most 64)")
+		}
+	}
+
+	var meta store.DatasetMeta
+	haveData := false
+	if s.DatasetID == "" {
+		add("dataset_id", "is required")
+	} else {
+		md, ok, err := m.datasetMeta(ctx, s.DatasetID)
+		switch {
+		case err != nil:
+			return Spec{}, err
+		case !ok:
+			add("dataset_id", "no dataset with id %q", s.DatasetID)
+		default:
+			meta, haveData = md, true
+		}
+	}
+
+	hasValidation := false
+	if v := s.Validation; v != nil {
+		switch {
+		case v.DatasetID != "" && v.Fraction != 0:
+			add("validation", "set fraction or dataset_id, not both")
+		case v.DatasetID != "":
+			hasValidation = true
+			vm, ok, err := m.datasetMeta(ctx, v.DatasetID)
+			switch {
+			case err != nil:
+				return Spec{}, err
+			case !ok:
+				add("validation.dataset_id", "no dataset with id %q", v.DatasetID)
+			case haveData && vm.Features != meta.Features:
+				add("validation.dataset_id", "has %d features; the training dataset has %d", vm.Features, meta.Features)
+			case haveData && vm.Task != meta.Task:
+				add("validation.dataset_id", "is a %s dataset; the training dataset is %s", vm.Task, meta.Task)
+			default:
+				m.checkCells(add, "validation.dataset_id", vm)
+			}
+		case math.IsNaN(v.Fraction) || v.Fraction < 0 || v.Fraction >= 1:
+			add("validation.fraction", "must be at least 0 and less than 1")
+		case v.Fraction > 0:
+			hasValidation = true
+		default:
+			// Fraction 0 and no dataset: no validation, said once.
+			s.Validation = nil
+		}
+	}
+
+	limit := m.opt.MaxDuration.Seconds()
+	switch d := s.Training.MaxDurationSeconds; {
+	case d == 0:
+		s.Training.MaxDurationSeconds = limit
+	case math.IsNaN(d) || d < 0:
+		add("training.max_duration_seconds", "must be positive")
+	case d > limit:
+		add("training.max_duration_seconds", "must be at most %g (the server's limit)", limit)
+	}
+
+	if haveData {
+		m.checkCells(add, "dataset_id", meta)
+		task := engine.Task(meta.Task)
+		cfg := engine.Config{Network: s.Network, Training: s.Training.TrainingConfig}.Resolve(task, hasValidation)
+		if err := cfg.Validate(task, meta.Features, outputs(meta), m.opt.Limits); err != nil {
+			var ev *engine.ValidationError
+			if !errors.As(err, &ev) {
+				return Spec{}, fmt.Errorf("validate config: %w", err)
+			}
+			verr.Errors = append(verr.Errors, ev.Errors...)
+		}
+		s.Network, s.Training.TrainingConfig = cfg.Network, cfg.Training
+	}
+
+	if len(verr.Errors) > 0 {
+		return Spec{}, &verr
+	}
+	return s, nil
+}
+
+// datasetMeta looks a dataset up; ok is false when the id names none.
+func (m *Manager) datasetMeta(ctx context.Context, id string) (meta store.DatasetMeta, ok bool, err error) {
+	meta, err = m.st.DatasetMeta(ctx, id)
+	switch {
+	case err == nil:
+		return meta, true, nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalidName):
+		return meta, false, nil
+	default:
+		return meta, false, fmt.Errorf("dataset %s: %w", id, err)
+	}
+}
+
+// checkCells applies the rows × features cap before anything is loaded.
+func (m *Manager) checkCells(add func(field, format string, args ...any), field string, meta store.DatasetMeta) {
+	maxCells := m.opt.Limits.MaxCells
+	if cells := int64(meta.Rows) * int64(meta.Features); maxCells > 0 && cells > maxCells {
+		add(field, "dataset has %d rows × %d features = %d values; the server allows at most %d",
+			meta.Rows, meta.Features, cells, maxCells)
+	}
+}
+
+// outputs is the width of the output layer for a dataset: one unit per
+// class for multiclass, one for a binary task with class labels, one per
+// target column otherwise.
+func outputs(meta store.DatasetMeta) int {
+	switch {
+	case engine.Task(meta.Task) == engine.TaskMulticlass:
+		return len(meta.Classes)
+	case engine.Task(meta.Task) == engine.TaskBinary && len(meta.Classes) > 0:
+		return 1
+	default:
+		return len(meta.TargetNames)
+	}
+}

@@ -1,0 +1,398 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// outcome is how a run ended.
+type outcome struct {
+	status  Status // Succeeded, Failed, Cancelled, or Queued for a shutdown
+	reason  string // Failed
+	version int    // Succeeded
+	stopped bool   // Succeeded: stopped early
+}
+
+// worker runs jobs until Shutdown.
+func (m *Manager) worker() {
+	defer m.wg.Done()
+	for {
+		j := m.next()
+		if j == nil {
+			return
+		}
+		m.runJob(j)
+	}
+}
+
+// next waits for a queued job and marks it running, or returns nil when
+// the manager is closing.
+func (m *Manager) next() *job {
+	m.mu.Lock()
+	for !m.closing && len(m.queue) == 0 {
+		m.cond.Wait()
+	}
+	if m.closing {
+		m.mu.Unlock()
+		return nil
+	}
+	j := m.queue[0]
+	m.queue = m.queue[1:]
+	now := time.Now().UTC()
+	j.status = Running
+	j.rec.Attempts++
+	if j.rec.StartedAt == nil {
+		j.rec.StartedAt = &now
+	}
+	j.done = make(chan struct{})
+	j.ctx, j.cancel = context.WithCancelCause(m.base)
+	j.cancelReq, j.finishing, j.trainer = false, false, nil
+	m.running++
+	busy := m.running
+	snap := j.snapshotLocked()
+	m.publishStatusLocked(j, snap)
+	m.mu.Unlock()
+	if m.observer != nil {
+		m.observer.JobStarted(snap)
+		m.observer.WorkersBusy(busy)
+	}
+	return j
+}
+
+// runJob trains j and records how it ended. A panic anywhere in training
+// fails the job, not the worker.
+func (m *Manager) runJob(j *job) {
+	var o outcome
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				m.log.Error("panic in training job", "job", j.rec.ID, "panic", r, "stack", string(debug.Stack()))
+				o = outcome{status: Failed, reason: fmt.Sprintf("internal error: training panicked: %v", r)}
+			}
+		}()
+		o = m.train(j)
+	}()
+	m.finish(j, o)
+}
+
+// train runs one attempt of j.
+func (m *Manager) train(j *job) outcome {
+	ctx := j.ctx
+	if err := m.persist(j); err != nil {
+		return m.failure(ctx, j, fmt.Sprintf("record job start: %v", err))
+	}
+	if h := m.hooks.beforeTrain; h != nil {
+		h(j.rec.ID)
+	}
+
+	m.mu.Lock()
+	spec, stopReq := j.spec, j.rec.StopRequested
+	m.mu.Unlock()
+
+	// The time limit counts the epochs trained in earlier attempts.
+	budget := time.Duration(spec.Training.MaxDurationSeconds * float64(time.Second))
+	budget = min(budget, m.opt.MaxDuration)
+
+	train, val, task, err := m.loadData(ctx, spec)
+	if err != nil {
+		return m.failure(ctx, j, err.Error())
+	}
+	cfg := engine.Config{Network: spec.Network, Training: spec.Training.TrainingConfig}
+	tr, err := engine.NewTrainer(cfg, task, train, val, engine.Options{Threads: m.threads, Limits: m.opt.Limits})
+	if err != nil {
+		return m.failure(ctx, j, errText(err))
+	}
+
+	cp, err := m.st.Checkpoint(context.WithoutCancel(ctx), j.rec.ID)
+	switch {
+	case err == nil:
+		if rerr := tr.RestoreState(cp); rerr != nil {
+			m.log.Error("checkpoint unusable; training from scratch", "job", j.rec.ID, "err", rerr)
+			cp = nil
+			if tr, err = engine.NewTrainer(cfg, task, train, val, engine.Options{Threads: m.threads, Limits: m.opt.Limits}); err != nil {
+				return m.failure(ctx, j, errText(err))
+			}
+		}
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		m.log.Error("checkpoint unreadable; training from scratch", "job", j.rec.ID, "err", err)
+	}
+	if stopReq {
+		return m.finishStopped(ctx, j, tr, cp != nil)
+	}
+
+	// The checkpoint's history is the truth: the record may hold epochs
+	// trained after it, which are trained again.
+	var restored []engine.Epoch
+	if cp != nil {
+		restored = tr.History()
+	}
+	m.mu.Lock()
+	j.setHistoryLocked(restored)
+	m.mu.Unlock()
+	for _, e := range restored {
+		budget -= time.Duration(e.DurationSeconds * float64(time.Second))
+	}
+	if budget <= 0 {
+		return outcome{status: Failed, reason: timeLimitReason(spec)}
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, budget, errTimeLimit)
+	defer cancel()
+
+	m.mu.Lock()
+	j.trainer = tr
+	if j.rec.StopRequested {
+		tr.Stop()
+	}
+	m.mu.Unlock()
+
+	var writeErr error
+	sinceCheckpoint := 0
+	err = tr.Run(ctx, func(e engine.Epoch) bool {
+		m.mu.Lock()
+		j.appendEpochLocked(e)
+		snap := j.snapshotLocked()
+		m.publishEpochLocked(j, e)
+		stop := j.rec.StopRequested
+		m.mu.Unlock()
+		if m.observer != nil {
+			m.observer.JobEpoch(snap, e)
+		}
+		if err := m.persist(j); err != nil {
+			writeErr = fmt.Errorf("record epoch %d: %w", e.Epoch, err)
+			return true
+		}
+		if sinceCheckpoint++; sinceCheckpoint >= m.opt.CheckpointEvery {
+			sinceCheckpoint = 0
+			if err := m.checkpoint(j.rec.ID, tr); err != nil {
+				writeErr = fmt.Errorf("checkpoint after epoch %d: %w", e.Epoch, err)
+				return true
+			}
+		}
+		if h := m.hooks.afterEpoch; h != nil {
+			h(j.rec.ID, e.Epoch)
+		}
+		return stop
+	})
+
+	m.mu.Lock()
+	cancelled := j.cancelReq
+	if !cancelled {
+		j.finishing = true
+	}
+	m.mu.Unlock()
+	switch {
+	case cancelled:
+		return outcome{status: Cancelled}
+	case writeErr != nil:
+		return outcome{status: Failed, reason: writeErr.Error()}
+	case err == nil:
+		return m.saveModel(ctx, j, tr.Model(), tr.StoppedEarly())
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown):
+		if cerr := m.checkpoint(j.rec.ID, tr); cerr != nil {
+			m.log.Error("checkpoint at shutdown; the job resumes from its previous checkpoint", "job", j.rec.ID, "err", cerr)
+		}
+		return outcome{status: Queued}
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errTimeLimit):
+		return outcome{status: Failed, reason: timeLimitReason(spec)}
+	default:
+		return outcome{status: Failed, reason: errText(err)}
+	}
+}
+
+// errText is an engine error as a job's reason; a validation error lists
+// its fields, which its Error text may not.
+func errText(err error) string {
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) || len(ve.Errors) == 0 {
+		return err.Error()
+	}
+	parts := make([]string, len(ve.Errors))
+	for i, fe := range ve.Errors {
+		parts[i] = fe.Field + ": " + fe.Message
+	}
+	return "invalid training setup: " + strings.Join(parts, "; ")
+}
+
+// failure is the outcome of an error outside the training loop: a shutdown
+// in progress requeues the job, a user cancel cancels it, anything else
+// fails it with reason.
+func (m *Manager) failure(ctx context.Context, j *job, reason string) outcome {
+	m.mu.Lock()
+	cancelled := j.cancelReq
+	m.mu.Unlock()
+	switch {
+	case cancelled:
+		return outcome{status: Cancelled}
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown):
+		return outcome{status: Queued}
+	default:
+		return outcome{status: Failed, reason: reason}
+	}
+}
+
+func timeLimitReason(s Spec) string {
+	return fmt.Sprintf("time limit exceeded: training ran for its maximum of %g s (training.max_duration_seconds)",
+		s.Training.MaxDurationSeconds)
+}
+
+// finishStopped completes a job whose stop was recorded before a restart:
+// the model in its checkpoint is saved as a stopped-early success.
+func (m *Manager) finishStopped(ctx context.Context, j *job, tr *engine.Trainer, restored bool) outcome {
+	if !restored {
+		return outcome{status: Failed, reason: "stop was requested before the server restarted, and no checkpoint holds a model to save"}
+	}
+	m.mu.Lock()
+	j.setHistoryLocked(tr.History())
+	j.finishing = true
+	cancelled := j.cancelReq
+	m.mu.Unlock()
+	if cancelled {
+		return outcome{status: Cancelled}
+	}
+	return m.saveModel(ctx, j, tr.Model(), true)
+}
+
+// loadData loads the training set and, when the spec names one, the
+// validation set, sharing the store's slices with the engine.
+func (m *Manager) loadData(ctx context.Context, s Spec) (engine.Data, engine.Validation, engine.Task, error) {
+	ds, err := m.st.LoadDataset(ctx, s.DatasetID)
+	if err != nil {
+		return engine.Data{}, engine.Validation{}, "", fmt.Errorf("load dataset %s: %w", s.DatasetID, err)
+	}
+	train := engineData(ds)
+	var val engine.Validation
+	if v := s.Validation; v != nil {
+		val.Fraction = v.Fraction
+		if v.DatasetID != "" {
+			vds, err := m.st.LoadDataset(ctx, v.DatasetID)
+			if err != nil {
+				return engine.Data{}, engine.Validation{}, "", fmt.Errorf("load validation dataset %s: %w", v.DatasetID, err)
+			}
+			vd := engineData(vds)
+			val.Set = &vd
+		}
+	}
+	return train, val, engine.Task(ds.Meta.Task), nil
+}
+
+// engineData views a stored dataset as engine data without copying.
+func engineData(ds *store.Dataset) engine.Data {
+	return engine.Data{
+		Rows:         ds.Meta.Rows,
+		Features:     ds.Meta.Features,
+		X:            ds.X,
+		FeatureNames: ds.Meta.FeatureNames,
+		TargetNames:  ds.Meta.TargetNames,
+		Targets:      ds.Targets,
+		Labels:       ds.Labels,
+	}
+}
+
+// checkpoint writes the trainer's state at its last epoch boundary.
+func (m *Manager) checkpoint(id string, tr *engine.Trainer) error {
+	state, err := tr.MarshalState()
+	if err != nil {
+		return fmt.Errorf("encode training state: %w", err)
+	}
+	if err := m.st.PutCheckpoint(context.Background(), id, state); err != nil {
+		return err
+	}
+	return nil
+}
+
+// saveModel stores the trained model as the next version of the job's
+// model name.
+func (m *Manager) saveModel(ctx context.Context, j *job, model *engine.Model, stopped bool) outcome {
+	if model == nil {
+		return outcome{status: Failed, reason: "training ended without a model"}
+	}
+	file, err := model.MarshalBinary()
+	if err != nil {
+		return outcome{status: Failed, reason: fmt.Sprintf("encode model: %v", err)}
+	}
+	sum := model.Summary()
+	metrics := map[string]float64{"loss": sum.Loss}
+	for k, v := range map[string]*float64{"val_loss": sum.ValLoss, "accuracy": sum.Accuracy, "val_accuracy": sum.ValAccuracy} {
+		if v != nil {
+			metrics[k] = *v
+		}
+	}
+	meta := store.ModelMeta{
+		Name:         j.rec.ModelName,
+		JobID:        j.rec.ID,
+		DatasetID:    j.rec.DatasetID,
+		Task:         string(model.Task()),
+		FeatureNames: model.FeatureNames(),
+		TargetNames:  model.TargetNames(),
+		Classes:      model.Classes(),
+		Outputs:      model.Outputs(),
+		Metrics:      metrics,
+		StoppedEarly: stopped,
+	}
+	saved, err := m.st.PutModel(context.WithoutCancel(ctx), meta, file)
+	if err != nil {
+		return outcome{status: Failed, reason: fmt.Sprintf("store model: %v", err)}
+	}
+	return outcome{status: Succeeded, version: saved.Version, stopped: stopped}
+}
+
+// finish records how a run ended, wakes Cancel and Stop callers and tells
+// subscribers and the observer.
+func (m *Manager) finish(j *job, o outcome) {
+	m.mu.Lock()
+	now := time.Now().UTC()
+	j.status = o.status
+	switch o.status {
+	case Queued:
+		// Interrupted by Shutdown: resumes at the next Start, and the
+		// interrupted run does not count as an attempt.
+		j.rec.Attempts--
+	case Succeeded:
+		j.rec.ModelVersion = o.version
+		j.rec.StoppedEarly = o.stopped
+		j.rec.FinishedAt = &now
+	case Failed:
+		j.rec.Error = o.reason
+		j.rec.FinishedAt = &now
+	case Cancelled:
+		j.rec.FinishedAt = &now
+	}
+	cancel := j.cancel
+	j.trainer, j.cancel, j.ctx = nil, nil, nil
+	m.running--
+	busy := m.running
+	m.mu.Unlock()
+	cancel(context.Canceled) // releases the job context's resources
+
+	// Durable before anyone is told.
+	if err := m.persist(j); err != nil {
+		m.log.Error("write final job record", "job", j.rec.ID, "status", o.status, "err", err)
+	}
+	if o.status.Terminal() {
+		m.deleteCheckpoint(j.rec.ID)
+	}
+
+	m.mu.Lock()
+	snap := j.snapshotLocked()
+	if o.status != Queued {
+		m.publishStatusLocked(j, snap)
+	}
+	close(j.done)
+	m.mu.Unlock()
+	m.log.Info("job ended", "job", snap.ID, "status", snap.Status, "attempts", snap.Attempts,
+		"epochs", snap.Progress.Epoch, "model_version", snap.ModelVersion, "error", snap.Error)
+	if m.observer != nil {
+		if o.status.Terminal() {
+			m.observer.JobFinished(snap)
+		}
+		m.observer.WorkersBusy(busy)
+	}
+}
