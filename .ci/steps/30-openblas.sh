@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The engine's whole test suite and the openblas package again, built with
+# the openblas tag so that every blas64 call runs on OpenBLAS through cgo
+# (Debian's libopenblas-dev, installed by 00-packages.sh).
+set -euo pipefail
+export CGO_ENABLED=1
+go vet -tags openblas ./internal/engine/ ./internal/openblas/ ./bench/...
+go test -tags openblas -count=1 ./internal/engine/ ./internal/openblas/
+# The tag must really switch the implementation: a build that silently kept
+# gonum's pure-Go BLAS would pass the suite above.
+go test -tags openblas -count=1 -run 'TestUseRoutesBlas64ToOpenBLAS|TestDgemmMatchesGonum' -v ./internal/openblas/ | grep -q -- '--- PASS: TestUseRoutesBlas64ToOpenBLAS'
