@@ -9,10 +9,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	apispec "github.com/backpropd/backpropd/api"
 	"github.com/backpropd/backpropd/internal/jobs"
 	"github.com/backpropd/backpropd/internal/store"
 )
@@ -69,6 +71,9 @@ type Server struct {
 	// Middleware wraps the router (metrics instrumentation); may be nil.
 	instrument func(http.Handler) http.Handler
 	metrics    http.Handler // GET /metrics
+	spec       []byte       // GET /openapi.yaml
+
+	draining atomic.Bool
 }
 
 // Options wire a Server.
@@ -79,17 +84,85 @@ type Options struct {
 	Observer   Observer                        // may be nil
 	Instrument func(http.Handler) http.Handler // may be nil
 	Metrics    http.Handler                    // served at /metrics; may be nil
-	Logger     *slog.Logger
+	Logger     *slog.Logger                    // nil discards
+	// OpenAPI is the contract served at /openapi.yaml; nil serves the
+	// embedded api/openapi.yaml.
+	OpenAPI []byte
 }
 
 // New returns a Server.
 func New(opt Options) *Server {
-	return &Server{cfg: opt.Config, store: opt.Store, jobs: opt.Jobs, observer: opt.Observer,
-		logger: opt.Logger, instrument: opt.Instrument, metrics: opt.Metrics}
+	s := &Server{cfg: opt.Config, store: opt.Store, jobs: opt.Jobs, observer: opt.Observer,
+		logger: opt.Logger, instrument: opt.Instrument, metrics: opt.Metrics, spec: opt.OpenAPI}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.spec == nil {
+		s.spec = apispec.OpenAPI
+	}
+	if s.cfg.MaxRequestBytes <= 0 {
+		s.cfg.MaxRequestBytes = 8 << 20
+	}
+	if s.cfg.MaxUploadBytes <= 0 {
+		s.cfg.MaxUploadBytes = 2 << 30
+	}
+	return s
 }
 
+// SetDraining marks the server as shutting down: /readyz answers 503 from
+// now on, so load balancers stop sending traffic before the listener
+// closes.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
 // Handler returns the routed handler.
+//
+// Every request gets a request id, one access-log line and the metrics
+// instrumentation. /healthz, /readyz and /metrics are open; everything else
+// requires the bearer token when one is configured.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
+	r.Use(requestIDMiddleware, s.accessLog)
+	if s.instrument != nil {
+		r.Use(s.instrument)
+	}
+	r.Use(s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, "no route for "+r.Method+" "+sanitizePath(r.URL.Path), nil)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on this route", nil)
+	})
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Get("/metrics", s.serveMetrics)
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireToken)
+		r.Get("/openapi.yaml", s.openAPI)
+	})
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.requireToken)
+		r.Post("/datasets", s.createDataset)
+		r.Get("/datasets", s.listDatasets)
+		r.Get("/datasets/{id}", s.getDataset)
+		r.Delete("/datasets/{id}", s.deleteDataset)
+
+		r.Post("/jobs", s.createJob)
+		r.Get("/jobs", s.listJobs)
+		r.Get("/jobs/{id}", s.getJob)
+		r.Delete("/jobs/{id}", s.deleteJob)
+		r.Post("/jobs/{id}/cancel", s.cancelJob)
+		r.Post("/jobs/{id}/stop", s.stopJob)
+		r.Get("/jobs/{id}/events", s.jobEvents)
+		r.Get("/jobs/{id}/loss.svg", s.lossSVG)
+
+		s.modelRoutes(r)
+	})
+	r.Route("/v2", func(r chi.Router) {
+		r.Use(s.requireToken)
+		s.v2Routes(r)
+	})
 	return r
 }

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/backpropd/backpropd/internal/ingest"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// datasetUpload is the JSON form of POST /v1/datasets.
+type datasetUpload struct {
+	Name string `json:"name"`
+	ingest.JSONData
+}
+
+// createDataset stores an uploaded dataset: text/csv with ?name=&target=,
+// or application/json.
+func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var d *store.Dataset
+	switch {
+	case mt == "text/csv":
+		q := r.URL.Query()
+		name := q.Get("name")
+		if err := checkDatasetName(name, "query.name"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		task, err := ingest.ParseTask(q.Get("task"))
+		if err != nil {
+			s.writeError(w, r, invalidField("query.task", "%s", err))
+			return
+		}
+		var targets []string
+		if t := q.Get("target"); t != "" {
+			for _, c := range strings.Split(t, ",") {
+				targets = append(targets, strings.TrimSpace(c))
+			}
+		}
+		if r.ContentLength > s.cfg.MaxUploadBytes {
+			s.writeError(w, r, tooLarge(s.cfg.MaxUploadBytes))
+			return
+		}
+		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
+		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task})
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				err = tooLarge(s.cfg.MaxUploadBytes)
+			}
+			var ie *ingest.Error
+			if errors.As(err, &ie) && ie.Field == "target" {
+				err = invalidField("query.target", "%s", ie.Message)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+	case mt == "application/json":
+		var up datasetUpload
+		if err := decodeJSON(w, r, s.cfg.MaxUploadBytes, &up); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := checkDatasetName(up.Name, "name"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		var err error
+		if d, err = up.Dataset(up.Name, ""); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	default:
+		ct := r.Header.Get("Content-Type")
+		if ct == "" {
+			ct = "none"
+		}
+		s.writeError(w, r, &Error{Status: http.StatusUnsupportedMediaType,
+			Detail: fmt.Sprintf("Content-Type must be text/csv or application/json, got %s", ct)})
+		return
+	}
+	meta, err := s.store.CreateDataset(r.Context(), d)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/datasets/"+meta.ID)
+	writeJSON(w, http.StatusCreated, meta)
+}
+
+// checkDatasetName requires a short printable name.
+func checkDatasetName(name, field string) error {
+	switch {
+	case name == "":
+		return invalidField(field, "required")
+	case !utf8.ValidString(name):
+		return invalidField(field, "must be valid UTF-8")
+	case len(name) > 200:
+		return invalidField(field, "must be at most 200 bytes, got %d", len(name))
+	}
+	for _, c := range name {
+		if !unicode.IsPrint(c) {
+			return invalidField(field, "must not hold control characters")
+		}
+	}
+	return nil
+}
+
+// pathID returns the {id} path parameter, which must be a canonical UUID:
+// anything else (../, %2f, NUL, long junk) is a 400 naming the parameter,
+// before it gets near the store.
+func pathID(r *http.Request) (string, error) {
+	id := chi.URLParam(r, "id")
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return "", invalidField("path.id", "must be a lowercase UUID such as 0b6f2c1e-8d3a-4f5e-9c7b-1a2b3c4d5e6f")
+	}
+	return id, nil
+}
+
+// datasetList is GET /v1/datasets.
+type datasetList struct {
+	Datasets []store.DatasetMeta `json:"datasets"`
+}
+
+func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
+	list, err := s.store.ListDatasets(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []store.DatasetMeta{}
+	}
+	writeJSON(w, http.StatusOK, datasetList{Datasets: list})
+}
+
+func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	meta, err := s.store.DatasetMeta(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		err = notFound("dataset", id)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, meta)
+}
+
+func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.store.DatasetMeta(r.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = notFound("dataset", id)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	if s.jobs.DatasetInUse(id) {
+		s.writeError(w, r, conflict(fmt.Sprintf("dataset %s is used by a queued or running job; cancel the job first", id)))
+		return
+	}
+	if err := s.store.DeleteDataset(r.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = notFound("dataset", id)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

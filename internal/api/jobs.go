@@ -1,0 +1,239 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/backpropd/backpropd/internal/ingest"
+	"github.com/backpropd/backpropd/internal/jobs"
+)
+
+// jobRequest is the body of POST /v1/jobs: a job spec, where small data
+// sets may come inline as "data" instead of "dataset_id".
+type jobRequest struct {
+	jobs.Spec
+	Data *ingest.JSONData `json:"data,omitempty"`
+}
+
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
+	var req jobRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	spec := req.Spec
+	switch {
+	case req.Data != nil && spec.DatasetID != "":
+		s.writeError(w, r, badRequest("give either dataset_id or data, not both",
+			FieldError{Field: "data", Message: "must not be set together with dataset_id"}))
+		return
+	case req.Data == nil && spec.DatasetID == "":
+		s.writeError(w, r, invalidField("dataset_id", "required (or give the data inline as \"data\")"))
+		return
+	}
+	if spec.ModelName == "" {
+		s.writeError(w, r, invalidField("model_name", "required"))
+		return
+	}
+	hidden := ""
+	if req.Data != nil {
+		d, err := req.Data.Dataset("inline data of a job for model "+spec.ModelName, "data")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		d.Meta.Hidden = true
+		meta, err := s.store.CreateDataset(r.Context(), d)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		hidden = meta.ID
+		spec.DatasetID = meta.ID
+	}
+	job, err := s.jobs.Submit(r.Context(), spec)
+	if err != nil {
+		if hidden != "" {
+			// The job was refused: leave nothing behind. A fresh context, so
+			// that a client hanging up does not leak the dataset.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+			if derr := s.store.DeleteDataset(ctx, hidden); derr != nil {
+				s.logger.WarnContext(ctx, "delete inline dataset of a refused job", "dataset_id", hidden, "err", derr)
+			}
+			cancel()
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+job.ID)
+	writeJSON(w, http.StatusAccepted, job)
+}
+
+// jobList is GET /v1/jobs.
+type jobList struct {
+	Jobs []jobs.Job `json:"jobs"`
+	// NextCursor fetches the next page; absent on the last one.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := jobs.ListFilter{ModelName: q.Get("model_name"), Cursor: q.Get("cursor")}
+	if st := q.Get("status"); st != "" {
+		switch jobs.Status(st) {
+		case jobs.Queued, jobs.Running, jobs.Succeeded, jobs.Failed, jobs.Cancelled:
+			f.Status = jobs.Status(st)
+		default:
+			s.writeError(w, r, invalidField("query.status", "must be queued, running, succeeded, failed or cancelled, got %q", truncate(st)))
+			return
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			s.writeError(w, r, invalidField("query.limit", "must be an integer from 1 to 1000, got %q", truncate(l)))
+			return
+		}
+		f.Limit = n
+	}
+	list, next, err := s.jobs.List(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []jobs.Job{}
+	}
+	writeJSON(w, http.StatusOK, jobList{Jobs: list, NextCursor: next})
+}
+
+// jobAction runs one of the single-job operations and writes its result.
+func (s *Server) jobAction(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, id string) (jobs.Job, error)) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job, err := op(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, jobError(err, id))
+		return
+	}
+	writeJSON(w, http.StatusOK, job)
+}
+
+// jobError names the job in not-found and conflict errors.
+func jobError(err error, id string) error {
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return notFound("job", id)
+	case errors.Is(err, jobs.ErrConflict):
+		return &Error{Status: http.StatusConflict, Detail: fmt.Sprintf("job %s: %s", id, err), Err: err}
+	}
+	return err
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) { s.jobAction(w, r, s.jobs.Get) }
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) { s.jobAction(w, r, s.jobs.Cancel) }
+
+func (s *Server) stopJob(w http.ResponseWriter, r *http.Request) { s.jobAction(w, r, s.jobs.Stop) }
+
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.jobs.Delete(r.Context(), id); err != nil {
+		s.writeError(w, r, jobError(err, id))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// heartbeat is how often an idle event stream gets a comment line, so that
+// proxies do not time it out and dead clients are noticed.
+var heartbeat = 15 * time.Second
+
+// jobEvents streams a job's events as server-sent events: "status" events
+// carry the job, "epoch" events one history entry. The stream begins with
+// the current status and ends after the terminal one.
+func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	events, cancel, err := s.jobs.Subscribe(id)
+	if err != nil {
+		s.writeError(w, r, jobError(err, id))
+		return
+	}
+	defer cancel()
+
+	rc := http.NewResponseController(w)
+	// The stream lasts as long as training: lift the server's WriteTimeout
+	// for this response only. Each write below gets its own deadline.
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+
+	send := func(event string, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			s.logger.ErrorContext(r.Context(), "encode event", "request_id", RequestID(r.Context()), "err", err)
+			return false
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+			_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			switch ev.Kind {
+			case jobs.EventEpoch:
+				if ev.Epoch != nil && !send("epoch", ev.Epoch) {
+					return
+				}
+			case jobs.EventStatus:
+				if ev.Job != nil && !send("status", ev.Job) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -1,0 +1,169 @@
+// Package ingest parses uploaded datasets, CSV or JSON, into the store's
+// dataset form. It streams CSV row by row, so an upload is held in memory
+// once, as numbers, and names the line and column of every problem. It
+// knows nothing of HTTP.
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// MaxClasses caps the distinct labels of a classification target; more
+// almost always means a numeric or id column was picked as the target.
+const MaxClasses = 10000
+
+// ParseTask checks a task name given by the user; "" means infer it.
+func ParseTask(s string) (engine.Task, error) {
+	switch t := engine.Task(s); t {
+	case "", engine.TaskRegression, engine.TaskBinary, engine.TaskMulticlass:
+		return t, nil
+	}
+	return "", fmt.Errorf("must be regression, binary or multiclass, got %q", truncate(s))
+}
+
+// targets holds the raw target cells, rows × k, before the task is known.
+type targets struct {
+	k     int
+	cells []string
+	// labels is set when the input marked the values as labels (JSON
+	// strings): they are never read as numbers.
+	labels bool
+}
+
+// locator returns an *Error for the target cell at row (0-based data row)
+// and target column j.
+type locator func(row, j int, msg string) *Error
+
+// assemble decides the task and fills the dataset's targets.
+//
+// With task "" it infers: numeric targets are regression; otherwise a
+// single target column of labels is binary with 2 classes and multiclass
+// with more. Classification needs a single target column of labels, or, for
+// binary, one or more 0/1 columns (multi-label).
+func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) error {
+	task := explicit
+	rows := d.Meta.Rows
+	nums := func() ([]float64, error) {
+		out := make([]float64, len(t.cells))
+		for i, c := range t.cells {
+			v, err := parseNumber(c)
+			if err != nil {
+				return nil, at(i/t.k, i%t.k, err.Error())
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	if task == "" {
+		task = engine.TaskRegression
+		if t.labels {
+			task = engine.TaskMulticlass
+		} else {
+			for _, c := range t.cells {
+				if _, err := parseNumber(c); err != nil {
+					task = engine.TaskMulticlass
+					break
+				}
+			}
+		}
+		if task == engine.TaskMulticlass && t.k > 1 {
+			for i, c := range t.cells {
+				if _, err := parseNumber(c); err != nil {
+					return at(i/t.k, i%t.k, fmt.Sprintf("%s; with more than one target column every target must be a number", err))
+				}
+			}
+		}
+	}
+	d.Meta.Task = string(task)
+	switch {
+	case task == engine.TaskRegression:
+		if t.labels {
+			return at(0, 0, "regression targets must be numbers, not strings")
+		}
+		v, err := nums()
+		if err != nil {
+			return err
+		}
+		d.Targets = v
+		return nil
+	case task == engine.TaskBinary && t.k > 1:
+		v, err := nums()
+		if err != nil {
+			return err
+		}
+		for i, x := range v {
+			if x != 0 && x != 1 {
+				return at(i/t.k, i%t.k, fmt.Sprintf("multi-label binary targets must be 0 or 1, got %v", x))
+			}
+		}
+		d.Targets = v
+		return nil
+	case t.k > 1:
+		return at(0, 1, fmt.Sprintf("task %s needs a single target column of class labels, got %d columns", task, t.k))
+	}
+	labels := make([]string, rows)
+	seen := map[string]bool{}
+	for i, c := range t.cells {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			return at(i, 0, "missing class label")
+		}
+		if !t.labels {
+			// Numeric labels are normalized so that "1" and "1.0" are one class.
+			if v, err := parseNumber(c); err == nil {
+				c = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+		}
+		labels[i] = c
+		if !seen[c] {
+			seen[c] = true
+			if len(seen) > MaxClasses {
+				return at(i, 0, fmt.Sprintf("more than %d distinct classes; is this the right target column?", MaxClasses))
+			}
+		}
+	}
+	classes := make([]string, 0, len(seen))
+	for c := range seen {
+		classes = append(classes, c)
+	}
+	slices.Sort(classes)
+	switch {
+	case len(classes) < 2:
+		return at(0, 0, fmt.Sprintf("a classification target needs at least 2 classes, found %d", len(classes)))
+	case task == engine.TaskBinary && len(classes) != 2:
+		return at(0, 0, fmt.Sprintf("task binary needs exactly 2 classes, found %d", len(classes)))
+	case explicit == "" && len(classes) == 2:
+		task = engine.TaskBinary
+	}
+	d.Meta.Task = string(task)
+	d.Meta.Classes = classes
+	d.Labels = labels
+	return nil
+}
+
+// parseNumber parses a finite float64.
+func parseNumber(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("missing value")
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("not a finite number: %q", truncate(s))
+	}
+	return v, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
