@@ -1,0 +1,8 @@
+package store
+
+import "syscall"
+
+var (
+	errNoSpace = syscall.ENOSPC
+	errROFS    = syscall.EROFS
+)
