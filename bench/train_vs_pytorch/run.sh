@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Side-by-side training benchmark: backpropd's engine (pure-Go and OpenBLAS
+# builds) against PyTorch on Fashion-MNIST, same network, optimizer, batch,
+# epochs and precision (float64). One command from a clean clone:
+#
+#   bash bench/train_vs_pytorch/run.sh
+#
+# Environment: EPOCHS (default 3), THREADS (thread counts to try for every
+# contender, default "1 2"), TRAIN_ROWS (0 = all 60,000; smaller for a smoke
+# run), DATA (the IDX directory), PYTHON (default /usr/bin/python3, Debian's,
+# which has python3-torch). Exits non-zero if a contender fails or if a
+# backpropd test accuracy differs from PyTorch's by more than one point.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+here=bench/train_vs_pytorch
+EPOCHS="${EPOCHS:-3}"
+THREADS="${THREADS:-1 2}"
+TRAIN_ROWS="${TRAIN_ROWS:-0}"
+DATA="${DATA:-/usr/share/datasets/fashion-mnist}"
+PYTHON="${PYTHON:-/usr/bin/python3}"
+out=bench/out/train_vs_pytorch
+mkdir -p "$out"
+
+# Install what is missing (Debian packages; needs root).
+need=()
+"$PYTHON" -c 'import torch' 2>/dev/null || need+=(python3-torch)
+"$PYTHON" -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+[ -f "$DATA/train-images-idx3-ubyte.gz" ] || need+=(dataset-fashion-mnist)
+ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 || need+=(libopenblas-dev)
+command -v gcc >/dev/null || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages (run as root to install): ${need[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+echo "building the engine benchmark (pure Go, and -tags openblas)" >&2
+go build -o "$out/engine-gonum" "./$here"
+CGO_ENABLED=1 go build -tags openblas -o "$out/engine-openblas" "./$here"
+
+results="$out/results.jsonl"
+: >"$results"
+for t in $THREADS; do
+  echo "pytorch, $t thread(s)" >&2
+  OMP_NUM_THREADS="$t" "$PYTHON" "$here/train_torch.py" --data "$DATA" --epochs "$EPOCHS" \
+    --threads "$t" --train-rows "$TRAIN_ROWS" >>"$results"
+  for b in gonum openblas; do
+    echo "backpropd $b, $t thread(s)" >&2
+    "$out/engine-$b" -data "$DATA" -epochs "$EPOCHS" -threads "$t" -train-rows "$TRAIN_ROWS" >>"$results"
+  done
+done
+
+{
+  echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3)"
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+} >"$out/machine.txt"
+cat "$out/machine.txt"
+"$PYTHON" "$here/compare.py" "$results"
