@@ -86,6 +86,7 @@ func TestSymlinkEscape(t *testing.T) {
 	dir, outside := t.TempDir(), t.TempDir()
 	s := mustOpen(t, dir)
 	ds := mustCreateDataset(t, s, regressionDataset(3, 2))
+	doomed := mustCreateDataset(t, s, regressionDataset(3, 2)) // deleted through the link
 	j := newJob(1, "queued")
 	mustPutJob(t, s, j)
 	if err := s.PutCheckpoint(bg, j.ID, []byte("state")); err != nil {
@@ -116,9 +117,9 @@ func TestSymlinkEscape(t *testing.T) {
 		{"checkpoint file", checkpointPath(j.ID),
 			func() error { _, err := s.Checkpoint(bg, j.ID); return err },
 			func() error { return s.PutCheckpoint(bg, j.ID, []byte("evil")) }},
-		{"dataset meta", datasetMetaPath(ds.ID),
-			func() error { _, err := s.DatasetMeta(bg, ds.ID); return err },
-			func() error { return s.DeleteDataset(bg, ds.ID) }},
+		{"dataset meta", datasetMetaPath(doomed.ID),
+			func() error { _, err := s.DatasetMeta(bg, doomed.ID); return err },
+			func() error { return s.DeleteDataset(bg, doomed.ID) }},
 		{"dataset data", datasetDataPath(ds.ID),
 			func() error { _, err := s.LoadDataset(bg, ds.ID); return err },
 			func() error { _, err := s.CreateDataset(bg, regressionDataset(2, 2)); return err }},
