@@ -119,7 +119,8 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 }
 
 // PutCheckpoint stores a job's latest training state. It is durable when
-// PutCheckpoint returns nil; until then the previous checkpoint stays.
+// PutCheckpoint returns nil; until then the previous checkpoint stays. A
+// checkpoint whose job record does not exist is removed at the next Open.
 func (s *Store) PutCheckpoint(ctx context.Context, jobID string, state []byte) error {
 	if err := checkID("job", jobID); err != nil {
 		return err

@@ -44,17 +44,41 @@ type counter struct {
 	LastVersion int    `json:"last_version"`
 }
 
-// nameLock returns the lock that orders every operation on one model name:
-// writers (PutModel, deletes) exclusively, readers shared.
-func (s *Store) nameLock(name string) *sync.RWMutex {
+// nameLock orders every operation on one model name: writers (PutModel,
+// deletes) exclusively, readers shared. Entries are reference-counted and
+// dropped when unused, so looking up many unknown names costs no memory.
+type nameLock struct {
+	sync.RWMutex
+	refs int
+}
+
+// lockName locks name for writing (or reading) and returns the unlock.
+func (s *Store) lockName(name string, write bool) (unlock func()) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	l, ok := s.nameLocks[name]
 	if !ok {
-		l = new(sync.RWMutex)
+		l = new(nameLock)
 		s.nameLocks[name] = l
 	}
-	return l
+	l.refs++
+	s.mu.Unlock()
+	if write {
+		l.Lock()
+	} else {
+		l.RLock()
+	}
+	return func() {
+		if write {
+			l.Unlock()
+		} else {
+			l.RUnlock()
+		}
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.nameLocks, name)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // versions lists the stored versions of name in ascending order. A name
@@ -87,9 +111,7 @@ func (s *Store) PutModel(ctx context.Context, meta ModelMeta, file []byte) (Mode
 	if err := checkModelName(meta.Name); err != nil {
 		return ModelMeta{}, err
 	}
-	l := s.nameLock(meta.Name)
-	l.Lock()
-	defer l.Unlock()
+	defer s.lockName(meta.Name, true)()
 
 	if err := s.mkdir(modelDir(meta.Name)); err != nil {
 		return ModelMeta{}, err
@@ -186,9 +208,7 @@ func (s *Store) ModelVersions(ctx context.Context, name string) (ModelName, erro
 	if err := checkModelName(name); err != nil {
 		return ModelName{}, err
 	}
-	l := s.nameLock(name)
-	l.RLock()
-	defer l.RUnlock()
+	defer s.lockName(name, false)()
 	vs, err := s.versions(name)
 	if err != nil {
 		return ModelName{}, err
@@ -243,9 +263,7 @@ func (s *Store) ModelMeta(ctx context.Context, name string, version int) (ModelM
 	if err := checkModelName(name); err != nil {
 		return ModelMeta{}, err
 	}
-	l := s.nameLock(name)
-	l.RLock()
-	defer l.RUnlock()
+	defer s.lockName(name, false)()
 	v, err := s.resolve(name, version)
 	if err != nil {
 		return ModelMeta{}, err
@@ -259,9 +277,7 @@ func (s *Store) ModelFile(ctx context.Context, name string, version int) (ModelM
 	if err := checkModelName(name); err != nil {
 		return ModelMeta{}, nil, err
 	}
-	l := s.nameLock(name)
-	l.RLock()
-	defer l.RUnlock()
+	defer s.lockName(name, false)()
 	v, err := s.resolve(name, version)
 	if err != nil {
 		return ModelMeta{}, nil, err
@@ -291,9 +307,7 @@ func (s *Store) DeleteModelVersion(ctx context.Context, name string, version int
 	if version <= 0 {
 		return fmt.Errorf("%w: model version %d must be positive", ErrInvalidName, version)
 	}
-	l := s.nameLock(name)
-	l.Lock()
-	defer l.Unlock()
+	defer s.lockName(name, true)()
 	return s.deleteVersion(name, version)
 }
 
@@ -313,9 +327,7 @@ func (s *Store) DeleteModel(ctx context.Context, name string) error {
 	if err := checkModelName(name); err != nil {
 		return err
 	}
-	l := s.nameLock(name)
-	l.Lock()
-	defer l.Unlock()
+	defer s.lockName(name, true)()
 	vs, err := s.versions(name)
 	if err != nil {
 		return err

@@ -44,7 +44,7 @@ type Store struct {
 	mu        sync.Mutex
 	files     map[string]int64 // every stored file -> size, for Stats
 	stats     Stats
-	nameLocks map[string]*sync.RWMutex // per model name
+	nameLocks map[string]*nameLock // per model name, while in use
 }
 
 // Open opens (creating if needed) the data directory, removes leftover temp
@@ -70,7 +70,7 @@ func Open(dir string, opt Options) (*Store, error) {
 		dir:       dir,
 		log:       log,
 		files:     make(map[string]int64),
-		nameLocks: make(map[string]*sync.RWMutex),
+		nameLocks: make(map[string]*nameLock),
 	}
 	if err := s.init(); err != nil {
 		fsys.Close()
@@ -117,6 +117,20 @@ func (s *Store) init() error {
 			if err := s.scan(modelDir(e.Name())); err != nil {
 				return err
 			}
+		}
+	}
+	// DeleteJob removes the record before the checkpoint; a crash between
+	// the two leaves a checkpoint nobody will read.
+	for rel := range s.files {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(rel, dirCheckpoints+"/"), ".ckpt")
+		if !ok || !strings.HasPrefix(rel, dirCheckpoints+"/") {
+			continue
+		}
+		if _, ok := s.files[jobPath(id)]; !ok {
+			if err := s.remove(rel); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			s.log.Info("store: removed checkpoint of a deleted job", "file", rel)
 		}
 	}
 	return nil

@@ -395,8 +395,9 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 
 	leftovers := []string{
 		".tmp-1", "datasets/.tmp-2", "models/.tmp-3", "models/m/.tmp-4", "jobs/.tmp-5", "checkpoints/.tmp-6",
-		"datasets/" + uuid.NewString() + ".data", // create interrupted before its metadata
-		"models/m/v7.model",                      // put interrupted before its metadata
+		"datasets/" + uuid.NewString() + ".data",    // create interrupted before its metadata
+		"models/m/v7.model",                         // put interrupted before its metadata
+		"checkpoints/" + uuid.NewString() + ".ckpt", // job deleted, checkpoint not yet
 	}
 	for _, p := range leftovers {
 		writeFile(t, filepath.Join(dir, p), []byte("partial"))
@@ -493,5 +494,8 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if got, want := s.Stats(), walkStats(t, s.dir); got != want {
 		t.Fatalf("Stats = %+v, walk says %+v", got, want)
+	}
+	if n := len(s.nameLocks); n != 0 {
+		t.Fatalf("%d model name locks left after every operation returned", n)
 	}
 }
