@@ -65,9 +65,9 @@ type Manager struct {
 // testHooks let tests block, slow down or break a worker at chosen points.
 type testHooks struct {
 	// beforeTrain runs when a worker has taken a job, before it loads data.
-	beforeTrain func(id string)
+	beforeTrain func(ctx context.Context, id string)
 	// afterEpoch runs after an epoch's record and checkpoint are written.
-	afterEpoch func(id string, epoch int)
+	afterEpoch func(ctx context.Context, id string, epoch int)
 }
 
 // job is the in-memory state of one job. Fields are guarded by Manager.mu,
@@ -91,6 +91,10 @@ type job struct {
 	trainer   *engine.Trainer
 	cancelReq bool
 	finishing bool // past the point where cancel can still take effect
+
+	// recoveredStop: Start found the job running with StopRequested; the
+	// worker saves its checkpoint's model instead of training.
+	recoveredStop bool
 
 	subs map[*subscriber]struct{}
 }
@@ -168,6 +172,9 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.jobs[j.rec.ID] = j
 		switch j.status {
 		case Queued:
+			// Stop marks only running jobs, but a Shutdown can requeue one
+			// between the mark and the stop.
+			j.recoveredStop = j.rec.StopRequested
 			m.queue = append(m.queue, j)
 		case Running:
 			if j.rec.Attempts >= maxAttempts && !j.rec.StopRequested {
@@ -181,6 +188,7 @@ func (m *Manager) Start(ctx context.Context) error {
 				// one takes it. A StopRequested job is finished by the
 				// worker from its checkpoint.
 				j.status = Queued
+				j.recoveredStop = j.rec.StopRequested
 				m.queue = append(m.queue, j)
 				m.log.Info("resuming interrupted job", "job", j.rec.ID, "attempts", j.rec.Attempts)
 			}
@@ -430,6 +438,10 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		return Job{}, ErrNotFound
 	}
 	switch j.status {
+	case Succeeded, Failed, Cancelled:
+		snap := j.snapshotLocked()
+		m.mu.Unlock()
+		return snap, fmt.Errorf("job %s is %s: %w", id, snap.Status, ErrConflict)
 	case Queued:
 		if i := slices.Index(m.queue, j); i >= 0 {
 			m.queue = slices.Delete(m.queue, i, i+1)

@@ -89,11 +89,11 @@ func (m *Manager) train(j *job) outcome {
 		return m.failure(ctx, j, fmt.Sprintf("record job start: %v", err))
 	}
 	if h := m.hooks.beforeTrain; h != nil {
-		h(j.rec.ID)
+		h(ctx, j.rec.ID)
 	}
 
 	m.mu.Lock()
-	spec, stopReq := j.spec, j.rec.StopRequested
+	spec, stopReq := j.spec, j.recoveredStop
 	m.mu.Unlock()
 
 	// The time limit counts the epochs trained in earlier attempts.
@@ -160,7 +160,6 @@ func (m *Manager) train(j *job) outcome {
 		j.appendEpochLocked(e)
 		snap := j.snapshotLocked()
 		m.publishEpochLocked(j, e)
-		stop := j.rec.StopRequested
 		m.mu.Unlock()
 		if m.observer != nil {
 			m.observer.JobEpoch(snap, e)
@@ -177,9 +176,11 @@ func (m *Manager) train(j *job) outcome {
 			}
 		}
 		if h := m.hooks.afterEpoch; h != nil {
-			h(j.rec.ID, e.Epoch)
+			h(ctx, j.rec.ID, e.Epoch)
 		}
-		return stop
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return j.rec.StopRequested
 	})
 
 	m.mu.Lock()
@@ -344,49 +345,53 @@ func (m *Manager) saveModel(ctx context.Context, j *job, model *engine.Model, st
 	return outcome{status: Succeeded, version: saved.Version, stopped: stopped}
 }
 
-// finish records how a run ended, wakes Cancel and Stop callers and tells
-// subscribers and the observer.
+// finish records how a run ended, durably before anyone can see it, then
+// wakes Cancel and Stop callers and tells subscribers and the observer.
 func (m *Manager) finish(j *job, o outcome) {
+	j.wmu.Lock()
 	m.mu.Lock()
 	now := time.Now().UTC()
-	j.status = o.status
+	rec := j.recordLocked()
+	rec.Status = string(o.status)
 	switch o.status {
 	case Queued:
 		// Interrupted by Shutdown: resumes at the next Start, and the
 		// interrupted run does not count as an attempt.
-		j.rec.Attempts--
+		rec.Attempts--
 	case Succeeded:
-		j.rec.ModelVersion = o.version
-		j.rec.StoppedEarly = o.stopped
-		j.rec.FinishedAt = &now
+		rec.ModelVersion = o.version
+		rec.StoppedEarly = o.stopped
+		rec.FinishedAt = &now
 	case Failed:
-		j.rec.Error = o.reason
-		j.rec.FinishedAt = &now
+		rec.Error = o.reason
+		rec.FinishedAt = &now
 	case Cancelled:
-		j.rec.FinishedAt = &now
+		rec.FinishedAt = &now
 	}
+	m.mu.Unlock()
+	if err := m.st.PutJob(context.Background(), rec); err != nil {
+		m.log.Error("write final job record", "job", rec.ID, "status", o.status, "err", err)
+	}
+
+	m.mu.Lock()
+	j.rec = *rec
+	j.status = o.status
 	cancel := j.cancel
 	j.trainer, j.cancel, j.ctx = nil, nil, nil
 	m.running--
 	busy := m.running
-	m.mu.Unlock()
-	cancel(context.Canceled) // releases the job context's resources
-
-	// Durable before anyone is told.
-	if err := m.persist(j); err != nil {
-		m.log.Error("write final job record", "job", j.rec.ID, "status", o.status, "err", err)
-	}
-	if o.status.Terminal() {
-		m.deleteCheckpoint(j.rec.ID)
-	}
-
-	m.mu.Lock()
 	snap := j.snapshotLocked()
 	if o.status != Queued {
 		m.publishStatusLocked(j, snap)
 	}
 	close(j.done)
 	m.mu.Unlock()
+	j.wmu.Unlock()
+	cancel(context.Canceled) // releases the job context's resources
+
+	if o.status.Terminal() {
+		m.deleteCheckpoint(snap.ID)
+	}
 	m.log.Info("job ended", "job", snap.ID, "status", snap.Status, "attempts", snap.Attempts,
 		"epochs", snap.Progress.Epoch, "model_version", snap.ModelVersion, "error", snap.Error)
 	if m.observer != nil {

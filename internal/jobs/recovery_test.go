@@ -1,0 +1,276 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// resumeEpochs is the length of the jobs interrupted below; they are
+// interrupted after epoch 3.
+const resumeEpochs = 6
+
+// stopAt returns an afterEpoch hook that, for jobs of the named model,
+// waits at the gate after the given epoch.
+func stopAt(m **Manager, g *gate, model string, epoch int) func(context.Context, string, int) {
+	return func(ctx context.Context, id string, e int) {
+		if e != epoch {
+			return
+		}
+		if j, _ := (*m).Get(ctx, id); j.ModelName == model {
+			g.wait(ctx, id)
+		}
+	}
+}
+
+// referenceRun trains spec uninterrupted under the model name "ref" and
+// returns its history and model file.
+func referenceRun(t *testing.T, m *Manager, st *store.Store, s Spec) Job {
+	t.Helper()
+	s.ModelName = "ref"
+	j := mustSubmit(t, m, s)
+	got := waitTerminal(t, m, j.ID)
+	if got.Status != Succeeded {
+		t.Fatalf("reference run ended %s: %q", got.Status, got.Error)
+	}
+	return got
+}
+
+// sameRun checks that a resumed job ended exactly like the reference:
+// bit-identical model file and history losses.
+func sameRun(t *testing.T, st *store.Store, ref, got Job) {
+	t.Helper()
+	if got.Status != Succeeded {
+		t.Fatalf("resumed job ended %s: %q", got.Status, got.Error)
+	}
+	want := modelFile(t, st, ref.ModelName, ref.ModelVersion)
+	have := modelFile(t, st, got.ModelName, got.ModelVersion)
+	if !bytes.Equal(want, have) {
+		t.Errorf("resumed model file (%d bytes) differs from the uninterrupted run's (%d bytes)", len(have), len(want))
+	}
+	if len(got.History) != len(ref.History) {
+		t.Fatalf("resumed history has %d epochs, want %d", len(got.History), len(ref.History))
+	}
+	for i := range ref.History {
+		if got.History[i].Loss != ref.History[i].Loss || got.History[i].Epoch != ref.History[i].Epoch {
+			t.Errorf("epoch %d: loss %v, want %v (bit for bit)", i+1, got.History[i].Loss, ref.History[i].Loss)
+		}
+	}
+}
+
+// TestCrashAndResume abandons a manager mid-training (its goroutines can no
+// longer write: the process is dead), reopens the store from the files and
+// starts a new manager. Every job ends, and the resumed job's model is
+// bit-identical to an uninterrupted run's.
+func TestCrashAndResume(t *testing.T) {
+	dir := t.TempDir()
+	st1 := openStore(t, dir)
+	t.Cleanup(func() { st1.Close() })
+	cs := &crashStore{Store: st1}
+	g := newGate()
+	var m1 *Manager
+	m1 = newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(&m1, g, "crash", 3)})
+
+	bin := mustDataset(t, st1, binaryData(40))
+	s := smallSpec("crash", bin, resumeEpochs)
+	s.Validation = &ValidationSpec{Fraction: 0.25}
+	ref := referenceRun(t, m1, st1, s)
+	crashed := mustSubmit(t, m1, s)
+	queued := mustSubmit(t, m1, smallSpec("after", bin, 2))
+	g.await(t)
+	cs.dead.Store(true) // the process dies here
+
+	if _, err := st1.Checkpoint(context.Background(), crashed.ID); err != nil {
+		t.Fatalf("no checkpoint after epoch 3: %v", err)
+	}
+	st2 := openStore(t, dir)
+	t.Cleanup(func() { st2.Close() })
+	var m2 *Manager
+	m2 = newManager(t, st2, testOptions(), testHooks{})
+	got := waitTerminal(t, m2, crashed.ID)
+	sameRun(t, st2, ref, got)
+	if got.Attempts != 2 {
+		t.Errorf("attempts %d, want 2 (one crashed run, one resumed)", got.Attempts)
+	}
+	if q := waitTerminal(t, m2, queued.ID); q.Status != Succeeded {
+		t.Errorf("queued job ended %s: %q", q.Status, q.Error)
+	}
+	if r, _ := m2.Get(context.Background(), ref.ID); r.Status != Succeeded {
+		t.Errorf("finished job after restart: %s", r.Status)
+	}
+}
+
+// TestShutdownAndResume: Shutdown interrupts a running job, which
+// checkpoints and is recorded as queued without using up an attempt; a new
+// manager resumes it to a bit-identical model.
+func TestShutdownAndResume(t *testing.T) {
+	dir := t.TempDir()
+	st1 := openStore(t, dir)
+	g := newGate()
+	var m1 *Manager
+	m1 = newManager(t, st1, testOptions(), testHooks{afterEpoch: stopAt(&m1, g, "resume", 3)})
+
+	bin := mustDataset(t, st1, binaryData(40))
+	s := smallSpec("resume", bin, resumeEpochs)
+	ref := referenceRun(t, m1, st1, s)
+	j := mustSubmit(t, m1, s)
+	queued := mustSubmit(t, m1, smallSpec("after", bin, 2))
+	g.await(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := m1.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	t.Logf("Shutdown took %v", time.Since(start))
+	for _, id := range []string{j.ID, queued.ID} {
+		rec := storedJob(t, st1, id)
+		if rec.Status != string(Queued) || rec.Attempts != 0 {
+			t.Errorf("record after Shutdown: status %s attempts %d, want queued with 0 attempts", rec.Status, rec.Attempts)
+		}
+	}
+	if _, err := st1.Checkpoint(context.Background(), j.ID); err != nil {
+		t.Fatalf("no checkpoint after Shutdown: %v", err)
+	}
+	st1.Close()
+
+	st2 := openStore(t, dir)
+	t.Cleanup(func() { st2.Close() })
+	m2 := newManager(t, st2, testOptions(), testHooks{})
+	got := waitTerminal(t, m2, j.ID)
+	sameRun(t, st2, ref, got)
+	if got.Attempts != 1 {
+		t.Errorf("attempts %d, want 1: a clean shutdown does not count", got.Attempts)
+	}
+	if q := waitTerminal(t, m2, queued.ID); q.Status != Succeeded {
+		t.Errorf("queued job ended %s: %q", q.Status, q.Error)
+	}
+}
+
+// putRecord writes a job record as an earlier process would have left it.
+func putRecord(t *testing.T, st *store.Store, m *Manager, s Spec, id string, seq int64, status Status, attempts int) {
+	t.Helper()
+	rs, err := m.Resolve(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := json.Marshal(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &store.JobRecord{ID: id, ModelName: rs.ModelName, DatasetID: rs.DatasetID, Status: string(status),
+		Spec: spec, Seq: seq, CreatedAt: time.Now().UTC(), Attempts: attempts, History: []json.RawMessage{}}
+	if err := st.PutJob(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecovery starts a manager over records left by earlier processes:
+// queued jobs run in submission order, an interrupted job with attempts
+// left runs again, one with 3 attempts fails.
+func TestRecovery(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	t.Cleanup(func() { st.Close() })
+	bin := mustDataset(t, st, binaryData(40))
+	resolver, err := New(st, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{
+		"q3": "30000000-0000-4000-8000-000000000000", "q1": "10000000-0000-4000-8000-000000000000",
+		"q2": "20000000-0000-4000-8000-000000000000", "tired": "40000000-0000-4000-8000-000000000000",
+		"again": "50000000-0000-4000-8000-000000000000",
+	}
+	putRecord(t, st, resolver, smallSpec("q", bin, 1), ids["q3"], 7, Queued, 0)
+	putRecord(t, st, resolver, smallSpec("q", bin, 1), ids["q1"], 2, Queued, 0)
+	putRecord(t, st, resolver, smallSpec("q", bin, 1), ids["q2"], 5, Queued, 0)
+	putRecord(t, st, resolver, smallSpec("tired", bin, 1), ids["tired"], 3, Running, 3)
+	putRecord(t, st, resolver, smallSpec("again", bin, 1), ids["again"], 4, Running, 2)
+
+	var mu sync.Mutex
+	var order []string
+	m := newManager(t, st, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) {
+		mu.Lock()
+		order = append(order, id)
+		mu.Unlock()
+	}})
+	tired := waitTerminal(t, m, ids["tired"])
+	if tired.Status != Failed || !strings.Contains(tired.Error, "interrupted 3 times") {
+		t.Errorf("job with 3 attempts: %s %q, want failed: interrupted 3 times", tired.Status, tired.Error)
+	}
+	again := waitTerminal(t, m, ids["again"])
+	if again.Status != Succeeded || again.Attempts != 3 {
+		t.Errorf("job with 2 attempts: %s after %d attempts (%q), want succeeded on the 3rd", again.Status, again.Attempts, again.Error)
+	}
+	for _, k := range []string{"q1", "q2", "q3"} {
+		waitTerminal(t, m, ids[k])
+	}
+	mu.Lock()
+	want := []string{ids["q1"], ids["again"], ids["q2"], ids["q3"]}
+	if !equalStrings(order, want) {
+		t.Errorf("run order %v, want by seq %v", order, want)
+	}
+	mu.Unlock()
+	// New submissions number after the recovered ones.
+	j := mustSubmit(t, m, smallSpec("new", bin, 1))
+	if seq := j.seqForTest(m); seq != 8 {
+		t.Errorf("new job's seq %d, want 8 (after the largest recovered, 7)", seq)
+	}
+	waitTerminal(t, m, j.ID)
+}
+
+// TestStopSurvivesCrash: a stop recorded before a crash finishes the job
+// from its checkpoint as a stopped-early success, without training on; a
+// stop with no checkpoint fails clearly.
+func TestStopSurvivesCrash(t *testing.T) {
+	dir := t.TempDir()
+	st1 := openStore(t, dir)
+	t.Cleanup(func() { st1.Close() })
+	cs := &crashStore{Store: st1}
+	g := newGate()
+	var m1 *Manager
+	m1 = newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(&m1, g, "stopme", 2)})
+	bin := mustDataset(t, st1, binaryData(40))
+	j := mustSubmit(t, m1, smallSpec("stopme", bin, 50))
+	g.await(t)
+	// Stop's durable write lands, then the process dies.
+	rec := storedJob(t, st1, j.ID)
+	rec.StopRequested = true
+	if err := st1.PutJob(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	cs.dead.Store(true)
+	// A second interrupted job asked to stop before it had a checkpoint.
+	noCkpt := "60000000-0000-4000-8000-000000000000"
+	putRecord(t, st1, m1, smallSpec("nockpt", bin, 5), noCkpt, 100, Running, 1)
+	rec2 := storedJob(t, st1, noCkpt)
+	rec2.StopRequested = true
+	if err := st1.PutJob(context.Background(), rec2); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := openStore(t, dir)
+	t.Cleanup(func() { st2.Close() })
+	m2 := newManager(t, st2, testOptions(), testHooks{})
+	got := waitTerminal(t, m2, j.ID)
+	if got.Status != Succeeded || !got.StoppedEarly || got.ModelVersion != 1 || len(got.History) != 2 {
+		t.Errorf("stopped job after restart: %s stopped_early=%v version %d epochs %d (%q); want succeeded, stopped early after 2 epochs",
+			got.Status, got.StoppedEarly, got.ModelVersion, len(got.History), got.Error)
+	}
+	bad := waitTerminal(t, m2, noCkpt)
+	if bad.Status != Failed || !strings.Contains(bad.Error, "no checkpoint") {
+		t.Errorf("stop without checkpoint: %s %q, want failed naming the missing checkpoint", bad.Status, bad.Error)
+	}
+	if _, err := st2.Checkpoint(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("checkpoint after finishing: %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,123 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/backpropd/backpropd/internal/engine"
+)
+
+func TestResolve(t *testing.T) {
+	e := newEnv(t, Options{Workers: 1, MaxDuration: time.Hour, Limits: engine.Limits{MaxParams: 1000}}, testHooks{})
+	bin := mustDataset(t, e.st, binaryData(40))
+	reg := mustDataset(t, e.st, regressionData(30))
+	binVal := mustDataset(t, e.st, binaryData(20))
+	const missing = "00000000-0000-4000-8000-000000000000"
+
+	tests := []struct {
+		name   string
+		edit   func(*Spec)
+		fields []string // the validation error's fields; nil means valid
+	}{
+		{"defaults", func(*Spec) {}, nil},
+		{"model name upper case", func(s *Spec) { s.ModelName = "Iris" }, []string{"model_name"}},
+		{"model name empty", func(s *Spec) { s.ModelName = "" }, []string{"model_name"}},
+		{"model name path", func(s *Spec) { s.ModelName = "../x" }, []string{"model_name"}},
+		{"dataset missing", func(s *Spec) { s.DatasetID = missing }, []string{"dataset_id"}},
+		{"dataset not an id", func(s *Spec) { s.DatasetID = "../../etc/passwd" }, []string{"dataset_id"}},
+		{"dataset empty", func(s *Spec) { s.DatasetID = "" }, []string{"dataset_id"}},
+		{"fraction 1", func(s *Spec) { s.Validation = &ValidationSpec{Fraction: 1} }, []string{"validation.fraction"}},
+		{"fraction negative", func(s *Spec) { s.Validation = &ValidationSpec{Fraction: -0.1} }, []string{"validation.fraction"}},
+		{"fraction and dataset", func(s *Spec) { s.Validation = &ValidationSpec{Fraction: 0.2, DatasetID: binVal} }, []string{"validation"}},
+		{"validation dataset shape", func(s *Spec) { s.Validation = &ValidationSpec{DatasetID: reg} }, []string{"validation.dataset_id"}},
+		{"validation dataset missing", func(s *Spec) { s.Validation = &ValidationSpec{DatasetID: missing} }, []string{"validation.dataset_id"}},
+		{"validation dataset ok", func(s *Spec) { s.Validation = &ValidationSpec{DatasetID: binVal} }, nil},
+		{"duration over cap", func(s *Spec) { s.Training.MaxDurationSeconds = 3601 }, []string{"training.max_duration_seconds"}},
+		{"duration negative", func(s *Spec) { s.Training.MaxDurationSeconds = -1 }, []string{"training.max_duration_seconds"}},
+		{"hidden units zero", func(s *Spec) { s.Network.Hidden[0].Units = 0 }, []string{"network.hidden[0].units"}},
+		{"two problems", func(s *Spec) { s.ModelName = "X"; s.Training.MaxDurationSeconds = -1 },
+			[]string{"model_name", "training.max_duration_seconds"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := smallSpec("m", bin, 3)
+			tt.edit(&s)
+			got, err := e.m.Resolve(context.Background(), s)
+			if tt.fields == nil {
+				if err != nil {
+					t.Fatalf("Resolve: %v", err)
+				}
+				if got.Training.MaxDurationSeconds <= 0 || got.Training.MaxDurationSeconds > 3600 {
+					t.Errorf("max_duration_seconds = %g, want in (0, 3600]", got.Training.MaxDurationSeconds)
+				}
+				return
+			}
+			fields := fieldsOf(t, err)
+			for _, f := range tt.fields {
+				if !slices.Contains(fields, f) {
+					t.Errorf("fields %v lack %q", fields, f)
+				}
+			}
+		})
+	}
+}
+
+func TestResolveFillsDefaults(t *testing.T) {
+	e := newEnv(t, Options{Workers: 1, MaxDuration: time.Hour}, testHooks{})
+	bin := mustDataset(t, e.st, binaryData(40))
+	s := smallSpec("m", bin, 3)
+	s.Training.MaxDurationSeconds = 0
+	got, err := e.m.Resolve(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if got.Training.MaxDurationSeconds != 3600 {
+		t.Errorf("max_duration_seconds = %g, want the server cap 3600", got.Training.MaxDurationSeconds)
+	}
+	// The engine's documented defaults for a binary task.
+	if got.Network.OutputActivation != engine.Sigmoid || got.Network.Loss != engine.BinaryCrossEntropy {
+		t.Errorf("output %q loss %q, want sigmoid and binary_cross_entropy", got.Network.OutputActivation, got.Network.Loss)
+	}
+	if got.Training.Optimizer.Name != "adam" || got.Training.Shuffle == nil || got.Training.Standardize == nil {
+		t.Errorf("training defaults not filled: %+v", got.Training.TrainingConfig)
+	}
+	// Without validation data early stopping is off.
+	if es := got.Training.EarlyStopping; es != nil && es.Patience > 0 {
+		t.Errorf("early stopping %+v without validation data", es)
+	}
+}
+
+// TestParameterCap: a network over the server's parameter cap is refused
+// before anything is written or run.
+func TestParameterCap(t *testing.T) {
+	// 2 inputs -> 64 tanh -> 1 output has 2*64+64+64+1 = 257 parameters.
+	e := newEnv(t, Options{Workers: 1, Limits: engine.Limits{MaxParams: 100}}, testHooks{})
+	bin := mustDataset(t, e.st, binaryData(40))
+	s := smallSpec("big", bin, 3)
+	s.Network.Hidden[0].Units = 64
+	_, err := e.m.Submit(context.Background(), s)
+	if len(fieldsOf(t, err)) == 0 {
+		t.Fatalf("Submit over the parameter cap: %v, want field errors", err)
+	}
+	if recs, _ := e.st.ListJobs(context.Background()); len(recs) != 0 {
+		t.Errorf("%d job records written for a refused job", len(recs))
+	}
+}
+
+// TestCellCap: rows × features over the cap is refused with the dataset
+// named.
+func TestCellCap(t *testing.T) {
+	e := newEnv(t, Options{Workers: 1, Limits: engine.Limits{MaxCells: 50}}, testHooks{})
+	bin := mustDataset(t, e.st, binaryData(40)) // 40 × 2 = 80 cells
+	_, err := e.m.Submit(context.Background(), smallSpec("m", bin, 3))
+	if f := fieldsOf(t, err); !slices.Contains(f, "dataset_id") {
+		t.Fatalf("fields %v, want dataset_id", f)
+	}
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatal("not a validation error")
+	}
+}
