@@ -23,13 +23,6 @@ const tol = 1e-12
 
 func close(got, want float64) bool { return math.Abs(got-want) <= tol*(1+math.Abs(want)) }
 
-func randSlice(rng *rand.Rand, n int) []float64 {
-	s := make([]float64, n)
-	for i := range s {
-		s[i] = 2*rng.Float64() - 1
-	}
-	return s
-}
 
 func TestUseRoutesBlas64ToOpenBLAS(t *testing.T) {
 	Use()
