@@ -23,7 +23,6 @@ const tol = 1e-12
 
 func close(got, want float64) bool { return math.Abs(got-want) <= tol*(1+math.Abs(want)) }
 
-
 func TestUseRoutesBlas64ToOpenBLAS(t *testing.T) {
 	Use()
 	if !Enabled {
