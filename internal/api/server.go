@@ -72,6 +72,7 @@ type Server struct {
 	instrument func(http.Handler) http.Handler
 	metrics    http.Handler // GET /metrics
 	spec       []byte       // GET /openapi.yaml
+	models     *modelCache  // decoded models for predict and /v2 (modelcache.go)
 
 	draining atomic.Bool
 }
@@ -106,6 +107,7 @@ func New(opt Options) *Server {
 	if s.cfg.MaxUploadBytes <= 0 {
 		s.cfg.MaxUploadBytes = 2 << 30
 	}
+	s.models = newModelCache(s.store, defaultModelCacheSize)
 	return s
 }
 

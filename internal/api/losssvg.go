@@ -1,0 +1,173 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"net/http"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/jobs"
+)
+
+// Series colours of the loss picture. Train is solid, validation dashed; the
+// colours are distinct from the black axes so a reader (and the test) can
+// tell the series apart.
+var (
+	trainColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	valColor   = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
+)
+
+// Size of the picture: one panel is 8×4.5 in; accuracy adds a second panel
+// below the loss one.
+const (
+	svgWidth       = 8 * vg.Inch
+	svgPanelHeight = 4.5 * vg.Inch
+)
+
+// lossSVG serves GET /v1/jobs/{id}/loss.svg: the job's train and validation
+// loss per epoch and, when the job has them, train and validation accuracy in
+// a second panel. It works while the job runs (the history so far) and after;
+// a job with no finished epoch yet gets a valid picture with empty axes, so a
+// dashboard that refreshes the image never shows a broken one.
+func (s *Server) lossSVG(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job, err := s.jobs.Get(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, jobs.ErrNotFound) {
+			err = notFound("job", id)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	title := fmt.Sprintf("%s · job %s · %s", job.ModelName, job.ID, job.Status)
+	var buf bytes.Buffer
+	if err := renderLossSVG(&buf, title, job.History); err != nil {
+		s.writeError(w, r, fmt.Errorf("render loss of job %s: %w", id, err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/svg+xml")
+	// The picture changes after every epoch of a running job.
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// renderLossSVG draws hist as an SVG document into w. Points whose value is
+// missing (nil) or not finite are left out of their series; a series with no
+// point is not drawn at all.
+func renderLossSVG(w io.Writer, title string, hist []engine.Epoch) error {
+	loss := plot.New()
+	loss.Title.Text = title
+	loss.X.Label.Text = "epoch"
+	loss.Y.Label.Text = "loss"
+	loss.Legend.Top = true
+
+	trainLoss := make(plotter.XYs, 0, len(hist))
+	var valLoss, trainAcc, valAcc plotter.XYs
+	for _, e := range hist {
+		x := float64(e.Epoch)
+		trainLoss = appendFinite(trainLoss, x, &e.Loss)
+		valLoss = appendFinite(valLoss, x, e.ValLoss)
+		trainAcc = appendFinite(trainAcc, x, e.Accuracy)
+		valAcc = appendFinite(valAcc, x, e.ValAccuracy)
+	}
+	if err := addSeries(loss, trainLoss, valLoss); err != nil {
+		return err
+	}
+	if len(trainLoss) == 0 && len(valLoss) == 0 {
+		loss.Title.Text = title + " · no epoch finished yet"
+		emptyAxes(loss)
+	}
+	plots := []*plot.Plot{loss}
+	if len(trainAcc) > 0 || len(valAcc) > 0 {
+		acc := plot.New()
+		acc.X.Label.Text = "epoch"
+		acc.Y.Label.Text = "accuracy"
+		acc.Legend.Top = true
+		acc.Legend.Left = true
+		if err := addSeries(acc, trainAcc, valAcc); err != nil {
+			return err
+		}
+		plots = append(plots, acc)
+	}
+
+	height := svgPanelHeight * vg.Length(len(plots))
+	canvas := vgsvg.New(svgWidth, height)
+	dc := draw.New(canvas)
+	rows := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		rows[i] = []*plot.Plot{p}
+	}
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter,
+		PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
+	cells := plot.Align(rows, tiles, dc)
+	for i, p := range plots {
+		p.Draw(cells[i][0])
+	}
+	_, err := canvas.WriteTo(w)
+	return err
+}
+
+// appendFinite appends (x, *v) when v is set and finite.
+func appendFinite(xys plotter.XYs, x float64, v *float64) plotter.XYs {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return xys
+	}
+	return append(xys, plotter.XY{X: x, Y: *v})
+}
+
+// addSeries adds the train and validation lines that have points, with
+// their legend entries. One epoch gives a single point, which a line cannot
+// show, so series are drawn with point glyphs as well.
+func addSeries(p *plot.Plot, train, val plotter.XYs) error {
+	for _, s := range []struct {
+		name   string
+		xys    plotter.XYs
+		color  color.Color
+		dashed bool
+	}{
+		{"train", train, trainColor, false},
+		{"validation", val, valColor, true},
+	} {
+		if len(s.xys) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(s.xys)
+		if err != nil {
+			return fmt.Errorf("%s series: %w", s.name, err)
+		}
+		line.Color = s.color
+		line.Width = vg.Points(1.5)
+		if s.dashed {
+			line.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+		}
+		points.Color = s.color
+		points.Shape = draw.CircleGlyph{}
+		points.Radius = vg.Points(1.5)
+		p.Add(line, points)
+		p.Legend.Add(s.name, line)
+	}
+	return nil
+}
+
+// emptyAxes gives a plot without data a sensible frame: epochs from 0 to 1
+// and loss from 0 to 1, instead of the infinite range an empty plot has.
+func emptyAxes(p *plot.Plot) {
+	p.X.Min, p.X.Max = 0, 1
+	p.Y.Min, p.Y.Max = 0, 1
+}

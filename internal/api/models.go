@@ -1,0 +1,302 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// modelRoutes mounts the model routes under /v1.
+func (s *Server) modelRoutes(r chi.Router) {
+	r.Get("/models", s.listModels)
+	r.Get("/models/{name}", s.getModel)
+	r.Delete("/models/{name}", s.deleteModel)
+	r.Post("/models/{name}/predict", s.predict)
+	r.Post("/models/{name}/versions", s.importModel)
+	r.Get("/models/{name}/versions/{version}", s.getModel)
+	r.Delete("/models/{name}/versions/{version}", s.deleteModelVersion)
+	r.Post("/models/{name}/versions/{version}/predict", s.predict)
+	r.Get("/models/{name}/versions/{version}/file", s.modelFile)
+}
+
+// maxNameLen is the longest model name: ^[a-z0-9][a-z0-9._-]{0,63}$.
+const maxNameLen = 64
+
+// maxVersionDigits keeps a version inside int on every platform.
+const maxVersionDigits = 9
+
+// validModelName reports whether name matches ^[a-z0-9][a-z0-9._-]{0,63}$.
+// It is checked by hand, not with regexp, because it runs on every
+// prediction. Anything else — "..", "%2f", "%252e", a backslash, NUL, an
+// over-long name — is refused here and never reaches the store as a path.
+func validModelName(name string) bool {
+	if len(name) == 0 || len(name) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseVersion parses a model version: a positive decimal integer with no
+// sign, no leading zero and at most maxVersionDigits digits.
+func parseVersion(s string) (int, bool) {
+	if len(s) == 0 || len(s) > maxVersionDigits || s[0] == '0' {
+		return 0, false
+	}
+	v := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
+
+// quoteParam shows a rejected path parameter in an error message, cut short
+// so that a megabyte of junk is not echoed back.
+func quoteParam(v string) string {
+	const show = 80
+	if len(v) > show {
+		return strconv.Quote(v[:show]) + "…"
+	}
+	return strconv.Quote(v)
+}
+
+// modelRef reads and validates the {name} and optional {version} path
+// parameters. version is 0 when the route has none (latest).
+func modelRef(r *http.Request) (name string, version int, err error) {
+	name = chi.URLParam(r, "name")
+	if !validModelName(name) {
+		return "", 0, invalidField("path.name",
+			"%s is not a model name: it must match ^[a-z0-9][a-z0-9._-]{0,63}$", quoteParam(name))
+	}
+	if v := chi.URLParam(r, "version"); v != "" || routeHasVersion(r) {
+		n, ok := parseVersion(v)
+		if !ok {
+			return "", 0, invalidField("path.version",
+				"%s is not a model version: it must be a positive integer such as 3", quoteParam(v))
+		}
+		version = n
+	}
+	return name, version, nil
+}
+
+// routeHasVersion reports whether the matched route has a {version}
+// parameter, so that an empty one is refused rather than taken as latest.
+func routeHasVersion(r *http.Request) bool {
+	rc := chi.RouteContext(r.Context())
+	if rc == nil {
+		return false
+	}
+	for _, k := range rc.URLParams.Keys {
+		if k == "version" {
+			return true
+		}
+	}
+	return false
+}
+
+// modelError turns the store's not-found into a 404 naming the model (and
+// version); other errors pass through to writeError's table.
+func modelError(err error, name string, version int) error {
+	if errors.Is(err, store.ErrNotFound) {
+		if version == 0 {
+			return notFound("model", name)
+		}
+		return &Error{Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("model %q has no version %d", name, version), Err: err}
+	}
+	return err
+}
+
+// servedModel returns the decoded model name at version (0: latest) from
+// the cache, with not-found as a 404 naming it.
+func (s *Server) servedModel(r *http.Request, name string, version int) (*servedModel, error) {
+	sm, err := s.models.get(r.Context(), name, version)
+	if err != nil {
+		return nil, modelError(err, name, version)
+	}
+	return sm, nil
+}
+
+// modelList is the body of GET /v1/models.
+type modelList struct {
+	Models []store.ModelName `json:"models"`
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	models, err := s.store.ListModels(r.Context())
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("list models: %w", err))
+		return
+	}
+	if models == nil {
+		models = []store.ModelName{}
+	}
+	writeJSON(w, http.StatusOK, modelList{Models: models})
+}
+
+// getModel serves GET /v1/models/{name} (the latest version's metadata) and
+// GET /v1/models/{name}/versions/{version}.
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
+	name, version, err := modelRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	meta, err := s.store.ModelMeta(r.Context(), name, version)
+	if err != nil {
+		s.writeError(w, r, modelError(err, name, version))
+		return
+	}
+	writeJSON(w, http.StatusOK, meta)
+}
+
+// deleteModel serves DELETE /v1/models/{name}: every version goes.
+func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) {
+	name, _, err := modelRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	err = s.store.DeleteModel(r.Context(), name)
+	// Invalidate whatever the outcome: a half-done delete must not leave
+	// versions served from memory that the store no longer has.
+	s.models.invalidate(name, 0)
+	if err != nil {
+		s.writeError(w, r, modelError(err, name, 0))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteModelVersion serves DELETE /v1/models/{name}/versions/{version}.
+func (s *Server) deleteModelVersion(w http.ResponseWriter, r *http.Request) {
+	name, version, err := modelRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	err = s.store.DeleteModelVersion(r.Context(), name, version)
+	s.models.invalidate(name, version)
+	if err != nil {
+		s.writeError(w, r, modelError(err, name, version))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// modelFile serves GET /v1/models/{name}/versions/{version}/file: the model
+// file as stored, for export and re-import elsewhere.
+func (s *Server) modelFile(w http.ResponseWriter, r *http.Request) {
+	name, version, err := modelRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	meta, file, err := s.store.ModelFile(r.Context(), name, version)
+	if err != nil {
+		s.writeError(w, r, modelError(err, name, version))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.Itoa(len(file)))
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment",
+		map[string]string{"filename": fmt.Sprintf("%s-v%d.model", meta.Name, meta.Version)}))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(file)
+}
+
+// defaultMaxUploadBytes is --max-upload-bytes' default.
+const defaultMaxUploadBytes = 2 << 30
+
+// importModel serves POST /v1/models/{name}/versions: the body is a model
+// file (as GET .../file returns it), stored as the next version of name.
+// The file is decoded and checked by the engine before anything is stored,
+// and the stored metadata comes from the decoded model, not from the client.
+func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
+	name, _, err := modelRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, perr := mime.ParseMediaType(ct); perr != nil || mt != "application/octet-stream" {
+		if ct == "" {
+			ct = "none"
+		}
+		s.writeError(w, r, &Error{Status: http.StatusUnsupportedMediaType,
+			Detail: fmt.Sprintf("Content-Type must be application/octet-stream (a model file), got %s", ct)})
+		return
+	}
+	limit := s.cfg.MaxUploadBytes
+	if limit <= 0 {
+		limit = defaultMaxUploadBytes
+	}
+	file, err := readBody(w, r, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(file) == 0 {
+		s.writeError(w, r, invalidField("body", "is empty; expected a model file"))
+		return
+	}
+	m, err := engine.DecodeModel(file)
+	if err != nil {
+		s.writeError(w, r, invalidField("body", "is not a valid model file: %v", err))
+		return
+	}
+	meta, err := s.store.PutModel(r.Context(), importedMeta(name, m), file)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("store imported model %s: %w", name, err))
+		return
+	}
+	w.Header().Set("Location", fmt.Sprintf("/v1/models/%s/versions/%d", meta.Name, meta.Version))
+	writeJSON(w, http.StatusCreated, meta)
+}
+
+// importedMeta describes an imported model from what the model file itself
+// says.
+func importedMeta(name string, m *engine.Model) store.ModelMeta {
+	sum := m.Summary()
+	metrics := map[string]float64{}
+	for k, v := range map[string]*float64{"loss": &sum.Loss, "val_loss": sum.ValLoss,
+		"accuracy": sum.Accuracy, "val_accuracy": sum.ValAccuracy} {
+		// JSON has no NaN; a summary value that is not finite is left out.
+		if v != nil && !math.IsNaN(*v) && !math.IsInf(*v, 0) {
+			metrics[k] = *v
+		}
+	}
+	return store.ModelMeta{
+		Name:         name,
+		Task:         string(m.Task()),
+		FeatureNames: m.FeatureNames(),
+		TargetNames:  m.TargetNames(),
+		Classes:      m.Classes(),
+		Outputs:      m.Outputs(),
+		Metrics:      metrics,
+		StoppedEarly: sum.StoppedEarly,
+		Imported:     true,
+	}
+}

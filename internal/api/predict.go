@@ -1,0 +1,542 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// predictRequest is the body of POST /v1/models/{name}[/versions/{version}]/predict.
+// Exactly one of Inputs and Instances (TensorFlow Serving's name for the same
+// thing) is set. Each row is either an array of the model's features in
+// order or an object keyed by feature name. The rows stay raw here: they are
+// read straight into the prediction buffer by decodeRows, which knows the
+// model's features and can name the row and column of a bad value.
+type predictRequest struct {
+	Inputs    json.RawMessage `json:"inputs"`
+	Instances json.RawMessage `json:"instances"`
+}
+
+// maxFieldErrors caps the errors listed for one bad request body, so that a
+// large body full of bad values gets a readable answer.
+const maxFieldErrors = 20
+
+// rowErrors collects the problems found while reading rows.
+type rowErrors struct {
+	list  []FieldError
+	extra int
+}
+
+func (e *rowErrors) add(field, msg string) {
+	if len(e.list) < maxFieldErrors {
+		e.list = append(e.list, FieldError{Field: field, Message: msg})
+		return
+	}
+	e.extra++
+}
+
+func (e *rowErrors) err() error {
+	if len(e.list) == 0 {
+		return nil
+	}
+	detail := validationDetail(e.list)
+	if e.extra > 0 {
+		detail += fmt.Sprintf("; %d further problems not listed", e.extra)
+	}
+	return badRequest(detail, e.list...)
+}
+
+// decodeRows reads raw, the value of the request's field ("inputs" or
+// "instances"), as rows for sm's model, appending the features of each row
+// to x in the model's column order. It returns the extended x and the row
+// count, or a 400 *Error naming every bad row and column: a row that is not
+// an array or object, a wrong feature count, a missing or unknown feature
+// name, a value that is not a finite number (strings, booleans, null, and
+// numbers like 1e999 that overflow float64; NaN and Infinity are not JSON
+// and were already refused by the strict decoder). raw must be well-formed
+// JSON, as a json.RawMessage filled by encoding/json is.
+func decodeRows(raw []byte, field string, sm *servedModel, x []float64) ([]float64, int, error) {
+	features := sm.model.Features()
+	names := sm.model.FeatureNames()
+	s := jsonScan{b: raw}
+	var errs rowErrors
+	if s.peek() != '[' {
+		return x, 0, invalidField(field, "must be an array of rows, not %s", s.skip())
+	}
+	s.open()
+	rows := 0
+	var seen []bool
+	for first := true; s.more(first); first = false {
+		r := rows
+		rows++
+		base := len(x)
+		x = append(x, make([]float64, features)...)
+		row := x[base:]
+		switch s.peek() {
+		case '[':
+			s.open()
+			n := 0
+			for f := true; s.more(f); f = false {
+				if n >= features {
+					s.skip()
+					n++
+					continue
+				}
+				v, msg := s.number()
+				if msg != "" {
+					errs.add(field+"["+strconv.Itoa(r)+"]["+strconv.Itoa(n)+"]", msg)
+				}
+				row[n] = v
+				n++
+			}
+			if n != features {
+				errs.add(field+"["+strconv.Itoa(r)+"]", fmt.Sprintf(
+					"has %d values; the model takes %d features (%s)", n, features, nameList(names)))
+			}
+		case '{':
+			if seen == nil {
+				seen = make([]bool, features)
+			} else {
+				clear(seen)
+			}
+			s.open()
+			for f := true; s.more(f); f = false {
+				key := s.str()
+				s.colon()
+				col, ok := sm.featureIndex[key]
+				path := field + "[" + strconv.Itoa(r) + "]." + key
+				if !ok {
+					s.skip()
+					errs.add(path, fmt.Sprintf("unknown feature; the model's features are %s", nameList(names)))
+					continue
+				}
+				if seen[col] {
+					s.skip()
+					errs.add(path, "given more than once")
+					continue
+				}
+				seen[col] = true
+				v, msg := s.number()
+				if msg != "" {
+					errs.add(path, msg)
+				}
+				row[col] = v
+			}
+			for col, ok := range seen {
+				if !ok {
+					errs.add(field+"["+strconv.Itoa(r)+"]."+names[col], "missing")
+				}
+			}
+		default:
+			errs.add(field+"["+strconv.Itoa(r)+"]", fmt.Sprintf(
+				"must be an array of %d numbers or an object keyed by feature name, not %s", features, s.skip()))
+		}
+		if errs.extra > 0 {
+			// Enough is listed; reading the rest of a huge bad body helps no one.
+			break
+		}
+	}
+	if err := errs.err(); err != nil {
+		return x, rows, err
+	}
+	if rows == 0 {
+		return x, 0, invalidField(field, "must hold at least one row")
+	}
+	return x, rows, nil
+}
+
+// nameList shows feature names for an error message, shortening long lists.
+func nameList(names []string) string {
+	const show = 12
+	var b []byte
+	for i, n := range names {
+		if i == show {
+			b = fmt.Appendf(b, ", … (%d in all)", len(names))
+			break
+		}
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, n...)
+	}
+	return string(b)
+}
+
+// predictBuffers are the per-request buffers of a prediction, pooled so
+// that the steady state of serving allocates little.
+type predictBuffers struct {
+	x      []float64
+	out    []float64
+	labels []string
+	body   []byte
+}
+
+var predictPool = sync.Pool{New: func() any { return new(predictBuffers) }}
+
+// maxPooledBytes keeps one huge request from pinning its buffers forever.
+const maxPooledBytes = 1 << 20
+
+func putPredictBuffers(b *predictBuffers) {
+	if cap(b.x)*8 > maxPooledBytes || cap(b.out)*8 > maxPooledBytes || cap(b.body) > maxPooledBytes ||
+		cap(b.labels) > maxPooledBytes/16 {
+		return
+	}
+	clear(b.labels)
+	predictPool.Put(b)
+}
+
+// predict serves POST /v1/models/{name}/predict (latest version) and
+// POST /v1/models/{name}/versions/{version}/predict.
+func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
+	name, version, err := modelRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req predictRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	raw, field := req.Inputs, "inputs"
+	switch {
+	case isAbsent(req.Inputs) && isAbsent(req.Instances):
+		s.writeError(w, r, invalidField("inputs", "is required (or instances): an array of rows"))
+		return
+	case !isAbsent(req.Inputs) && !isAbsent(req.Instances):
+		s.writeError(w, r, invalidField("instances", "give either inputs or instances, not both"))
+		return
+	case isAbsent(req.Inputs):
+		raw, field = req.Instances, "instances"
+	}
+	sm, err := s.servedModel(r, name, version)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+
+	buf := predictPool.Get().(*predictBuffers)
+	defer putPredictBuffers(buf)
+	var rows int
+	buf.x, rows, err = decodeRows(raw, field, sm, buf.x[:0])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m := sm.model
+	outputs := m.Outputs()
+	buf.out = grow(buf.out, rows*outputs)
+	start := time.Now()
+	if err := m.Predict(buf.out, buf.x, rows); err != nil {
+		s.writeError(w, r, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err))
+		return
+	}
+	if sm.classes != nil {
+		if cap(buf.labels) < rows {
+			buf.labels = make([]string, rows)
+		}
+		buf.labels = buf.labels[:rows]
+		if err := m.Labels(buf.labels, buf.out, rows); err != nil {
+			s.writeError(w, r, fmt.Errorf("labels of %s version %d: %w", name, sm.meta.Version, err))
+			return
+		}
+	}
+	elapsed := time.Since(start)
+	if err := checkFinite(buf.out, rows, outputs, field); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.observer != nil {
+		s.observer.ObservePrediction(name, rows, elapsed)
+	}
+
+	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(buf.body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.body)
+}
+
+// isAbsent reports whether a raw field was left out or given as null.
+func isAbsent(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func grow(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
+}
+
+// checkFinite refuses outputs that overflowed: finite inputs of absurd
+// magnitude can drive a regression output to ±Inf, which JSON cannot carry.
+// The fault is the input's, so it is a 400 naming the row.
+func checkFinite(out []float64, rows, outputs int, field string) error {
+	for i, v := range out[:rows*outputs] {
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			row := i / outputs
+			return invalidField(field+"["+strconv.Itoa(row)+"]",
+				"the model's output for this row is not a finite number; the inputs are too large in magnitude")
+		}
+	}
+	return nil
+}
+
+// appendPrediction encodes the predict response for rows outputs of sm. The
+// response is written by hand because this is the hot path of serving and
+// its shape is fixed: the name is validated ([a-z0-9._-]), the numbers are
+// finite (checkFinite), and class labels are pre-encoded in sm.classes.
+//
+//	{"model_name":"iris","model_version":3,"predictions":["setosa"],
+//	 "probabilities":[[0.97,0.02,0.01]],"classes":["setosa","versicolor","virginica"]}
+//
+// Classifiers get the label per row, the probability of each class per row
+// (for a binary model with one sigmoid output, [1-p, p] in the order of
+// classes) and the classes. Regression with one output gets a number per
+// row and with several an array per row. A multi-label model (binary task
+// over numeric 0/1 target columns, no classes) gets, per row, the
+// probability of each label being 1, in the order of "targets".
+func appendPrediction(b []byte, sm *servedModel, out []float64, labels []string, rows int) []byte {
+	outputs := sm.model.Outputs()
+	b = append(b, `{"model_name":"`...)
+	b = append(b, sm.meta.Name...)
+	b = append(b, `","model_version":`...)
+	b = append(b, sm.version...)
+	b = append(b, `,"predictions":[`...)
+	switch {
+	case sm.classes != nil:
+		for i := range rows {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, labels[i])
+		}
+		b = append(b, `],"probabilities":[`...)
+		binary := outputs == 1 && len(sm.classes) == 2
+		for i := range rows {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			row := out[i*outputs : (i+1)*outputs]
+			if binary {
+				b = appendFloats(b, []float64{1 - row[0], row[0]})
+			} else {
+				b = appendFloats(b, row)
+			}
+		}
+		b = append(b, `],"classes":[`...)
+		for i, c := range sm.classes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, c...)
+		}
+		b = append(b, ']')
+	default:
+		multi := outputs > 1 || sm.meta.Task == "binary"
+		for i := range rows {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if multi {
+				b = appendFloats(b, out[i*outputs:(i+1)*outputs])
+			} else {
+				b = strconv.AppendFloat(b, out[i], 'g', -1, 64)
+			}
+		}
+		b = append(b, ']')
+		if targets := sm.model.TargetNames(); len(targets) > 0 {
+			b = append(b, `,"targets":[`...)
+			for i, t := range targets {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, t)
+			}
+			b = append(b, ']')
+		}
+	}
+	return append(b, "}\n"...)
+}
+
+func appendFloats(b []byte, v []float64) []byte {
+	b = append(b, '[')
+	for i, f := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendFloat(b, f, 'g', -1, 64)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string. Labels are usually plain
+// ASCII, which is copied directly; anything else goes through encoding/json
+// for correct escaping.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// jsonScan walks a JSON value that encoding/json has already checked to be
+// well formed (a json.RawMessage from the strict decode). Because the syntax
+// is known to be valid it only has to find token boundaries, which lets the
+// predict decoders read numbers straight into a []float64 and name the row
+// and column of a bad value, without building an []any tree first.
+type jsonScan struct {
+	b []byte
+	i int
+}
+
+func (s *jsonScan) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (s *jsonScan) peek() byte {
+	s.ws()
+	if s.i >= len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// more consumes the ',' between elements and reports whether another
+// element follows; at the closing bracket or brace it consumes that and
+// reports false. first says whether no element has been read yet.
+func (s *jsonScan) more(first bool) bool {
+	c := s.peek()
+	if c == ']' || c == '}' || c == 0 {
+		s.i++
+		return false
+	}
+	if !first && c == ',' {
+		s.i++
+	}
+	return true
+}
+
+// open consumes '[' or '{'.
+func (s *jsonScan) open() { s.ws(); s.i++ }
+
+// colon consumes the ':' after an object key.
+func (s *jsonScan) colon() { s.ws(); s.i++ }
+
+// str consumes a string and returns its contents, unescaped.
+func (s *jsonScan) str() string {
+	s.ws()
+	start := s.i
+	s.i++ // opening quote
+	escaped := false
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '\\':
+			escaped = true
+			s.i += 2
+			continue
+		case '"':
+			s.i++
+			if !escaped {
+				return string(s.b[start+1 : s.i-1])
+			}
+			var out string
+			if json.Unmarshal(s.b[start:s.i], &out) != nil {
+				return string(s.b[start+1 : s.i-1])
+			}
+			return out
+		}
+		s.i++
+	}
+	return string(s.b[start:])
+}
+
+// skip consumes one value of any kind and returns its kind, for messages.
+func (s *jsonScan) skip() string {
+	switch c := s.peek(); c {
+	case '"':
+		s.str()
+		return "a string"
+	case '[', '{':
+		kind := "an array"
+		if c == '{' {
+			kind = "an object"
+		}
+		depth := 0
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case '[', '{':
+				depth++
+			case ']', '}':
+				depth--
+				if depth == 0 {
+					s.i++
+					return kind
+				}
+			case '"':
+				s.str()
+				continue
+			}
+			s.i++
+		}
+		return kind
+	case 't', 'f':
+		s.literal()
+		return "a boolean"
+	case 'n':
+		s.literal()
+		return "null"
+	default:
+		s.literal()
+		return "a number"
+	}
+}
+
+// literal consumes a number, true, false or null and returns its bytes.
+func (s *jsonScan) literal() []byte {
+	s.ws()
+	start := s.i
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',', ']', '}', ' ', '\t', '\n', '\r':
+			return s.b[start:s.i]
+		}
+		s.i++
+	}
+	return s.b[start:s.i]
+}
+
+// number reads the next value as a finite float64. When the value is not
+// one it is consumed and the message says what it was instead.
+func (s *jsonScan) number() (float64, string) {
+	c := s.peek()
+	if c != '-' && (c < '0' || c > '9') {
+		return 0, "must be a finite number, not " + s.skip()
+	}
+	tok := s.literal()
+	v, err := strconv.ParseFloat(string(tok), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, "must be a finite number; " + string(tok) + " is out of range"
+	}
+	return v, ""
+}

@@ -1,0 +1,505 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// The /v2 routes speak the Open Inference Protocol's HTTP/REST binding (the
+// "V2" protocol of KServe, Triton and Seldon; ../shared/specs), so that their
+// clients can call backpropd unchanged. A backpropd model has one input
+// tensor, "input" ([rows, features]), and the output tensors "output"
+// ([rows, outputs], FP64: class probabilities for classifiers, values for
+// regression) and, for classifiers, "label" ([rows], BYTES). Errors are the
+// protocol's {"error": "..."} objects, not problem+json.
+
+// v2Platform is the "platform" of every model in model metadata.
+const v2Platform = "backpropd"
+
+// Tensor names.
+const (
+	v2Input  = "input"
+	v2Output = "output"
+	v2Label  = "label"
+)
+
+// v2Routes mounts the Open Inference Protocol routes under /v2. Unknown
+// paths and wrong methods fall through to the server-wide 404 and 405
+// problems: they are not protocol endpoints.
+func (s *Server) v2Routes(r chi.Router) {
+	r.Get("/", s.v2ServerMetadata)
+	r.Get("/health/live", s.v2Live)
+	r.Get("/health/ready", s.v2Ready)
+	r.Get("/models/{name}", s.v2ModelMetadata)
+	r.Get("/models/{name}/ready", s.v2ModelReady)
+	r.Post("/models/{name}/infer", s.v2Infer)
+	r.Get("/models/{name}/versions/{version}", s.v2ModelMetadata)
+	r.Get("/models/{name}/versions/{version}/ready", s.v2ModelReady)
+	r.Post("/models/{name}/versions/{version}/infer", s.v2Infer)
+}
+
+// v2ErrorBody is the protocol's error object.
+type v2ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func v2Error(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, v2ErrorBody{Error: msg})
+}
+
+// v2WriteError writes err as a protocol error, with the status the /v1
+// table gives it. A server fault is logged with the request id and shown as
+// a generic message, as on /v1.
+func (s *Server) v2WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	status, detail, _, retryAfter := statusOf(err)
+	if status >= 500 {
+		s.logger.ErrorContext(r.Context(), "request failed",
+			"request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path,
+			"status", status, "err", err)
+	}
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	}
+	v2Error(w, status, detail)
+}
+
+// v2ServerMetadataBody is $metadata_server_response.
+type v2ServerMetadataBody struct {
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	Extensions []string `json:"extensions"`
+}
+
+func (s *Server) v2ServerMetadata(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, v2ServerMetadataBody{Name: "backpropd", Version: s.version(),
+		Extensions: []string{}})
+}
+
+// v2LiveBody is $live_server_response.
+type v2LiveBody struct {
+	Live bool `json:"live"`
+}
+
+func (s *Server) v2Live(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, v2LiveBody{Live: true})
+}
+
+// v2ReadyBody is the server ready response. The protocol's prose shows
+// {"live": bool} here, evidently copied from the live response; KServe and
+// the protocol's gRPC binding call the field "ready", and so do we. Probes
+// go by the status: 200 ready, 503 not.
+type v2ReadyBody struct {
+	Ready bool `json:"ready"`
+}
+
+func (s *Server) v2Ready(w http.ResponseWriter, r *http.Request) {
+	if err := s.readiness(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, v2ReadyBody{Ready: false})
+		return
+	}
+	writeJSON(w, http.StatusOK, v2ReadyBody{Ready: true})
+}
+
+// v2Tensor is $metadata_tensor.
+type v2Tensor struct {
+	Name     string `json:"name"`
+	Datatype string `json:"datatype"`
+	Shape    []int  `json:"shape"`
+}
+
+// v2ModelMetadataBody is $metadata_model_response.
+type v2ModelMetadataBody struct {
+	Name       string            `json:"name"`
+	Versions   []string          `json:"versions"`
+	Platform   string            `json:"platform"`
+	Inputs     []v2Tensor        `json:"inputs"`
+	Outputs    []v2Tensor        `json:"outputs"`
+	Properties map[string]string `json:"properties,omitempty"`
+}
+
+// v2ModelMetadata serves GET /v2/models/{name}[/versions/{version}]. The
+// versions listed are all stored versions of the name.
+func (s *Server) v2ModelMetadata(w http.ResponseWriter, r *http.Request) {
+	name, version, err := modelRef(r)
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	sm, err := s.servedModel(r, name, version)
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	versions, err := s.store.ModelVersions(r.Context(), name)
+	if err != nil {
+		s.v2WriteError(w, r, modelError(err, name, 0))
+		return
+	}
+	body := v2ModelMetadataBody{
+		Name:     name,
+		Versions: make([]string, len(versions.Versions)),
+		Platform: v2Platform,
+		Inputs:   []v2Tensor{{Name: v2Input, Datatype: "FP64", Shape: []int{-1, sm.model.Features()}}},
+		Outputs:  []v2Tensor{{Name: v2Output, Datatype: "FP64", Shape: []int{-1, sm.model.Outputs()}}},
+		Properties: map[string]string{
+			"task":    string(sm.model.Task()),
+			"version": sm.version,
+		},
+	}
+	for i, v := range versions.Versions {
+		body.Versions[i] = strconv.Itoa(v)
+	}
+	if sm.classes != nil {
+		body.Outputs = append(body.Outputs, v2Tensor{Name: v2Label, Datatype: "BYTES", Shape: []int{-1}})
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// v2ModelReadyBody is $ready_model_response.
+type v2ModelReadyBody struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+}
+
+// v2ModelReady serves GET /v2/models/{name}[/versions/{version}]/ready: 200
+// when the model loads (it is then in the cache, ready to serve), 404 for an
+// unknown model, and 503 with ready false for a stored model that does not
+// load.
+func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
+	name, version, err := modelRef(r)
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	if _, err := s.servedModel(r, name, version); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidName) {
+			s.v2WriteError(w, r, err)
+			return
+		}
+		s.logger.ErrorContext(r.Context(), "model not ready", "request_id", RequestID(r.Context()),
+			"model", name, "version", version, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, v2ModelReadyBody{Name: name, Ready: false})
+		return
+	}
+	writeJSON(w, http.StatusOK, v2ModelReadyBody{Name: name, Ready: true})
+}
+
+// v2InferRequest is $inference_request.
+type v2InferRequest struct {
+	ID         string             `json:"id,omitempty"`
+	Parameters map[string]any     `json:"parameters,omitempty"`
+	Inputs     []v2InferInput     `json:"inputs"`
+	Outputs    []v2RequestedOuput `json:"outputs,omitempty"`
+}
+
+// v2InferInput is $inference_request_input. Data stays raw: decodeTensor
+// reads it, flat or nested, straight into the feature matrix.
+type v2InferInput struct {
+	Name       string          `json:"name"`
+	Shape      []int64         `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// v2RequestedOuput is $inference_request_output.
+type v2RequestedOuput struct {
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+// v2InferResponse is $inference_response.
+type v2InferResponse struct {
+	ModelName    string           `json:"model_name"`
+	ModelVersion string           `json:"model_version"`
+	ID           string           `json:"id,omitempty"`
+	Outputs      []v2OutputTensor `json:"outputs"`
+}
+
+// v2OutputTensor is $response_output; Data is []float64 or []string.
+type v2OutputTensor struct {
+	Name     string `json:"name"`
+	Datatype string `json:"datatype"`
+	Shape    []int  `json:"shape"`
+	Data     any    `json:"data"`
+}
+
+// intRange is the range of values of an integer datatype.
+type intRange struct{ min, max float64 }
+
+// v2Datatypes lists the input datatypes accepted, with their integer range
+// (nil for floating point). Values are read at float64 precision whatever
+// the declared type; the type decides which values are legal.
+var v2Datatypes = map[string]*intRange{
+	"FP64":   nil,
+	"FP32":   nil,
+	"INT8":   {math.MinInt8, math.MaxInt8},
+	"INT16":  {math.MinInt16, math.MaxInt16},
+	"INT32":  {math.MinInt32, math.MaxInt32},
+	"INT64":  {math.MinInt64, math.MaxInt64},
+	"UINT8":  {0, math.MaxUint8},
+	"UINT16": {0, math.MaxUint16},
+	"UINT32": {0, math.MaxUint32},
+	"UINT64": {0, math.MaxUint64},
+}
+
+// v2Infer serves POST /v2/models/{name}[/versions/{version}]/infer.
+func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
+	name, version, err := modelRef(r)
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	// Triton's and other protocol clients do not always send a
+	// Content-Type; a missing one is taken as JSON, a different one is not.
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if err := requireJSON(r); err != nil {
+			s.v2WriteError(w, r, err)
+			return
+		}
+	}
+	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	var req v2InferRequest
+	if err := decodeStrict(body, &req); err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	sm, err := s.servedModel(r, name, version)
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	wantOutput, wantLabel, err := v2SelectOutputs(req.Outputs, sm.classes != nil)
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	x, rows, err := v2DecodeInputs(req.Inputs, sm.model.Features(), len(body))
+	if err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+
+	m := sm.model
+	outputs := m.Outputs()
+	out := make([]float64, rows*outputs)
+	start := time.Now()
+	if err := m.Predict(out, x, rows); err != nil {
+		s.v2WriteError(w, r, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err))
+		return
+	}
+	var labels []string
+	if sm.classes != nil && wantLabel {
+		labels = make([]string, rows)
+		if err := m.Labels(labels, out, rows); err != nil {
+			s.v2WriteError(w, r, fmt.Errorf("labels of %s version %d: %w", name, sm.meta.Version, err))
+			return
+		}
+	}
+	elapsed := time.Since(start)
+	if err := checkFinite(out, rows, outputs, "inputs[0].data"); err != nil {
+		s.v2WriteError(w, r, err)
+		return
+	}
+	if s.observer != nil {
+		s.observer.ObservePrediction(name, rows, elapsed)
+	}
+
+	resp := v2InferResponse{ModelName: name, ModelVersion: sm.version, ID: req.ID,
+		Outputs: make([]v2OutputTensor, 0, 2)}
+	if wantOutput {
+		resp.Outputs = append(resp.Outputs, v2OutputTensor{Name: v2Output, Datatype: "FP64",
+			Shape: []int{rows, outputs}, Data: out})
+	}
+	if labels != nil {
+		resp.Outputs = append(resp.Outputs, v2OutputTensor{Name: v2Label, Datatype: "BYTES",
+			Shape: []int{rows}, Data: labels})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// v2SelectOutputs reads the request's optional output selection. With none,
+// every output is returned.
+func v2SelectOutputs(req []v2RequestedOuput, classifier bool) (output, label bool, err error) {
+	if len(req) == 0 {
+		return true, classifier, nil
+	}
+	have := v2Output
+	if classifier {
+		have += ", " + v2Label
+	}
+	for i, o := range req {
+		switch {
+		case o.Name == v2Output:
+			output = true
+		case o.Name == v2Label && classifier:
+			label = true
+		default:
+			return false, false, invalidField(fmt.Sprintf("outputs[%d].name", i),
+				"the model has no output %q; its outputs are %s", o.Name, have)
+		}
+	}
+	return output, label, nil
+}
+
+// v2DecodeInputs checks the one input tensor against the model and returns
+// its rows×features values, row-major. bodyLen bounds the allocation: a
+// shape that claims more elements than the body could hold is refused before
+// anything is allocated for it.
+func v2DecodeInputs(inputs []v2InferInput, features, bodyLen int) ([]float64, int, error) {
+	if len(inputs) != 1 {
+		return nil, 0, invalidField("inputs", "must hold exactly one tensor, named %q; got %d", v2Input, len(inputs))
+	}
+	in := inputs[0]
+	if in.Name != v2Input {
+		return nil, 0, invalidField("inputs[0].name", "the model's input tensor is named %q, not %q", v2Input, in.Name)
+	}
+	rng, ok := v2Datatypes[in.Datatype]
+	if !ok {
+		return nil, 0, invalidField("inputs[0].datatype",
+			"%q is not supported; use FP64, FP32 or an integer type (INT8…INT64, UINT8…UINT64)", in.Datatype)
+	}
+	if len(in.Shape) != 2 {
+		return nil, 0, invalidField("inputs[0].shape", "must be [rows, %d]; got %d dimensions", features, len(in.Shape))
+	}
+	rows, cols := in.Shape[0], in.Shape[1]
+	if rows < 1 {
+		return nil, 0, invalidField("inputs[0].shape[0]", "must be at least 1 row; got %d", rows)
+	}
+	if cols != int64(features) {
+		return nil, 0, invalidField("inputs[0].shape[1]", "must be %d, the model's feature count; got %d", features, cols)
+	}
+	// Every element takes at least two bytes of JSON ("1,").
+	if rows > int64(bodyLen/2/max(features, 1))+1 {
+		return nil, 0, invalidField("inputs[0].shape", "[%d, %d] has more elements than the data can hold", rows, cols)
+	}
+	if isAbsent(in.Data) {
+		return nil, 0, invalidField("inputs[0].data", "is required")
+	}
+	x := make([]float64, 0, int(rows)*features)
+	return decodeTensor(in.Data, int(rows), features, in.Datatype, rng, x)
+}
+
+// decodeTensor reads data, flat ([1,2,3,4]) or nested by row
+// ([[1,2],[3,4]]), as rows×features values of datatype into x. The element
+// count and, for nested data, every row's length must match the shape.
+func decodeTensor(data []byte, rows, features int, datatype string, rng *intRange, x []float64) ([]float64, int, error) {
+	const field = "inputs[0].data"
+	s := jsonScan{b: data}
+	if s.peek() != '[' {
+		return nil, 0, invalidField(field, "must be an array, not %s", s.skip())
+	}
+	s.open()
+	want := rows * features
+	n := 0
+	nested := false
+	value := func(path string) error {
+		v, msg := s.number()
+		if msg != "" {
+			return invalidField(path, "%s", msg)
+		}
+		if err := checkDatatype(v, datatype, rng); err != "" {
+			return invalidField(path, "%s", err)
+		}
+		if n < want {
+			x = append(x, v)
+		}
+		n++
+		return nil
+	}
+	for first := true; s.more(first); first = false {
+		if first {
+			nested = s.peek() == '['
+		}
+		if !nested {
+			if s.peek() == '[' {
+				return nil, 0, invalidField(field, "mixes numbers and arrays; give it flat or nested by row")
+			}
+			if err := value(field + "[" + strconv.Itoa(n) + "]"); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		r := n / max(features, 1)
+		rowPath := field + "[" + strconv.Itoa(r) + "]"
+		if s.peek() != '[' {
+			return nil, 0, invalidField(rowPath, "must be an array of %d numbers (the data is nested by row)", features)
+		}
+		s.open()
+		k := 0
+		for f := true; s.more(f); f = false {
+			if s.peek() == '[' {
+				return nil, 0, invalidField(rowPath+"["+strconv.Itoa(k)+"]",
+					"must be a number; data nests deeper than its shape [rows, features]")
+			}
+			if err := value(rowPath + "[" + strconv.Itoa(k) + "]"); err != nil {
+				return nil, 0, err
+			}
+			k++
+		}
+		if k != features {
+			return nil, 0, invalidField(rowPath, "has %d values; the shape says %d", k, features)
+		}
+	}
+	if n != want {
+		return nil, 0, invalidField(field, "has %d elements; the shape [%d, %d] needs %d", n, rows, features, want)
+	}
+	return x, rows, nil
+}
+
+// checkDatatype says what is wrong with v as a value of datatype, or "".
+func checkDatatype(v float64, datatype string, rng *intRange) string {
+	if rng == nil {
+		if datatype == "FP32" && math.Abs(v) > math.MaxFloat32 {
+			return fmt.Sprintf("%g is out of FP32 range", v)
+		}
+		return ""
+	}
+	if v != math.Trunc(v) {
+		return fmt.Sprintf("%g is not an integer, as %s requires", v, datatype)
+	}
+	if v < rng.min || v > rng.max {
+		return fmt.Sprintf("%g is out of %s range", v, datatype)
+	}
+	return ""
+}
+
+// readiness is /readyz's condition: not draining, data directory writable.
+func (s *Server) readiness() error {
+	if s.draining.Load() {
+		return errors.New("draining")
+	}
+	return s.store.Writable()
+}
+
+// version is the server's version for server metadata: the main module's
+// version from the build information, or "dev" for a source build.
+func (s *Server) version() string {
+	serverVersionOnce.Do(func() {
+		serverVersion = "dev"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			serverVersion = bi.Main.Version
+		}
+	})
+	return serverVersion
+}
+
+var (
+	serverVersionOnce sync.Once
+	serverVersion     string
+)
