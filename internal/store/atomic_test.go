@@ -25,6 +25,11 @@ type recordKind struct {
 	get   func(t *testing.T, s *Store) int
 }
 
+// wantPaths is what a failed write's error must name, per record kind.
+var wantPaths = map[string]string{
+	"job": "jobs/", "checkpoint": "checkpoints/", "model": "models/m", "model metadata": "models/m/v2.meta", "dataset": "datasets/",
+}
+
 var allSteps = []step{stepCreate, stepWrite, stepSync, stepRename, stepDirSync}
 
 func recordKinds(t *testing.T) []recordKind {
@@ -158,8 +163,8 @@ func TestAtomicWrites(t *testing.T) {
 				if !errors.Is(err, syscall.EIO) {
 					t.Fatalf("put with %s failing: %v, want the injected EIO", st, err)
 				}
-				if !strings.Contains(err.Error(), "store: ") {
-					t.Errorf("error %q does not name the store file", err)
+				if want := wantPaths[k]; !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name the file (%s…)", err, want)
 				}
 				ok := map[int]bool{1: true}
 				if st == stepDirSync {
@@ -230,9 +235,8 @@ func TestDiskFullAndReadOnly(t *testing.T) {
 				if !errors.Is(err, e.want) {
 					t.Fatalf("put: %v, want %v", err, e.want)
 				}
-				wantPath := map[string]string{"job": "jobs/", "checkpoint": "checkpoints/", "model": "models/m/counter", "dataset": "datasets/"}[k]
-				if !strings.Contains(err.Error(), wantPath) {
-					t.Errorf("error %q does not name the file (%s…)", err, wantPath)
+				if want := wantPaths[k]; !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name the file (%s…)", err, want)
 				}
 				if got := rk.get(t, s); got != 1 {
 					t.Fatalf("stored record damaged: generation %d, want 1", got)

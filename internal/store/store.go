@@ -301,10 +301,7 @@ func (s *Store) writeFile(ctx context.Context, rel string, k kind, n uint64, bod
 	}
 	// The new file is in place; a failure to sync the directory means it
 	// may not survive a crash, which the caller must hear about.
-	if err := s.syncDir(dir); err != nil {
-		return err
-	}
-	return nil
+	return s.fsyncDir(dir)
 }
 
 // writeBytes atomically stores payload as a frame of kind k at rel.
@@ -360,15 +357,19 @@ func (s *Store) remove(rel string) error {
 // syncDir fsyncs a directory so that renames and removals in it are
 // durable.
 func (s *Store) syncDir(dir string) error {
+	return writeErr("sync directory", dir, s.fsyncDir(dir))
+}
+
+func (s *Store) fsyncDir(dir string) error {
 	d, err := s.fs.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
-		return writeErr("sync directory", dir, err)
+		return err
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
-	return writeErr("sync directory", dir, err)
+	return err
 }
 
 // mkdir creates dir (one level) if missing and makes the entry durable.
