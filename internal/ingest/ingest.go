@@ -5,6 +5,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -60,6 +61,15 @@ func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) err
 			out[i] = v
 		}
 		return out, nil
+	}
+	if !t.labels {
+		// A cell that reads as a number but not a finite one (NaN, Inf,
+		// 1e999) is an error, not a class label.
+		for i, c := range t.cells {
+			if v, err := strconv.ParseFloat(strings.TrimSpace(c), 64); (err == nil && (math.IsNaN(v) || math.IsInf(v, 0))) || errors.Is(err, strconv.ErrRange) {
+				return at(i/t.k, i%t.k, fmt.Sprintf("not a finite number: %q", truncate(strings.TrimSpace(c))))
+			}
+		}
 	}
 	if task == "" {
 		task = engine.TaskRegression

@@ -1,0 +1,244 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+func TestReadCSV(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		opt     CSVOptions
+		task    string
+		x       []float64
+		targets []float64
+		labels  []string
+		classes []string
+	}{
+		{"regression", "a,b,y\n1,2,3\n4,5,6.5\n", CSVOptions{}, "regression",
+			[]float64{1, 2, 4, 5}, []float64{3, 6.5}, nil, nil},
+		{"target in the middle", "a,y,b\n1,x,2\n3,z,4\n4,x,5\n", CSVOptions{Targets: []string{"y"}}, "binary",
+			[]float64{1, 2, 3, 4, 4, 5}, nil, []string{"x", "z", "x"}, []string{"x", "z"}},
+		{"three classes", "x,c\n1,b\n2,a\n3,c\n", CSVOptions{}, "multiclass",
+			[]float64{1, 2, 3}, nil, []string{"b", "a", "c"}, []string{"a", "b", "c"}},
+		{"numeric labels normalized", "x,c\n1,1\n2,1.0\n3,2\n", CSVOptions{Task: engine.TaskMulticlass}, "multiclass",
+			[]float64{1, 2, 3}, nil, []string{"1", "1", "2"}, []string{"1", "2"}},
+		{"BOM, CRLF, spaces", "\ufeff a , y \r\n 1 , 2 \r\n3,4\r\n", CSVOptions{}, "regression",
+			[]float64{1, 3}, []float64{2, 4}, nil, nil},
+		{"no final newline", "a,y\n1,2\n3,4", CSVOptions{}, "regression",
+			[]float64{1, 3}, []float64{2, 4}, nil, nil},
+		{"multi-label binary", "a,p,q\n1,0,1\n2,1,1\n", CSVOptions{Targets: []string{"p", "q"}, Task: engine.TaskBinary}, "binary",
+			[]float64{1, 2}, []float64{0, 1, 1, 1}, nil, nil},
+		{"quoted label with newline", "a,y\n1,\"x\ny\"\n2,z\n", CSVOptions{}, "binary",
+			[]float64{1, 2}, nil, []string{"x\ny", "z"}, []string{"x\ny", "z"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := ReadCSV(context.Background(), strings.NewReader(tc.in), tc.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Meta.Task != tc.task || !slices.Equal(d.X, tc.x) || !slices.Equal(d.Targets, tc.targets) ||
+				!slices.Equal(d.Labels, tc.labels) || !slices.Equal(d.Meta.Classes, tc.classes) {
+				t.Fatalf("got task %s X %v targets %v labels %q classes %q", d.Meta.Task, d.X, d.Targets, d.Labels, d.Meta.Classes)
+			}
+			if d.Meta.Rows*d.Meta.Features != len(d.X) {
+				t.Fatalf("rows %d × features %d != len(X) %d", d.Meta.Rows, d.Meta.Features, len(d.X))
+			}
+		})
+	}
+}
+
+func TestReadCSVErrors(t *testing.T) {
+	tests := []struct {
+		name, in       string
+		opt            CSVOptions
+		line, col      int
+		field, message string
+	}{
+		{"empty", "", CSVOptions{}, 1, 0, "", "header"},
+		{"numeric header", "1,2\n3,4\n", CSVOptions{}, 1, 0, "", "header"},
+		{"empty name", "a,,y\n1,2,3\n", CSVOptions{}, 1, 2, "", "no name"},
+		{"duplicate", "a,b,a\n1,2,3\n", CSVOptions{}, 1, 3, "a", "duplicate"},
+		{"missing target", "a,b\n1,2\n", CSVOptions{Targets: []string{"c"}}, 0, 0, "target", `"c" is not in the header`},
+		{"header only", "a,y\n", CSVOptions{}, 2, 0, "", "no data rows"},
+		{"letters", "a,b,y\n1,2,3\n1,x,3\n", CSVOptions{}, 3, 2, "b", `not a finite number: "x"`},
+		{"empty cell", "a,b,y\n1,,3\n", CSVOptions{}, 2, 2, "b", "missing value"},
+		{"ragged", "a,b,y\n1,2,3\n1,2\n", CSVOptions{}, 3, 0, "", "2 fields, the header has 3"},
+		{"extra field", "a,b,y\n1,2,3,4\n", CSVOptions{}, 2, 0, "", "4 fields"},
+		{"open quote", "a,y\n1,\"2\n", CSVOptions{}, 2, 0, "", "quote"},
+		{"missing label", "a,y\n1,p\n2,\n3,q\n", CSVOptions{}, 3, 2, "y", "missing class label"},
+		{"nan target", "a,y\n1,2\n2,nan\n", CSVOptions{}, 3, 2, "y", "not a finite number"},
+		{"regression of labels", "a,y\n1,p\n2,q\n", CSVOptions{Task: engine.TaskRegression}, 2, 2, "y", "not a finite number"},
+		{"multi-label not 0/1", "a,p,q\n1,0,2\n", CSVOptions{Targets: []string{"p", "q"}, Task: engine.TaskBinary}, 2, 3, "q", "0 or 1"},
+		{"multi-target labels", "a,p,q\n1,x,y\n2,z,w\n", CSVOptions{Targets: []string{"p", "q"}}, 2, 2, "p", "must be a number"},
+		{"label on line after a quoted newline", "a,y\n1,\"p\nq\"\n2,\n", CSVOptions{}, 4, 2, "y", "missing class label"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadCSV(context.Background(), strings.NewReader(tc.in), tc.opt)
+			var ie *Error
+			if !errors.As(err, &ie) {
+				t.Fatalf("err = %v (%T), want *Error", err, err)
+			}
+			if ie.Line != tc.line || (tc.col != 0 && ie.Column != tc.col) || ie.Field != tc.field || !strings.Contains(ie.Message, tc.message) {
+				t.Fatalf("got line %d col %d field %q message %q; want line %d col %d field %q message containing %q",
+					ie.Line, ie.Column, ie.Field, ie.Message, tc.line, tc.col, tc.field, tc.message)
+			}
+		})
+	}
+}
+
+// errReader fails after its data, as a body over its size limit does.
+type errReader struct {
+	data string
+	err  error
+}
+
+func (r *errReader) Read(p []byte) (int, error) {
+	if r.data == "" {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+func TestReadCSVPassesReadErrors(t *testing.T) {
+	sentinel := errors.New("body too large")
+	_, err := ReadCSV(context.Background(), &errReader{"a,y\n1,2\n3,", sentinel}, CSVOptions{})
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("err = %v, want the reader's error", err)
+	}
+}
+
+func TestJSONData(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		field string // "" means success
+	}{
+		{"ok", `{"features":[[1,2],[3,4]],"targets":[0.5,1.5]}`, ""},
+		{"null cell", `{"features":[[1,2],[3,null]],"targets":[1,2]}`, "d.features[1][1]"},
+		{"ragged", `{"features":[[1,2],[3]],"targets":[1,2]}`, "d.features[1]"},
+		{"no features", `{"targets":[1]}`, "d.features"},
+		{"no targets", `{"features":[[1]]}`, "d.targets"},
+		{"bool target", `{"features":[[1],[2]],"targets":[true,false]}`, "d.targets[0]"},
+		{"null target", `{"features":[[1],[2]],"targets":[1,null]}`, "d.targets[1]"},
+		{"ragged target arrays", `{"features":[[1],[2]],"targets":[[1,2],[3]]}`, "d.targets[1]"},
+		{"null in a target array", `{"features":[[1],[2]],"targets":[[1,2],[3,null]]}`, "d.targets[1][1]"},
+		{"duplicate feature names", `{"feature_names":["a","a"],"features":[[1,2]],"targets":[1]}`, "d.feature_names[1]"},
+		{"string regression", `{"task":"regression","features":[[1],[2]],"targets":["1","2"]}`, "d.targets[0]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var j JSONData
+			if err := json.Unmarshal([]byte(tc.in), &j); err != nil {
+				t.Fatal(err)
+			}
+			d, err := j.Dataset("n", "d")
+			if tc.field == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(d.X, []float64{1, 2, 3, 4}) || !slices.Equal(d.Targets, []float64{0.5, 1.5}) || d.Meta.Task != "regression" {
+					t.Fatalf("got %+v", d)
+				}
+				return
+			}
+			var ie *Error
+			if !errors.As(err, &ie) || ie.Field != tc.field {
+				t.Fatalf("err = %v, want an *Error for field %s", err, tc.field)
+			}
+		})
+	}
+}
+
+// FuzzReadCSV: no panic; accepted input gives a consistent dataset of
+// finite numbers; rejected input gives an *Error or the reader's error.
+func FuzzReadCSV(f *testing.F) {
+	for _, s := range []string{
+		"a,b,y\n1,2,3\n4,5,6\n",
+		"\ufeffa,y\r\n1,p\r\n2,q\r\n",
+		"a,y\n1,\"x\ny\"\n2,z\n",
+		"a,y\n1,2\n3,",
+		"a,a\n1,2\n",
+		"1,2\n3,4\n",
+		"a,y\nNaN,1\n",
+		"a,\"y\n1,2\n",
+		"a,p,q\n1,0,1\n2,1,0\n",
+	} {
+		f.Add([]byte(s), "", "")
+	}
+	f.Add([]byte("a,p,q\n1,0,1\n2,1,0\n"), "p,q", "binary")
+	f.Add([]byte("x,c\n1,1\n2,2\n3,3\n"), "c", "multiclass")
+	f.Fuzz(func(t *testing.T, in []byte, target, task string) {
+		tk, err := ParseTask(task)
+		if err != nil {
+			return
+		}
+		var targets []string
+		if target != "" {
+			targets = strings.Split(target, ",")
+		}
+		d, err := ReadCSV(context.Background(), strings.NewReader(string(in)), CSVOptions{Targets: targets, Task: tk})
+		if err != nil {
+			var ie *Error
+			if !errors.As(err, &ie) {
+				t.Fatalf("err = %v (%T), want *Error", err, err)
+			}
+			return
+		}
+		checkDataset(t, d)
+	})
+}
+
+func checkDataset(t *testing.T, d *store.Dataset) {
+	t.Helper()
+	m := d.Meta
+	if m.Rows < 1 || m.Features < 1 || len(d.X) != m.Rows*m.Features || len(m.FeatureNames) != m.Features {
+		t.Fatalf("inconsistent shape: %+v, len(X) %d", m, len(d.X))
+	}
+	for _, v := range d.X {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Fatalf("non-finite feature %v", v)
+		}
+	}
+	switch m.Task {
+	case "regression":
+		if len(d.Targets) != m.Rows*len(m.TargetNames) || d.Labels != nil {
+			t.Fatalf("regression targets %d for %d rows × %d", len(d.Targets), m.Rows, len(m.TargetNames))
+		}
+		for _, v := range d.Targets {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("non-finite target %v", v)
+			}
+		}
+	case "binary", "multiclass":
+		if d.Labels == nil {
+			if m.Task != "binary" || len(d.Targets) != m.Rows*len(m.TargetNames) {
+				t.Fatalf("classification without labels: %+v", m)
+			}
+			return
+		}
+		if len(d.Labels) != m.Rows || len(m.Classes) < 2 || (m.Task == "binary" && len(m.Classes) != 2) {
+			t.Fatalf("labels %d for %d rows, classes %q, task %s", len(d.Labels), m.Rows, m.Classes, m.Task)
+		}
+		for _, l := range d.Labels {
+			if _, ok := slices.BinarySearch(m.Classes, l); !ok {
+				t.Fatalf("label %q not in classes %q", l, m.Classes)
+			}
+		}
+	default:
+		t.Fatalf("task %q", m.Task)
+	}
+}
