@@ -5,8 +5,15 @@ package engine
 import "github.com/backpropd/backpropd/internal/openblas"
 
 // With the openblas build tag every blas64 call the engine makes, directly
-// or through gonum/mat, runs on OpenBLAS. Package-level variables are
-// initialized before init runs, so the engine must look the implementation
-// up at call time (blas64.Gemm, blas64.Implementation()), not cache it in a
-// package variable.
-func init() { openblas.Use() }
+// or through gonum/mat, runs on OpenBLAS, and each product is one Dgemm
+// call: OpenBLAS runs its own thread pool, sized process-wide by
+// openblas.SetThreads (cmd/server calls it with openblas.ThreadsFor(workers)
+// so that workers × threads never exceeds the cores).
+//
+// Package-level variables are initialized before init runs, so the engine
+// looks the implementation up at call time (blas64.Implementation()), never
+// caches it in a package variable.
+func init() {
+	openblas.Use()
+	blasOwnsThreads = true
+}

@@ -88,7 +88,10 @@ type ScheduleConfig struct {
 // EarlyStoppingConfig stops training when validation loss has not improved
 // by more than MinDelta for Patience epochs.
 type EarlyStoppingConfig struct {
-	Patience    int     `json:"patience"`
+	// Enabled nil means true; false turns early stopping off even though
+	// validation data exists.
+	Enabled     *bool   `json:"enabled,omitempty"`
+	Patience    int     `json:"patience"` // default 5
 	MinDelta    float64 `json:"min_delta"`
 	RestoreBest *bool   `json:"restore_best,omitempty"` // nil means true
 }
@@ -108,8 +111,8 @@ type TrainingConfig struct {
 	LRSchedule ScheduleConfig  `json:"lr_schedule"` // default constant
 	ClipNorm   float64         `json:"clip_norm"`   // global gradient-norm clip; 0 is off
 
-	// EarlyStopping is ignored (and reported off) when there is no
-	// validation data.
+	// EarlyStopping defaults to on when there is validation data and to
+	// off (nil) without; asking for it without validation data is an error.
 	EarlyStopping *EarlyStoppingConfig `json:"early_stopping,omitempty"`
 }
 

@@ -1,0 +1,102 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+)
+
+// Model files and training states share one container layout, all integers
+// and floats little-endian:
+//
+//	magic    8 bytes ("BPDMODEL" or "BPDSTATE")
+//	version  uint32
+//	hdrLen   uint32
+//	header   hdrLen bytes of JSON, exactly as encoding/json writes it
+//	count    uint64, the number of float64 values that follow
+//	values   count × 8 bytes, IEEE 754 bits
+//	crc      uint32, CRC-32C (Castagnoli) of every byte before it
+//
+// The JSON header holds names, shapes and settings; the floats hold the
+// weights and other vectors, so they round-trip bit for bit.
+
+const (
+	containerVersion = 1
+	fixedHead        = 8 + 4 + 4 // magic, version, hdrLen
+	fixedTail        = 8 + 4     // count, crc
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errCorrupt is wrapped by every decoding error.
+var errCorrupt = errors.New("corrupt or unsupported data")
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errCorrupt}, args...)...)
+}
+
+// encodeContainer writes header and the float vectors in the container
+// layout.
+func encodeContainer(magic string, header []byte, vecs ...[]float64) []byte {
+	count := 0
+	for _, v := range vecs {
+		count += len(v)
+	}
+	b := make([]byte, 0, fixedHead+len(header)+fixedTail+8*count)
+	b = append(b, magic...)
+	b = binary.LittleEndian.AppendUint32(b, containerVersion)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(header)))
+	b = append(b, header...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(count))
+	for _, v := range vecs {
+		for _, x := range v {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+		}
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeContainer checks the layout, the version and the checksum of b and
+// returns its header and the raw bytes of its count float values. It
+// allocates nothing: both results alias b.
+func decodeContainer(what, magic string, b []byte) (header, values []byte, count int, err error) {
+	if len(b) < fixedHead+fixedTail {
+		return nil, nil, 0, corrupt("%s: %d bytes is too short", what, len(b))
+	}
+	if string(b[:8]) != magic {
+		return nil, nil, 0, corrupt("%s: wrong magic number (not a %s)", what, what)
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != containerVersion {
+		return nil, nil, 0, corrupt("%s: format version %d is not supported (this build reads version %d)", what, v, containerVersion)
+	}
+	body := b[:len(b)-4]
+	if got, want := crc32.Checksum(body, castagnoli), binary.LittleEndian.Uint32(b[len(b)-4:]); got != want {
+		return nil, nil, 0, corrupt("%s: checksum mismatch (file is damaged or truncated)", what)
+	}
+	hdrLen := uint64(binary.LittleEndian.Uint32(b[12:]))
+	if hdrLen > uint64(len(b)-fixedHead-fixedTail) {
+		return nil, nil, 0, corrupt("%s: header length %d exceeds the data", what, hdrLen)
+	}
+	header = b[fixedHead : fixedHead+hdrLen]
+	rest := body[fixedHead+hdrLen:]
+	n := binary.LittleEndian.Uint64(rest)
+	values = rest[8:]
+	if uint64(len(values))%8 != 0 || n != uint64(len(values))/8 {
+		return nil, nil, 0, corrupt("%s: %d values announced, %d bytes present", what, n, len(values))
+	}
+	return header, values, int(n), nil
+}
+
+// readFloats decodes n float64 values from the front of *raw into a new
+// slice and advances *raw. Callers have checked that *raw holds them.
+func readFloats(raw *[]byte, n int) []float64 {
+	v := make([]float64, n)
+	b := *raw
+	for i := range v {
+		v[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	*raw = b[8*n:]
+	return v
+}

@@ -1,0 +1,22 @@
+// Package engine trains multi-layer perceptrons by backpropagation and runs
+// them for inference.
+//
+// It is pure math over gonum: every matrix product goes through
+// gonum.org/v1/gonum/blas/blas64, so installing another implementation with
+// blas64.Use (OpenBLAS, for example) switches all of them at once. It holds
+// data in memory and knows nothing about where it came from or where models
+// go: it must not import net/http, chi, Prometheus, the os or io/fs file
+// APIs, or any other backpropd package.
+//
+// The pieces, in the order a job uses them:
+//
+//   - Config (Resolve, Validate) describes a network and its training run,
+//     mirroring the job request JSON so that every FieldError names the
+//     field a user wrote.
+//   - NewTrainer checks the data, splits off validation rows, fits
+//     standardization and allocates every buffer once; Run trains with
+//     mini-batch backpropagation, one GEMM per layer and direction.
+//   - MarshalState and RestoreState save and resume a run bit-identically.
+//   - Model predicts, and MarshalBinary and DecodeModel store it in a
+//     versioned, checksummed, data-only format.
+package engine

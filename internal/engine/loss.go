@@ -1,0 +1,120 @@
+package engine
+
+import "math"
+
+// probFloor clips probabilities inside logarithms, so that a probability of
+// exactly 0 or 1 gives a large finite loss instead of Inf: -log(1e-15) ≈ 34.5.
+const probFloor = 1e-15
+
+func clippedLog(p float64) float64 { return math.Log(max(p, probFloor)) }
+
+// lossGrad computes the mean loss of the rows×cols outputs a against targets
+// y and writes dL/dZ of the output layer into d.
+//
+//   - mse: L = Σ (a-y)² / (rows·cols), the mean over every output value.
+//   - binary_cross_entropy (sigmoid outputs): L = -Σ [y log a + (1-y)
+//     log(1-a)] / (rows·cols); with the sigmoid fused, dL/dZ = (a-y)/(rows·cols).
+//   - cross_entropy (softmax outputs, one-hot y): L = -Σ y log a / rows; with
+//     the softmax fused, dL/dZ = (a-y)/rows.
+//
+// Dividing by rows averages the gradient over the batch.
+func lossGrad(d, a, y []float64, rows, cols int, loss Loss, act Activation, slope float64) float64 {
+	n := rows * cols
+	d, a, y = d[:n], a[:n], y[:n]
+	var sum float64
+	switch loss {
+	case MSE:
+		scale := 2 / float64(n)
+		for i, v := range a {
+			e := v - y[i]
+			sum += e * e
+			d[i] = scale * e
+		}
+		activationGrad(d, a, rows, cols, act, slope)
+		return sum / float64(n)
+	case BinaryCrossEntropy:
+		scale := 1 / float64(n)
+		for i, v := range a {
+			t := y[i]
+			sum -= t*clippedLog(v) + (1-t)*clippedLog(1-v)
+			d[i] = scale * (v - t)
+		}
+		return sum / float64(n)
+	case CrossEntropy:
+		scale := 1 / float64(rows)
+		for i, v := range a {
+			t := y[i]
+			if t != 0 {
+				sum -= t * clippedLog(v)
+			}
+			d[i] = scale * (v - t)
+		}
+		return sum / float64(rows)
+	}
+	panic("engine: unknown loss " + string(loss))
+}
+
+// lossOnly is lossGrad without the gradient, for evaluation.
+func lossOnly(a, y []float64, rows, cols int, loss Loss) float64 {
+	n := rows * cols
+	a, y = a[:n], y[:n]
+	var sum float64
+	switch loss {
+	case MSE:
+		for i, v := range a {
+			e := v - y[i]
+			sum += e * e
+		}
+		return sum / float64(n)
+	case BinaryCrossEntropy:
+		for i, v := range a {
+			t := y[i]
+			sum -= t*clippedLog(v) + (1-t)*clippedLog(1-v)
+		}
+		return sum / float64(n)
+	case CrossEntropy:
+		for i, v := range a {
+			if t := y[i]; t != 0 {
+				sum -= t * clippedLog(v)
+			}
+		}
+		return sum / float64(rows)
+	}
+	panic("engine: unknown loss " + string(loss))
+}
+
+// countCorrect counts correct predictions of a classifier's rows×cols
+// outputs a against targets y: for one softmax row, whether the argmax
+// matches the one-hot target; for sigmoid outputs, whether each output is on
+// the same side of 0.5 as its 0/1 target (so multi-label accuracy is the
+// mean over labels). It returns the count and how many predictions it
+// judged.
+func countCorrect(a, y []float64, rows, cols int, act Activation) (correct, total int) {
+	n := rows * cols
+	a, y = a[:n], y[:n]
+	if act == Softmax {
+		for r := 0; r < n; r += cols {
+			if argmax(a[r:r+cols]) == argmax(y[r:r+cols]) {
+				correct++
+			}
+		}
+		return correct, rows
+	}
+	for i, v := range a {
+		if (v >= 0.5) == (y[i] >= 0.5) {
+			correct++
+		}
+	}
+	return correct, n
+}
+
+// argmax returns the index of the largest value, the first on ties.
+func argmax(v []float64) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}

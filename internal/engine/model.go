@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Summary is the training summary stored inside a model file. When early
+// stopping restored the best weights, the figures are those of the best
+// epoch; otherwise those of the last one.
+type Summary struct {
+	Epochs       int      `json:"epochs"`
+	Loss         float64  `json:"loss"`
+	ValLoss      *float64 `json:"val_loss,omitempty"`
+	Accuracy     *float64 `json:"accuracy,omitempty"`
+	ValAccuracy  *float64 `json:"val_accuracy,omitempty"`
+	StoppedEarly bool     `json:"stopped_early"`
+	TrainRows    int      `json:"train_rows"`
+}
+
+// Model is a trained network ready for inference. It is immutable and safe
+// for concurrent use.
+type Model struct {
+	task         Task
+	cfg          Config
+	summary      Summary
+	features     int
+	outputs      int
+	featureNames []string
+	targetNames  []string
+	classes      []string
+	mean, std    []float64 // nil without standardization
+	specs        []layerSpec
+	net          *network
+	scaler       *scaler
+	// small and large hold inference workspaces for up to smallRows and
+	// predictChunk rows, so that steady-state Predict calls allocate
+	// nothing and a one-row request does not pin a large buffer.
+	small, large sync.Pool
+}
+
+const (
+	smallRows    = 16
+	predictChunk = 256
+)
+
+// newModel builds a model that owns every slice it is given.
+func newModel(task Task, cfg Config, sum Summary, features int, featureNames, targetNames, classes []string, mean, std []float64, specs []layerSpec, loss Loss, params []float64) *Model {
+	m := &Model{
+		task: task, cfg: cfg, summary: sum, features: features,
+		featureNames: featureNames, targetNames: targetNames, classes: classes,
+		mean: mean, std: std, specs: specs,
+	}
+	m.net = newNetwork(specs, loss, params, false)
+	m.outputs = m.net.outputs()
+	m.scaler = newScaler(mean, std)
+	m.small.New = func() any { return newWorkspace(m.net, smallRows, false) }
+	m.large.New = func() any { return newWorkspace(m.net, predictChunk, false) }
+	return m
+}
+
+// Model returns the trained model: a copy of the current weights (the best
+// ones when early stopping restored them), taken now, with the
+// standardization, class labels and a training summary.
+func (t *Trainer) Model() *Model {
+	pr := t.data
+	sum := Summary{Epochs: t.epoch, StoppedEarly: t.stoppedEarly || t.finished, TrainRows: len(pr.trainIdx)}
+	if len(t.history) > 0 {
+		e := t.history[len(t.history)-1]
+		if t.finished && t.best != nil && t.es.HasBest && t.es.BestEpoch >= 1 && t.es.BestEpoch <= len(t.history) {
+			e = t.history[t.es.BestEpoch-1]
+		}
+		sum.Loss, sum.ValLoss, sum.Accuracy, sum.ValAccuracy = e.Loss, clonePtr(e.ValLoss), clonePtr(e.Accuracy), clonePtr(e.ValAccuracy)
+	}
+	specs := slices.Clone(architecture(t.cfg.Network, pr.train.features, pr.outputs))
+	return newModel(t.task, t.cfg.clone(), sum, pr.train.features,
+		slices.Clone(pr.featureNames), slices.Clone(pr.targetNames), slices.Clone(pr.classes),
+		slices.Clone(pr.mean), slices.Clone(pr.std), specs, t.cfg.Network.Loss, slices.Clone(t.net.params))
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	return ptr(*p)
+}
+
+// clone is a deep copy: no slice or pointer is shared with c.
+func (c Config) clone() Config {
+	c.Network.Hidden = slices.Clone(c.Network.Hidden)
+	for i := range c.Network.Hidden {
+		c.Network.Hidden[i].Slope = clonePtr(c.Network.Hidden[i].Slope)
+	}
+	t := &c.Training
+	t.Shuffle, t.Seed, t.Standardize = clonePtr(t.Shuffle), clonePtr(t.Seed), clonePtr(t.Standardize)
+	if t.EarlyStopping != nil {
+		es := *t.EarlyStopping
+		es.Enabled, es.RestoreBest = clonePtr(es.Enabled), clonePtr(es.RestoreBest)
+		t.EarlyStopping = &es
+	}
+	return c
+}
+
+// Task returns the model's task.
+func (m *Model) Task() Task { return m.task }
+
+// Features is the number of input columns.
+func (m *Model) Features() int { return m.features }
+
+// FeatureNames are the input column names, in order.
+func (m *Model) FeatureNames() []string { return slices.Clone(m.featureNames) }
+
+// TargetNames are the target column names (regression and multi-label).
+func (m *Model) TargetNames() []string { return slices.Clone(m.targetNames) }
+
+// Outputs is the width of one prediction row.
+func (m *Model) Outputs() int { return m.outputs }
+
+// Classes are the class labels of a classifier in byte order, indexed like
+// its outputs (for a binary model, Classes()[1] is the class whose
+// probability the single output gives); nil for regression and multi-label
+// models.
+func (m *Model) Classes() []string { return slices.Clone(m.classes) }
+
+// Config returns the resolved configuration the model was trained with.
+func (m *Model) Config() Config { return m.cfg.clone() }
+
+// Summary returns the training summary.
+func (m *Model) Summary() Summary {
+	s := m.summary
+	s.ValLoss, s.Accuracy, s.ValAccuracy = clonePtr(s.ValLoss), clonePtr(s.Accuracy), clonePtr(s.ValAccuracy)
+	return s
+}
+
+// NumParams is the number of weights and biases.
+func (m *Model) NumParams() int { return len(m.net.params) }
+
+// Predict computes outputs for rows×Features() row-major inputs x into dst,
+// which must hold at least rows×Outputs() values: probabilities for
+// classifiers (softmax rows, or sigmoid per output), values for regression.
+// It applies the stored standardization. It returns an error, never panics,
+// on wrong sizes. It is safe for concurrent use and, for a steady stream
+// of calls, allocates nothing: the buffers come from a pool.
+func (m *Model) Predict(dst, x []float64, rows int) error {
+	switch {
+	case rows < 0:
+		return fmt.Errorf("predict: rows is %d", rows)
+	case len(x) != rows*m.features:
+		return fmt.Errorf("predict: x holds %d values; want rows × features = %d × %d", len(x), rows, m.features)
+	case len(dst) < rows*m.outputs:
+		return fmt.Errorf("predict: dst holds %d values; want at least rows × outputs = %d × %d", len(dst), rows, m.outputs)
+	}
+	pool, capRows := &m.large, predictChunk
+	if rows <= smallRows {
+		pool, capRows = &m.small, smallRows
+	}
+	ws := pool.Get().(*workspace)
+	defer pool.Put(ws)
+	f, k := m.features, m.outputs
+	for s := 0; s < rows; s += capRows {
+		n := min(capRows, rows-s)
+		in := ws.acts[0]
+		for r := range n {
+			m.scaler.row(in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
+		}
+		out := m.net.forward(ws, n, nil)
+		copy(dst[s*k:(s+n)*k], out)
+	}
+	return nil
+}
+
+// errNoClasses is returned by Labels for models without class labels.
+var errNoClasses = errors.New("labels: the model has no class labels (regression or multi-label)")
+
+// Labels writes, for each of rows rows of probabilities from Predict, the
+// label of the most probable class into dst: for a binary model
+// Classes()[1] when its probability is at least 0.5, otherwise
+// Classes()[0]; for multiclass the argmax, the first on ties.
+func (m *Model) Labels(dst []string, probs []float64, rows int) error {
+	switch {
+	case m.classes == nil:
+		return errNoClasses
+	case rows < 0:
+		return fmt.Errorf("labels: rows is %d", rows)
+	case len(probs) < rows*m.outputs:
+		return fmt.Errorf("labels: probs holds %d values; want at least rows × outputs = %d × %d", len(probs), rows, m.outputs)
+	case len(dst) < rows:
+		return fmt.Errorf("labels: dst holds %d labels; want at least %d", len(dst), rows)
+	}
+	k := m.outputs
+	for r := range rows {
+		if k == 1 {
+			c := 0
+			if probs[r] >= 0.5 {
+				c = 1
+			}
+			dst[r] = m.classes[c]
+			continue
+		}
+		dst[r] = m.classes[argmax(probs[r*k:r*k+k])]
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+const modelMagic = "BPDMODEL"
+
+// maxModelHeader caps the JSON header of a model file: it holds names and
+// settings, never weights.
+const maxModelHeader = 64 << 20
+
+// modelHeader is the JSON header of a model file. The floats that follow
+// are the parameters, layer by layer (weights row-major in×out, then
+// biases), then, when Standardized, the feature means and then the
+// standard deviations.
+type modelHeader struct {
+	Task         Task        `json:"task"`
+	Features     int         `json:"features"`
+	Outputs      int         `json:"outputs"`
+	FeatureNames []string    `json:"feature_names"`
+	TargetNames  []string    `json:"target_names,omitempty"`
+	Classes      []string    `json:"classes,omitempty"`
+	Layers       []layerSpec `json:"layers"`
+	Params       int         `json:"params"`
+	Standardized bool        `json:"standardized"`
+	Config       Config      `json:"config"`
+	Summary      Summary     `json:"summary"`
+}
+
+func (m *Model) header() modelHeader {
+	return modelHeader{
+		Task: m.task, Features: m.features, Outputs: m.outputs,
+		FeatureNames: m.featureNames, TargetNames: m.targetNames, Classes: m.classes,
+		Layers: m.specs, Params: len(m.net.params), Standardized: m.mean != nil,
+		Config: m.cfg, Summary: m.summary,
+	}
+}
+
+// MarshalBinary encodes the model in the versioned, checksummed, data-only
+// model format (see container.go): a JSON header with the task,
+// architecture, names, configuration and summary, then every weight and
+// the standardization as raw float64 bits. Decoding the result gives a
+// model that encodes to the same bytes.
+func (m *Model) MarshalBinary() ([]byte, error) {
+	h, err := json.Marshal(m.header())
+	if err != nil {
+		return nil, fmt.Errorf("encode model header: %w", err)
+	}
+	return encodeContainer(modelMagic, h, m.net.params, m.mean, m.std), nil
+}
+
+// DecodeModel decodes a model file, checking its checksum and every size
+// against caps before allocating, and checking that the architecture, the
+// configuration and the weights agree. Malformed input gives an error,
+// never a panic. Only the exact bytes MarshalBinary writes are accepted,
+// so a decoded model re-encodes to its input.
+func DecodeModel(b []byte) (*Model, error) {
+	raw, values, count, err := decodeContainer("model", modelMagic, b)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > maxModelHeader {
+		return nil, corrupt("model: header of %d bytes exceeds the cap of %d", len(raw), maxModelHeader)
+	}
+	var h modelHeader
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, corrupt("model header: %v", err)
+	}
+	if again, err := json.Marshal(h); err != nil || !bytes.Equal(again, raw) {
+		return nil, corrupt("model header is not in canonical form")
+	}
+	if err := h.check(count); err != nil {
+		return nil, err
+	}
+	params := readFloats(&values, h.Params)
+	if i := firstNonFinite(params); i >= 0 {
+		return nil, corrupt("model: parameter %d is %v", i, params[i])
+	}
+	var mean, std []float64
+	if h.Standardized {
+		mean = readFloats(&values, h.Features)
+		std = readFloats(&values, h.Features)
+		for j := range std {
+			if !finite(mean[j]) || !finite(std[j]) || !(std[j] > 0) {
+				return nil, corrupt("model: standardization of feature %d is mean %v, standard deviation %v", j+1, mean[j], std[j])
+			}
+		}
+	}
+	return newModel(h.Task, h.Config, h.Summary, h.Features, h.FeatureNames, h.TargetNames, h.Classes, mean, std, h.Layers, h.Config.Network.Loss, params), nil
+}
+
+// check verifies that the header describes a consistent model whose
+// floats number count.
+func (h *modelHeader) check(count int) error {
+	switch h.Task {
+	case TaskRegression, TaskBinary, TaskMulticlass:
+	default:
+		return corrupt("model: unknown task %q", h.Task)
+	}
+	if h.Features < 1 || h.Features > hardMaxFeatures || h.Outputs < 1 || h.Outputs > hardMaxUnits {
+		return corrupt("model: %d features and %d outputs are out of range", h.Features, h.Outputs)
+	}
+	if len(h.FeatureNames) != h.Features {
+		return corrupt("model: %d feature names for %d features", len(h.FeatureNames), h.Features)
+	}
+	switch {
+	case h.Classes != nil:
+		if h.Task == TaskRegression || len(h.TargetNames) != 0 {
+			return corrupt("model: a %s model with class labels and target names", h.Task)
+		}
+		want := h.Outputs
+		if h.Task == TaskBinary {
+			want = 2
+			if h.Outputs != 1 {
+				return corrupt("model: a binary model with class labels has 1 output, not %d", h.Outputs)
+			}
+		}
+		if len(h.Classes) != want || !slices.IsSorted(h.Classes) || len(slices.Compact(slices.Clone(h.Classes))) != len(h.Classes) {
+			return corrupt("model: %d class labels for %d outputs, or not sorted and distinct", len(h.Classes), h.Outputs)
+		}
+	case h.Task == TaskMulticlass:
+		return corrupt("model: a multiclass model without class labels")
+	case len(h.TargetNames) != h.Outputs:
+		return corrupt("model: %d target names for %d outputs", len(h.TargetNames), h.Outputs)
+	}
+	if h.Config.Network.Hidden == nil {
+		return corrupt("model: the configuration has no hidden layer list")
+	}
+	if err := h.Config.Validate(h.Task, h.Features, h.Outputs, Limits{}); err != nil {
+		return corrupt("model: %v", err)
+	}
+	if !slices.Equal(h.Layers, architecture(h.Config.Network, h.Features, h.Outputs)) {
+		return corrupt("model: the layers do not match the configuration")
+	}
+	want := countParams(h.Layers)
+	if h.Params != want {
+		return corrupt("model: %d parameters announced, the layers have %d", h.Params, want)
+	}
+	if h.Standardized {
+		want += 2 * h.Features
+	}
+	if count != want {
+		return corrupt("model: %d values present, %d expected", count, want)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package engine
+
+import "math"
+
+// optimizer updates a network's parameters from its gradients. Every update
+// is one pass over each weight and bias vector.
+//
+//   - sgd: v ← μv + g; p ← p - lr·v, or p ← p - lr·(g + μv) with Nesterov
+//     (PyTorch's formulation); plain p ← p - lr·g without momentum.
+//   - adam: m ← β1·m + (1-β1)·g; v ← β2·v + (1-β2)·g²;
+//     p ← p - lr/(1-β1ᵗ) · m / (√v/√(1-β2ᵗ) + ε), with t the number of
+//     update steps so far (not epochs).
+//   - rmsprop: s ← ρ·s + (1-ρ)·g²; p ← p - lr·g/(√s + ε).
+//
+// L2 weight decay adds l2·w to the gradient of every weight (not of the
+// biases) before the update, the gradient of (l2/2)·Σw².
+type optimizer struct {
+	cfg  OptimizerConfig
+	l2   float64
+	step int64
+	// m and v are the first and second moment vectors (adam), the velocity
+	// in m (sgd with momentum) or the mean square in v (rmsprop); nil when
+	// unused.
+	m, v []float64
+}
+
+func newOptimizer(cfg OptimizerConfig, l2 float64, params int) *optimizer {
+	o := &optimizer{cfg: cfg, l2: l2}
+	switch cfg.Name {
+	case optSGD:
+		if cfg.Momentum != 0 {
+			o.m = make([]float64, params)
+		}
+	case optAdam:
+		o.m = make([]float64, params)
+		o.v = make([]float64, params)
+	case optRMSProp:
+		o.v = make([]float64, params)
+	}
+	return o
+}
+
+// moments lists the optimizer's state vectors in a fixed order.
+func (o *optimizer) moments() [][]float64 {
+	var ms [][]float64
+	if o.m != nil {
+		ms = append(ms, o.m)
+	}
+	if o.v != nil {
+		ms = append(ms, o.v)
+	}
+	return ms
+}
+
+// update applies one step with learning rate lr.
+func (o *optimizer) update(net *network, lr float64) {
+	o.step++
+	var c1, c2 float64
+	if o.cfg.Name == optAdam {
+		c1 = 1 - math.Pow(o.cfg.Beta1, float64(o.step))
+		c2 = math.Sqrt(1 - math.Pow(o.cfg.Beta2, float64(o.step)))
+	}
+	off := 0
+	for _, l := range net.layers {
+		nw, nb := len(l.w), len(l.b)
+		o.apply(off, net.params[off:off+nw], net.grads[off:off+nw], lr, o.l2, c1, c2)
+		off += nw
+		o.apply(off, net.params[off:off+nb], net.grads[off:off+nb], lr, 0, c1, c2)
+		off += nb
+	}
+}
+
+// apply updates the parameter segment p starting at offset off.
+func (o *optimizer) apply(off int, p, g []float64, lr, l2, c1, c2 float64) {
+	g = g[:len(p)]
+	switch o.cfg.Name {
+	case optSGD:
+		mu := o.cfg.Momentum
+		if o.m == nil {
+			for i, gi := range g {
+				p[i] -= lr * (gi + l2*p[i])
+			}
+			return
+		}
+		v := o.m[off : off+len(p)]
+		if o.cfg.Nesterov {
+			for i, gi := range g {
+				gi += l2 * p[i]
+				v[i] = mu*v[i] + gi
+				p[i] -= lr * (gi + mu*v[i])
+			}
+			return
+		}
+		for i, gi := range g {
+			gi += l2 * p[i]
+			v[i] = mu*v[i] + gi
+			p[i] -= lr * v[i]
+		}
+	case optAdam:
+		b1, b2, eps := o.cfg.Beta1, o.cfg.Beta2, o.cfg.Epsilon
+		m, v := o.m[off:off+len(p)], o.v[off:off+len(p)]
+		stepSize := lr / c1
+		for i, gi := range g {
+			gi += l2 * p[i]
+			m[i] = b1*m[i] + (1-b1)*gi
+			v[i] = b2*v[i] + (1-b2)*gi*gi
+			p[i] -= stepSize * m[i] / (math.Sqrt(v[i])/c2 + eps)
+		}
+	case optRMSProp:
+		rho, eps := o.cfg.Rho, o.cfg.Epsilon
+		s := o.v[off : off+len(p)]
+		for i, gi := range g {
+			gi += l2 * p[i]
+			s[i] = rho*s[i] + (1-rho)*gi*gi
+			p[i] -= lr * gi / (math.Sqrt(s[i]) + eps)
+		}
+	}
+}
+
+// clipGradients scales the gradient vector so that its Euclidean norm is at
+// most maxNorm, and returns the norm before clipping.
+func clipGradients(g []float64, maxNorm float64) float64 {
+	var ss float64
+	for _, v := range g {
+		ss += v * v
+	}
+	norm := math.Sqrt(ss)
+	if norm > maxNorm {
+		s := maxNorm / norm
+		for i := range g {
+			g[i] *= s
+		}
+	}
+	return norm
+}
+
+// learningRate is the schedule's rate for the 0-based epoch out of epochs:
+// constant lr; step lr·γ^⌊epoch/step_size⌋; cosine
+// min_lr + (lr-min_lr)·(1+cos(π·epoch/epochs))/2, as PyTorch's
+// CosineAnnealingLR with T_max = epochs.
+func learningRate(t TrainingConfig, epoch int) float64 {
+	lr := t.Optimizer.LearningRate
+	s := t.LRSchedule
+	switch s.Name {
+	case schedStep:
+		return lr * math.Pow(s.Gamma, float64(epoch/s.StepSize))
+	case schedCosine:
+		return s.MinLR + (lr-s.MinLR)*(1+math.Cos(math.Pi*float64(epoch)/float64(t.Epochs)))/2
+	}
+	return lr
+}

@@ -1,0 +1,410 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// Epoch is one entry of the training history. Accuracy fields are NaN-free
+// pointers: nil when they do not apply.
+//
+// Loss is the mean training loss per sample over the epoch, accumulated
+// batch by batch as the weights were being updated (each batch's mean loss
+// weighted by its rows), not a second pass at the epoch's end; Accuracy is
+// the accuracy of those same batch predictions. ValLoss and ValAccuracy are
+// computed on the whole validation split after the epoch, in batched
+// forward passes. Accuracy applies to classifiers only; for multi-label
+// binary models it is the per-label accuracy averaged over labels.
+// SamplesPerSecond counts training rows over the training part of the epoch.
+type Epoch struct {
+	Epoch            int           `json:"epoch"` // 1-based
+	Loss             float64       `json:"loss"`
+	ValLoss          *float64      `json:"val_loss,omitempty"`
+	Accuracy         *float64      `json:"accuracy,omitempty"`
+	ValAccuracy      *float64      `json:"val_accuracy,omitempty"`
+	LearningRate     float64       `json:"learning_rate"`
+	Duration         time.Duration `json:"-"`
+	DurationSeconds  float64       `json:"duration_seconds"`
+	SamplesPerSecond float64       `json:"samples_per_second"`
+}
+
+// Options are the run-time knobs of a Trainer that are not part of the
+// model's configuration.
+type Options struct {
+	// Threads is the number of goroutines this run's matrix products may
+	// use; 0 means 1. With several jobs at once, keep the sum of their
+	// Threads at or below the number of cores. Results do not depend on it.
+	Threads int
+	// Limits are checked by NewTrainer before anything large is allocated.
+	Limits Limits
+}
+
+// trainStream is the PCG stream for initialization and shuffling.
+const trainStream = 0x9e3779b97f4a7c15
+
+// Trainer runs backpropagation for one configuration and data set. It is not
+// safe for concurrent use, except Stop.
+type Trainer struct {
+	cfg     Config
+	task    Task
+	threads int
+	data    *prepared
+	scaler  *scaler
+	net     *network
+	ws      *workspace
+	opt     *optimizer
+	pcg     *rand.PCG
+	rng     *rand.Rand
+	perm    []int
+	swap    func(i, j int)
+	finger  string
+
+	epoch    int
+	history  []Epoch
+	es       esState
+	best     []float64 // best weights, when early stopping restores them
+	finished bool      // early stopping ended the run
+
+	snap  snapshot
+	dirty bool // the live state is past snap (an epoch was interrupted)
+
+	stop         atomic.Bool
+	stoppedEarly bool
+
+	afterBatch func() // test hook, run after every mini-batch
+}
+
+// esState is the early-stopping bookkeeping.
+type esState struct {
+	HasBest   bool    `json:"has_best"`
+	BestLoss  float64 `json:"best_loss"`
+	BestEpoch int     `json:"best_epoch"`
+	Wait      int     `json:"wait"`
+}
+
+// snapshot is the training state at the last completed epoch boundary,
+// copied into buffers allocated once.
+type snapshot struct {
+	params   []float64
+	moments  [][]float64
+	best     []float64
+	step     int64
+	rng      []byte
+	epoch    int
+	history  int
+	es       esState
+	finished bool
+}
+
+// NewTrainer resolves cfg for task (Resolve is idempotent, so a resolved
+// cfg is fine), validates it against task and data, splits off validation
+// data, fits standardization on the training split and allocates every
+// buffer the training loop needs. All problems come back together as a
+// *ValidationError.
+func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) (*Trainer, error) {
+	cfg = cfg.Resolve(task, val.present())
+	var p problems
+	pr := prepare(&p, cfg, task, train, val, opt.Limits)
+	features, outputs := max(train.Features, 1), 1
+	if pr != nil {
+		outputs = pr.outputs
+	} else if task == TaskMulticlass {
+		outputs = 2
+	}
+	var cp problems
+	cfg.validate(&cp, task, features, outputs, opt.Limits)
+	if !val.present() && cfg.earlyStopping() {
+		cp.add("training.early_stopping", "early stopping needs validation data: set validation.fraction or validation.dataset_id, or set early_stopping.enabled to false")
+	}
+	p = append(cp, p...)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+
+	t := &Trainer{cfg: cfg, task: task, threads: min(max(opt.Threads, 1), 256), data: pr}
+	t.scaler = newScaler(pr.mean, pr.std)
+	specs := architecture(cfg.Network, train.Features, pr.outputs)
+	t.net = newNetwork(specs, cfg.Network.Loss, nil, true)
+	t.ws = newWorkspace(t.net, min(cfg.Training.BatchSize, len(pr.trainIdx)), true)
+	t.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, len(t.net.params))
+	t.pcg = rand.NewPCG(uint64(*cfg.Training.Seed), trainStream)
+	t.rng = rand.New(t.pcg)
+	t.perm = make([]int, len(pr.trainIdx))
+	t.swap = func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] }
+	t.net.initialize(t.rng, cfg.Network.Init)
+	if t.restoresBest() {
+		t.best = make([]float64, len(t.net.params))
+	}
+	t.finger = fingerprint(cfg, task, train.Features, pr)
+
+	t.snap.params = make([]float64, len(t.net.params))
+	for range t.opt.moments() {
+		t.snap.moments = append(t.snap.moments, make([]float64, len(t.net.params)))
+	}
+	if t.best != nil {
+		t.snap.best = make([]float64, len(t.best))
+	}
+	t.takeSnapshot()
+	return t, nil
+}
+
+// fingerprint identifies the config and data shape a training state
+// belongs to.
+func fingerprint(cfg Config, task Task, features int, pr *prepared) string {
+	b, _ := json.Marshal(struct {
+		Config   Config   `json:"config"`
+		Task     Task     `json:"task"`
+		Features int      `json:"features"`
+		Outputs  int      `json:"outputs"`
+		Classes  []string `json:"classes"`
+		Train    int      `json:"train_rows"`
+		Val      int      `json:"val_rows"`
+	}{cfg, task, features, pr.outputs, pr.classes, len(pr.trainIdx), len(pr.valIdx)})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func (t *Trainer) restoresBest() bool {
+	es := t.cfg.Training.EarlyStopping
+	return t.cfg.earlyStopping() && t.data.val != nil && (es.RestoreBest == nil || *es.RestoreBest)
+}
+
+// Config returns the resolved configuration.
+func (t *Trainer) Config() Config { return t.cfg.clone() }
+
+// Stop asks a running Run to return at the end of the current mini-batch,
+// keeping the weights trained so far (no restoring of the best weights). It
+// is safe to call from any goroutine. A Stop before Run makes that Run
+// return at once.
+func (t *Trainer) Stop() { t.stop.Store(true) }
+
+// StoppedEarly reports whether the last Run ended before its planned epochs
+// (early stopping, onEpoch or Stop).
+func (t *Trainer) StoppedEarly() bool { return t.stoppedEarly }
+
+// EpochsDone is the number of completed epochs.
+func (t *Trainer) EpochsDone() int { return t.epoch }
+
+// History returns a copy of the per-epoch history so far.
+func (t *Trainer) History() []Epoch { return slices.Clone(t.history) }
+
+func (t *Trainer) classifier() bool { return t.task != TaskRegression }
+
+// Run trains until the configured epochs are done, early stopping triggers,
+// onEpoch returns true, Stop is called, or ctx is done. onEpoch (may be nil)
+// runs after every epoch with that epoch's history entry; MarshalState
+// called from it encodes the state after that epoch. Run checks ctx and Stop
+// before every mini-batch, so it returns ctx.Err() within one mini-batch of
+// cancellation. It returns an error wrapping ErrDiverged, naming the epoch,
+// when the loss or the weights become NaN or Inf.
+//
+// Run may be called again, after a Restore or after an interrupted Run: it
+// always continues from the last completed epoch, discarding a partial one.
+// After a nil return, Model gives the trained model.
+func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) error {
+	defer t.stop.Store(false)
+	t.stoppedEarly = false
+	if t.dirty {
+		t.rewind()
+	}
+	pool := newGemmPool(t.threads)
+	defer pool.close()
+
+	cfg := t.cfg.Training
+	batch := t.ws.rows
+	done := ctx.Done()
+	for t.epoch < cfg.Epochs && !t.finished {
+		start := time.Now()
+		lr := learningRate(cfg, t.epoch)
+		copy(t.perm, t.data.trainIdx)
+		if *cfg.Shuffle {
+			t.rng.Shuffle(len(t.perm), t.swap)
+		}
+		t.dirty = true
+		var lossSum float64
+		var correct, judged int
+		for s := 0; s < len(t.perm); s += batch {
+			select {
+			case <-done:
+				return ctx.Err()
+			default:
+			}
+			if t.stop.Load() {
+				t.stoppedEarly = true
+				return nil
+			}
+			idx := t.perm[s:min(s+batch, len(t.perm))]
+			loss, c, n := t.step(idx, lr, pool)
+			if !finite(loss) {
+				return fmt.Errorf("epoch %d, batch %d: the training loss is %v: %w", t.epoch+1, s/batch+1, loss, ErrDiverged)
+			}
+			lossSum += loss * float64(len(idx))
+			correct += c
+			judged += n
+			if t.afterBatch != nil {
+				t.afterBatch()
+			}
+		}
+		if i := firstNonFinite(t.net.params); i >= 0 {
+			return fmt.Errorf("epoch %d: parameter %d is %v: %w", t.epoch+1, i, t.net.params[i], ErrDiverged)
+		}
+		trainTime := time.Since(start)
+		e := Epoch{Epoch: t.epoch + 1, Loss: lossSum / float64(len(t.perm)), LearningRate: lr}
+		if t.classifier() && judged > 0 {
+			e.Accuracy = ptr(float64(correct) / float64(judged))
+		}
+		if t.data.val != nil {
+			vl, va := t.evaluate(pool)
+			if !finite(vl) {
+				return fmt.Errorf("epoch %d: the validation loss is %v: %w", t.epoch+1, vl, ErrDiverged)
+			}
+			e.ValLoss = &vl
+			if t.classifier() {
+				e.ValAccuracy = &va
+			}
+		}
+		e.Duration = time.Since(start)
+		e.DurationSeconds = e.Duration.Seconds()
+		if trainTime > 0 {
+			e.SamplesPerSecond = float64(len(t.perm)) / trainTime.Seconds()
+		}
+		t.epoch++
+		t.history = append(t.history, e)
+		stop := t.earlyStop(e)
+		t.takeSnapshot()
+		if onEpoch != nil && onEpoch(e) {
+			stop = true
+		}
+		if stop {
+			t.stoppedEarly = true
+			return nil
+		}
+	}
+	return nil
+}
+
+// step trains on one mini-batch: gather, forward, backward, clip, update.
+func (t *Trainer) step(idx []int, lr float64, pool *gemmPool) (loss float64, correct, judged int) {
+	n := len(idx)
+	outs := t.data.outputs
+	gather(t.ws, t.data.train, idx, t.scaler, outs)
+	out := t.net.forward(t.ws, n, pool)
+	if t.classifier() {
+		correct, judged = countCorrect(out, t.ws.y, n, outs, t.net.layers[len(t.net.layers)-1].act)
+	}
+	loss = t.net.backward(t.ws, n, pool)
+	if c := t.cfg.Training.ClipNorm; c > 0 {
+		clipGradients(t.net.grads, c)
+	}
+	t.opt.update(t.net, lr)
+	return loss, correct, judged
+}
+
+// evaluate returns the mean loss and the accuracy (0 for regression) over
+// the validation split, in forward passes of up to one batch.
+func (t *Trainer) evaluate(pool *gemmPool) (loss, accuracy float64) {
+	outs := t.data.outputs
+	idx := t.data.valIdx
+	act := t.net.layers[len(t.net.layers)-1].act
+	var sum float64
+	var correct, judged int
+	for s := 0; s < len(idx); s += t.ws.rows {
+		chunk := idx[s:min(s+t.ws.rows, len(idx))]
+		n := len(chunk)
+		gather(t.ws, t.data.val, chunk, t.scaler, outs)
+		out := t.net.forward(t.ws, n, pool)
+		sum += lossOnly(out, t.ws.y, n, outs, t.net.loss) * float64(n)
+		if t.classifier() {
+			c, j := countCorrect(out, t.ws.y, n, outs, act)
+			correct += c
+			judged += j
+		}
+	}
+	loss = sum / float64(len(idx))
+	if judged > 0 {
+		accuracy = float64(correct) / float64(judged)
+	}
+	return loss, accuracy
+}
+
+// earlyStop updates the early-stopping bookkeeping after epoch e and
+// reports whether training should end; when it ends and restore_best is
+// set, the best weights are put back.
+func (t *Trainer) earlyStop(e Epoch) bool {
+	if !t.cfg.earlyStopping() || e.ValLoss == nil {
+		return false
+	}
+	es := t.cfg.Training.EarlyStopping
+	if !t.es.HasBest || *e.ValLoss < t.es.BestLoss-es.MinDelta {
+		t.es = esState{HasBest: true, BestLoss: *e.ValLoss, BestEpoch: e.Epoch}
+		if t.best != nil {
+			copy(t.best, t.net.params)
+		}
+		return false
+	}
+	t.es.Wait++
+	if t.es.Wait < es.Patience {
+		return false
+	}
+	t.finished = true
+	if t.best != nil {
+		copy(t.net.params, t.best)
+	}
+	return true
+}
+
+func firstNonFinite(v []float64) int {
+	for i, x := range v {
+		if !finite(x) {
+			return i
+		}
+	}
+	return -1
+}
+
+// takeSnapshot records the live state as the last epoch boundary.
+func (t *Trainer) takeSnapshot() {
+	s := &t.snap
+	copy(s.params, t.net.params)
+	for i, m := range t.opt.moments() {
+		copy(s.moments[i], m)
+	}
+	if t.best != nil {
+		copy(s.best, t.best)
+	}
+	s.step = t.opt.step
+	s.rng, _ = t.pcg.MarshalBinary() // PCG's MarshalBinary cannot fail
+	s.epoch = t.epoch
+	s.history = len(t.history)
+	s.es = t.es
+	s.finished = t.finished
+	t.dirty = false
+}
+
+// rewind puts the live state back to the last epoch boundary.
+func (t *Trainer) rewind() {
+	s := &t.snap
+	copy(t.net.params, s.params)
+	for i, m := range t.opt.moments() {
+		copy(m, s.moments[i])
+	}
+	if t.best != nil {
+		copy(t.best, s.best)
+	}
+	t.opt.step = s.step
+	if err := t.pcg.UnmarshalBinary(s.rng); err != nil {
+		panic("engine: PCG state does not round-trip: " + err.Error())
+	}
+	t.epoch = s.epoch
+	t.history = t.history[:s.history]
+	t.es = s.es
+	t.finished = s.finished
+	t.dirty = false
+}
