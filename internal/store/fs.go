@@ -18,7 +18,6 @@ type FS interface {
 	Remove(name string) error
 	Mkdir(name string, perm fs.FileMode) error
 	ReadDir(name string) ([]fs.DirEntry, error)
-	Lstat(name string) (fs.FileInfo, error)
 	Close() error
 }
 
@@ -61,8 +60,7 @@ func (r *rootFS) Remove(name string) error             { return r.root.Remove(na
 func (r *rootFS) Mkdir(name string, perm fs.FileMode) error {
 	return r.root.Mkdir(name, perm)
 }
-func (r *rootFS) Lstat(name string) (fs.FileInfo, error) { return r.root.Lstat(name) }
-func (r *rootFS) Close() error                           { return r.root.Close() }
+func (r *rootFS) Close() error { return r.root.Close() }
 
 func (r *rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	f, err := r.root.Open(name)
