@@ -526,3 +526,33 @@ func TestConcurrentObserveAndGather(t *testing.T) {
 		t.Errorf("samples_total = %g, want 8000 (10 rows/s × 1 s × 800 epochs)", got)
 	}
 }
+
+// BenchmarkJobEpoch is the cost the job manager pays per epoch.
+func BenchmarkJobEpoch(b *testing.B) {
+	m, _ := mustNew(b, Options{})
+	j := jobs.Job{ID: "j", ModelName: "m", Status: jobs.Running}
+	m.JobStarted(j)
+	e := engine.Epoch{Epoch: 1, Loss: 1, ValLoss: ptr(1), Accuracy: ptr(0.5), ValAccuracy: ptr(0.5),
+		DurationSeconds: 1, SamplesPerSecond: 1000}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.JobEpoch(j, e)
+	}
+}
+
+// BenchmarkGather1000Jobs is one scrape with 1,000 jobs' series retained.
+func BenchmarkGather1000Jobs(b *testing.B) {
+	m, reg := mustNew(b, Options{})
+	for i := range 1000 {
+		j := jobs.Job{ID: fmt.Sprint("job-", i), ModelName: "m", Status: jobs.Running}
+		j.Spec.Training.Epochs = 10
+		m.JobStarted(j)
+		m.JobEpoch(j, engine.Epoch{Epoch: 1, Loss: 1, ValLoss: ptr(1), Accuracy: ptr(0.5), ValAccuracy: ptr(0.5)})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
