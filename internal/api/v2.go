@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/backpropd/backpropd/internal/store"
 )
 
 // The /v2 routes speak the Open Inference Protocol's HTTP/REST binding (the
@@ -183,7 +181,7 @@ func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.servedModel(r, name, version); err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidName) {
+		if status, _, _, _ := statusOf(err); status < 500 {
 			s.v2WriteError(w, r, err)
 			return
 		}

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/jobs"
+)
+
+// svgPath is one <path> of an SVG document with the stroke colour from its
+// style and the number of points in its outline.
+type svgPath struct {
+	stroke string
+	points int
+}
+
+// parseSVG checks that doc is well-formed XML with an <svg> root and
+// returns its paths.
+func parseSVG(t *testing.T, doc []byte) []svgPath {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	var paths []svgPath
+	root := ""
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG does not parse as XML: %v", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if root == "" {
+			root = se.Name.Local
+		}
+		if se.Name.Local != "path" {
+			continue
+		}
+		var p svgPath
+		for _, a := range se.Attr {
+			switch a.Name.Local {
+			case "style":
+				for _, decl := range strings.Split(a.Value, ";") {
+					if v, ok := strings.CutPrefix(decl, "stroke:"); ok {
+						p.stroke = strings.ToLower(v)
+					}
+				}
+			case "d":
+				p.points = strings.Count(a.Value, "M") + strings.Count(a.Value, "L")
+			}
+		}
+		paths = append(paths, p)
+	}
+	if root != "svg" {
+		t.Fatalf("root element is %q, want svg", root)
+	}
+	return paths
+}
+
+func colorHex(c interface{ RGBA() (r, g, b, a uint32) }) string {
+	r, g, b, _ := c.RGBA()
+	return fmt.Sprintf("#%02x%02x%02x", r>>8, g>>8, b>>8)
+}
+
+// seriesLines counts, per series colour, the paths that are a series line:
+// one point per epoch (legend swatches and glyphs have fewer).
+func seriesLines(paths []svgPath, epochs int) map[string]int {
+	n := map[string]int{}
+	for _, p := range paths {
+		if p.points == epochs {
+			n[p.stroke]++
+		}
+	}
+	return n
+}
+
+func f(v float64) *float64 { return &v }
+
+func TestLossSVG(t *testing.T) {
+	e := newModelEnv(t)
+	const id = "0b6f2c1e-8d3a-4f5e-9c7b-1a2b3c4d5e6f"
+	history := func(n int, val, acc bool) []engine.Epoch {
+		var h []engine.Epoch
+		for i := 1; i <= n; i++ {
+			ep := engine.Epoch{Epoch: i, Loss: 1 / float64(i)}
+			if val {
+				ep.ValLoss = f(1.2 / float64(i))
+			}
+			if acc {
+				ep.Accuracy = f(1 - 0.5/float64(i))
+				if val {
+					ep.ValAccuracy = f(1 - 0.6/float64(i))
+				}
+			}
+			h = append(h, ep)
+		}
+		return h
+	}
+	train, val := colorHex(trainColor), colorHex(valColor)
+	for _, tc := range []struct {
+		name    string
+		status  jobs.Status
+		history []engine.Epoch
+		want    map[string]int // series lines per colour
+	}{
+		{"running classifier with validation", jobs.Running, history(5, true, true), map[string]int{train: 2, val: 2}},
+		{"finished regressor with validation", jobs.Succeeded, history(7, true, false), map[string]int{train: 1, val: 1}},
+		{"train loss only", jobs.Succeeded, history(4, false, false), map[string]int{train: 1}},
+		{"accuracy without validation", jobs.Running, history(3, false, true), map[string]int{train: 2}},
+		{"no epochs yet", jobs.Queued, nil, map[string]int{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.jobs.set(jobs.Job{ID: id, ModelName: "iris", Status: tc.status, History: tc.history,
+				CreatedAt: time.Now()})
+			res := e.get(t, "/v1/jobs/"+id+"/loss.svg")
+			if res.Status != http.StatusOK {
+				t.Fatalf("status %d: %s", res.Status, res.Body)
+			}
+			if ct := res.Header.Get("Content-Type"); ct != "image/svg+xml" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			got := seriesLines(parseSVG(t, res.Body), len(tc.history))
+			if len(tc.history) == 0 {
+				if got[train]+got[val] != 0 {
+					t.Errorf("empty history drew series lines: %v", got)
+				}
+				return
+			}
+			for colour, n := range tc.want {
+				if got[colour] != n {
+					t.Errorf("%d lines in %s, want %d (all: %v)", got[colour], colour, n, got)
+				}
+			}
+			for colour, n := range got {
+				if colour != train && colour != val && n > 0 && tc.want[colour] == 0 && colour != "" {
+					// Axes and ticks are black; a stray coloured line means a
+					// series was drawn twice or in the wrong colour.
+					if colour != "#000000" {
+						t.Errorf("unexpected %d lines in %s", n, colour)
+					}
+				}
+			}
+		})
+	}
+	t.Run("single epoch", func(t *testing.T) {
+		e.jobs.set(jobs.Job{ID: id, ModelName: "iris", Status: jobs.Running, History: history(1, true, true)})
+		res := e.get(t, "/v1/jobs/"+id+"/loss.svg")
+		if res.Status != http.StatusOK {
+			t.Fatalf("status %d: %s", res.Status, res.Body)
+		}
+		parseSVG(t, res.Body)
+		if bytes.Contains(res.Body, []byte("NaN")) || bytes.Contains(res.Body, []byte("Inf")) {
+			t.Errorf("SVG of one epoch has non-finite coordinates")
+		}
+	})
+	t.Run("unknown job", func(t *testing.T) {
+		res := e.get(t, "/v1/jobs/1b6f2c1e-8d3a-4f5e-9c7b-1a2b3c4d5e6f/loss.svg")
+		if res.Status != http.StatusNotFound {
+			t.Fatalf("status %d, want 404", res.Status)
+		}
+		res.Problem(t)
+	})
+	t.Run("bad id", func(t *testing.T) {
+		res := e.call(t, http.MethodGet, "/v1/jobs/..%2f..%2fetc/loss.svg", "", nil)
+		if res.Status != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", res.Status)
+		}
+		if p := res.Problem(t); len(p.Errors) != 1 || p.Errors[0].Field != "path.id" {
+			t.Errorf("errors = %+v, want path.id", p.Errors)
+		}
+	})
+}

@@ -1,0 +1,186 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// countingStore serves one model file under any name and version up to
+// latest, counting the reads that lead to a decode.
+type countingStore struct {
+	file     []byte
+	latest   int
+	files    atomic.Int64  // ModelFile calls
+	metas    atomic.Int64  // ModelMeta calls
+	gate     chan struct{} // when set, ModelFile waits on it
+	mu       sync.Mutex
+	deleted  map[modelKey]bool
+	failNext atomic.Bool
+}
+
+func (s *countingStore) ModelMeta(_ context.Context, name string, version int) (store.ModelMeta, error) {
+	s.metas.Add(1)
+	if version == 0 {
+		version = s.latest
+	}
+	return store.ModelMeta{Name: name, Version: version}, nil
+}
+
+func (s *countingStore) ModelFile(_ context.Context, name string, version int) (store.ModelMeta, []byte, error) {
+	s.files.Add(1)
+	if s.gate != nil {
+		<-s.gate
+	}
+	if s.failNext.CompareAndSwap(true, false) {
+		return store.ModelMeta{}, nil, store.ErrCorrupt
+	}
+	s.mu.Lock()
+	gone := s.deleted[modelKey{name, version}]
+	s.mu.Unlock()
+	if gone {
+		return store.ModelMeta{}, nil, store.ErrNotFound
+	}
+	return store.ModelMeta{Name: name, Version: version}, s.file, nil
+}
+
+func TestModelCache(t *testing.T) {
+	file := mustTrain(t, "classifier").file
+	ctx := context.Background()
+
+	t.Run("decodes once per version", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 3}
+		c := newModelCache(st, 4)
+		for range 5 {
+			sm, err := c.get(ctx, "iris", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sm.meta.Version != 3 || sm.version != "3" {
+				t.Fatalf("latest resolved to %d (%q), want 3", sm.meta.Version, sm.version)
+			}
+		}
+		if _, err := c.get(ctx, "iris", 3); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.files.Load(); n != 1 {
+			t.Errorf("%d model file reads for one version, want 1", n)
+		}
+		// "latest" asks the store every time, so a newly trained version is
+		// served at once.
+		if n := st.metas.Load(); n != 5 {
+			t.Errorf("%d metadata reads for 5 latest lookups, want 5", n)
+		}
+		st.latest = 4
+		if sm, _ := c.get(ctx, "iris", 0); sm.meta.Version != 4 {
+			t.Errorf("after a new version, latest is %d, want 4", sm.meta.Version)
+		}
+	})
+	t.Run("concurrent first requests share one decode", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 1, gate: make(chan struct{})}
+		c := newModelCache(st, 4)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				_, err := c.get(ctx, "iris", 1)
+				errs <- err
+			})
+		}
+		// Let the goroutines pile up on the one loading entry, then release.
+		for st.files.Load() == 0 {
+			runtime.Gosched()
+		}
+		close(st.gate)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := st.files.Load(); n != 1 {
+			t.Errorf("%d decodes for 8 concurrent requests, want 1", n)
+		}
+	})
+	t.Run("least recently used goes first", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 1}
+		c := newModelCache(st, 2)
+		for _, name := range []string{"a", "b", "a", "c"} { // b is least recent when c arrives
+			if _, err := c.get(ctx, name, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.len() != 2 {
+			t.Errorf("cache holds %d, want its bound 2", c.len())
+		}
+		before := st.files.Load()
+		c.get(ctx, "a", 1)
+		if st.files.Load() != before {
+			t.Errorf("a was evicted, but b was the least recently used")
+		}
+		c.get(ctx, "b", 1)
+		if st.files.Load() != before+1 {
+			t.Errorf("b was still cached after eviction")
+		}
+	})
+	t.Run("invalidate", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 2, deleted: map[modelKey]bool{}}
+		c := newModelCache(st, 8)
+		c.get(ctx, "iris", 1)
+		c.get(ctx, "iris", 2)
+		c.get(ctx, "other", 1)
+		c.invalidate("iris", 1)
+		if c.len() != 2 {
+			t.Errorf("after invalidating one version, %d entries, want 2", c.len())
+		}
+		st.deleted[modelKey{"iris", 1}] = true
+		if _, err := c.get(ctx, "iris", 1); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("deleted version: err = %v, want not found", err)
+		}
+		c.invalidate("iris", 0)
+		if c.len() != 1 {
+			t.Errorf("after invalidating a name, %d entries, want 1 (other)", c.len())
+		}
+	})
+	t.Run("a delete during a decode is not undone", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 1, gate: make(chan struct{})}
+		c := newModelCache(st, 8)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.get(ctx, "iris", 1)
+		}()
+		for st.files.Load() == 0 {
+			runtime.Gosched()
+		}
+		c.invalidate("iris", 1) // the delete lands while the file is being read
+		close(st.gate)
+		<-done
+		if c.len() != 0 {
+			t.Errorf("a model loaded across a delete was cached")
+		}
+	})
+	t.Run("errors are not cached", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 1}
+		st.failNext.Store(true)
+		c := newModelCache(st, 8)
+		if _, err := c.get(ctx, "iris", 1); !errors.Is(err, store.ErrCorrupt) {
+			t.Fatalf("err = %v, want the store's", err)
+		}
+		if _, err := c.get(ctx, "iris", 1); err != nil {
+			t.Errorf("retry after a failed load: %v", err)
+		}
+	})
+	t.Run("garbage file", func(t *testing.T) {
+		c := newModelCache(&countingStore{file: []byte("not a model"), latest: 1}, 8)
+		if _, err := c.get(ctx, "iris", 1); err == nil {
+			t.Errorf("a garbage model file decoded")
+		}
+	})
+}

@@ -1,0 +1,311 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// predictResponse is the /v1 predict response as a client reads it.
+type predictResponse struct {
+	ModelName     string            `json:"model_name"`
+	ModelVersion  int               `json:"model_version"`
+	Predictions   []json.RawMessage `json:"predictions"`
+	Probabilities [][]float64       `json:"probabilities"`
+	Classes       []string          `json:"classes"`
+	Targets       []string          `json:"targets"`
+}
+
+// enginePredict is the oracle for the HTTP path: the engine's own Predict
+// (and Labels) on the same rows.
+func enginePredict(t *testing.T, tm *trainedModel, x []float64, rows int) ([]float64, []string) {
+	t.Helper()
+	out := make([]float64, rows*tm.model.Outputs())
+	if err := tm.model.Predict(out, x, rows); err != nil {
+		t.Fatalf("engine Predict: %v", err)
+	}
+	if tm.model.Classes() == nil {
+		return out, nil
+	}
+	labels := make([]string, rows)
+	if err := tm.model.Labels(labels, out, rows); err != nil {
+		t.Fatalf("engine Labels: %v", err)
+	}
+	return out, labels
+}
+
+func rowsJSON(x []float64, rows, features int) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s", mustJSON(x[i*features:(i+1)*features]))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+func objectsJSON(x []float64, rows int, names []string) string {
+	var objs []map[string]float64
+	for i := range rows {
+		o := map[string]float64{}
+		for j, n := range names {
+			o[n] = x[i*len(names)+j]
+		}
+		objs = append(objs, o)
+	}
+	return mustJSON(objs)
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func TestPredictClassifier(t *testing.T) {
+	e := newModelEnv(t)
+	tm := mustTrain(t, "classifier")
+	e.putModel("iris", tm)
+	const rows = 6
+	x := tm.data.X[:rows*4]
+	wantOut, wantLabels := enginePredict(t, tm, x, rows)
+
+	for _, tc := range []struct{ name, target, body string }{
+		{"arrays", "/v1/models/iris/predict", `{"inputs":` + rowsJSON(x, rows, 4) + `}`},
+		{"objects", "/v1/models/iris/predict", `{"inputs":` + objectsJSON(x, rows, irisFeatures) + `}`},
+		{"instances", "/v1/models/iris/predict", `{"instances":` + rowsJSON(x, rows, 4) + `}`},
+		{"version", "/v1/models/iris/versions/1/predict", `{"inputs":` + rowsJSON(x, rows, 4) + `}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.obs.rows
+			res := e.postJSON(t, tc.target, tc.body)
+			if res.Status != http.StatusOK {
+				t.Fatalf("status %d: %s", res.Status, res.Body)
+			}
+			var got predictResponse
+			res.JSON(t, &got)
+			if got.ModelName != "iris" || got.ModelVersion != 1 {
+				t.Errorf("model %s v%d, want iris v1", got.ModelName, got.ModelVersion)
+			}
+			if !slices.Equal(got.Classes, tm.model.Classes()) {
+				t.Errorf("classes = %v, want %v", got.Classes, tm.model.Classes())
+			}
+			if len(got.Predictions) != rows || len(got.Probabilities) != rows {
+				t.Fatalf("%d predictions, %d probability rows, want %d", len(got.Predictions), len(got.Probabilities), rows)
+			}
+			for i := range rows {
+				var label string
+				if err := json.Unmarshal(got.Predictions[i], &label); err != nil || label != wantLabels[i] {
+					t.Errorf("prediction %d = %s, want %q", i, got.Predictions[i], wantLabels[i])
+				}
+				// Exact: the response carries the engine's float64s in
+				// shortest round-trip form.
+				if want := wantOut[i*3 : i*3+3]; !slices.Equal(got.Probabilities[i], want) {
+					t.Errorf("probabilities %d = %v, want %v", i, got.Probabilities[i], want)
+				}
+				sum := 0.0
+				for _, p := range got.Probabilities[i] {
+					sum += p
+				}
+				if math.Abs(sum-1) > 1e-12 {
+					t.Errorf("row %d probabilities sum to %v, want 1 (softmax, tolerance 1e-12)", i, sum)
+				}
+			}
+			if e.obs.rows-before != rows || e.obs.model != "iris" {
+				t.Errorf("observer saw %d rows of %q, want %d of iris", e.obs.rows-before, e.obs.model, rows)
+			}
+		})
+	}
+	t.Run("learned", func(t *testing.T) {
+		// The synthetic clusters are 4+ standard deviations apart, so the
+		// trained classifier labels the cluster centres correctly.
+		res := e.postJSON(t, "/v1/models/iris/predict",
+			`{"inputs":[[5.0,3.4,1.5,0.2],[5.9,2.8,4.3,1.3],[6.6,3.0,5.6,2.0]]}`)
+		var got predictResponse
+		res.JSON(t, &got)
+		want := []string{`"setosa"`, `"versicolor"`, `"virginica"`}
+		for i, p := range got.Predictions {
+			if string(p) != want[i] {
+				t.Errorf("centre %d labelled %s, want %s", i, p, want[i])
+			}
+		}
+	})
+}
+
+func TestPredictRegression(t *testing.T) {
+	for _, kind := range []string{"regressor", "multi"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newModelEnv(t)
+			tm := mustTrain(t, kind)
+			e.putModel("lin", tm)
+			const rows = 5
+			x := tm.data.X[:rows*2]
+			wantOut, _ := enginePredict(t, tm, x, rows)
+			res := e.postJSON(t, "/v1/models/lin/predict", `{"inputs":`+rowsJSON(x, rows, 2)+`}`)
+			if res.Status != http.StatusOK {
+				t.Fatalf("status %d: %s", res.Status, res.Body)
+			}
+			var got predictResponse
+			res.JSON(t, &got)
+			if got.Probabilities != nil || got.Classes != nil {
+				t.Errorf("regression response has classifier fields: %s", res.Body)
+			}
+			outputs := tm.model.Outputs()
+			if !slices.Equal(got.Targets, tm.model.TargetNames()) {
+				t.Errorf("targets = %v, want %v", got.Targets, tm.model.TargetNames())
+			}
+			for i, p := range got.Predictions {
+				want := wantOut[i*outputs : (i+1)*outputs]
+				if outputs == 1 {
+					var v float64
+					if err := json.Unmarshal(p, &v); err != nil || v != want[0] {
+						t.Errorf("prediction %d = %s, want the number %v", i, p, want[0])
+					}
+					continue
+				}
+				var v []float64
+				if err := json.Unmarshal(p, &v); err != nil || !slices.Equal(v, want) {
+					t.Errorf("prediction %d = %s, want the array %v", i, p, want)
+				}
+			}
+		})
+	}
+}
+
+// TestPredictBadInput sends every kind of bad predict body and checks the
+// status and the field named. The model takes the four iris features.
+func TestPredictBadInput(t *testing.T) {
+	e := newModelEnv(t)
+	e.putModel("iris", mustTrain(t, "classifier"))
+	ok := "[5.1,3.5,1.4,0.2]"
+	for _, tc := range []struct {
+		name, body string
+		field      string // "" when the body is malformed as a whole
+	}{
+		{"empty inputs", `{"inputs":[]}`, "inputs"},
+		{"no inputs", `{}`, "inputs"},
+		{"null inputs", `{"inputs":null}`, "inputs"},
+		{"both fields", `{"inputs":[` + ok + `],"instances":[` + ok + `]}`, "instances"},
+		{"inputs not an array", `{"inputs":{"sepal_length":1}}`, "inputs"},
+		{"row not an array", `{"inputs":[` + ok + `,5.1]}`, "inputs[1]"},
+		{"too few features", `{"inputs":[` + ok + `,[1,2,3]]}`, "inputs[1]"},
+		{"too many features", `{"inputs":[[1,2,3,4,5]]}`, "inputs[0]"},
+		{"empty row", `{"inputs":[[]]}`, "inputs[0]"},
+		{"string value", `{"inputs":[` + ok + `,` + ok + `,` + ok + `,[1,"2",3,4]]}`, "inputs[3][1]"},
+		{"NaN as string", `{"inputs":[[1,2,"NaN",4]]}`, "inputs[0][2]"},
+		{"Infinity as string", `{"inputs":[[1,2,3,"Infinity"]]}`, "inputs[0][3]"},
+		{"overflow", `{"inputs":[[1e999,2,3,4]]}`, "inputs[0][0]"},
+		{"negative overflow", `{"inputs":[[1,-1e400,3,4]]}`, "inputs[0][1]"},
+		{"null value", `{"inputs":[[1,null,3,4]]}`, "inputs[0][1]"},
+		{"bool value", `{"inputs":[[1,2,true,4]]}`, "inputs[0][2]"},
+		{"nested value", `{"inputs":[[1,2,[3],4]]}`, "inputs[0][2]"},
+		{"object missing feature", `{"inputs":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4}]}`,
+			"inputs[0].petal_width"},
+		{"object unknown feature", `{"inputs":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2,"colour":1}]}`,
+			"inputs[0].colour"},
+		{"object bad value", `{"inputs":[{"sepal_length":5.1,"sepal_width":"x","petal_length":1.4,"petal_width":0.2}]}`,
+			"inputs[0].sepal_width"},
+		{"object overflow", `{"inputs":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1e999,"petal_width":0.2}]}`,
+			"inputs[0].petal_length"},
+		{"object duplicate key", `{"inputs":[{"sepal_length":5.1,"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}]}`,
+			"inputs[0].sepal_length"},
+		{"instances bad value", `{"instances":[[1,2,3,"four"]]}`, "instances[0][3]"},
+		{"unknown top-level field", `{"inputs":[` + ok + `],"signature_name":"x"}`, "signature_name"},
+		{"wrong type", `{"inputs":"5.1,3.5"}`, "inputs"},
+		{"NaN literal", `{"inputs":[[NaN,1,2,3]]}`, ""},
+		{"Infinity literal", `{"inputs":[[Infinity,1,2,3]]}`, ""},
+		{"malformed", `{"inputs":[[1,2,3,4]`, ""},
+		{"trailing data", `{"inputs":[` + ok + `]} {}`, ""},
+		{"invalid UTF-8", "{\"inputs\":[[1,2,3,4]],\"x\":\"\xff\"}", ""},
+		{"deep nesting", `{"inputs":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.call(t, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(tc.body))
+			if res.Status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", res.Status, res.Body)
+			}
+			p := res.Problem(t)
+			if p.Detail == "" {
+				t.Errorf("problem has no detail")
+			}
+			if tc.field == "" {
+				return
+			}
+			if len(p.Errors) == 0 || p.Errors[0].Field != tc.field {
+				t.Errorf("errors = %+v, want the first naming %s", p.Errors, tc.field)
+			}
+		})
+	}
+	t.Run("many bad values are listed up to a cap", func(t *testing.T) {
+		row := `["a","b","c","d"]`
+		body := `{"inputs":[` + strings.TrimSuffix(strings.Repeat(row+",", 100), ",") + `]}`
+		res := e.call(t, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(body))
+		p := res.Problem(t)
+		if res.Status != http.StatusBadRequest || len(p.Errors) != maxFieldErrors {
+			t.Errorf("status %d with %d errors, want 400 with %d", res.Status, len(p.Errors), maxFieldErrors)
+		}
+	})
+	for _, tc := range []struct {
+		name, target, contentType, body string
+		status                          int
+	}{
+		{"unknown model", "/v1/models/nope/predict", "application/json", `{"inputs":[` + ok + `]}`, http.StatusNotFound},
+		{"unknown version", "/v1/models/iris/versions/7/predict", "application/json", `{"inputs":[` + ok + `]}`, http.StatusNotFound},
+		{"text body", "/v1/models/iris/predict", "text/plain", "5.1,3.5,1.4,0.2", http.StatusUnsupportedMediaType},
+		{"no content type", "/v1/models/iris/predict", "", `{"inputs":[` + ok + `]}`, http.StatusUnsupportedMediaType},
+		{"wrong method", "/v1/models/iris/predict", "", "", http.StatusMethodNotAllowed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method := http.MethodPost
+			if tc.status == http.StatusMethodNotAllowed {
+				method = http.MethodGet
+			}
+			res := e.call(t, method, tc.target, tc.contentType, []byte(tc.body))
+			if res.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.Status, tc.status, res.Body)
+			}
+			res.Problem(t)
+		})
+	}
+	t.Run("body over the request limit", func(t *testing.T) {
+		srv := New(Options{Store: e.store, Jobs: e.jobs, Config: Config{MaxRequestBytes: 64}})
+		body := `{"inputs":[` + strings.TrimSuffix(strings.Repeat(ok+",", 10), ",") + `]}`
+		req := httptest.NewRequest(http.MethodPost, "/v1/models/iris/predict", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("status %d, want 413: %s", rec.Code, rec.Body)
+		}
+	})
+}
+
+// BenchmarkPredictSingleRow measures one-row predictions through the real
+// router and middleware, as clients send them.
+func BenchmarkPredictSingleRow(b *testing.B) {
+	e := newModelEnv(b)
+	e.putModel("iris", mustTrain(b, "classifier"))
+	body := []byte(`{"inputs":[[5.1,3.5,1.4,0.2]]}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/models/iris/predict", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}
