@@ -101,15 +101,17 @@ const (
 	EventStatus EventKind = "status" // Job is set
 )
 
-// Event is one item of a job's progress stream.
+// Event is one item of a job's progress stream. Its pointers are shared
+// between subscribers: read them, do not modify them.
 type Event struct {
 	Kind  EventKind
 	Epoch *engine.Epoch
 	Job   *Job
 }
 
-// Observer receives job lifecycle notifications, for metrics. Calls must
-// not block.
+// Observer receives job lifecycle notifications, for metrics. Calls come
+// from the worker goroutines (and Submit, Cancel) with no lock held; they
+// must not block, since training waits for them.
 type Observer interface {
 	JobQueued(j Job)
 	JobStarted(j Job)
@@ -118,16 +120,29 @@ type Observer interface {
 	WorkersBusy(n int)
 }
 
-// Options configure a Manager.
+// Options configure a Manager. Zero values take the defaults.
 type Options struct {
-	Workers         int           // default runtime.NumCPU()
-	QueueSize       int           // default 64
-	MaxDuration     time.Duration // server-wide cap per job, default 24h
-	CheckpointEvery int           // epochs between checkpoints, default 1
-	Limits          engine.Limits
-	ShutdownTimeout time.Duration // default 10s
-	Logger          *slog.Logger
-	Observer        Observer // may be nil
+	// Workers is how many jobs train at once, default runtime.NumCPU().
+	// Each job's engine gets max(1, NumCPU/Workers) threads, so the pool
+	// never uses more threads than there are CPUs (unless Workers itself
+	// exceeds NumCPU).
+	Workers int
+	// QueueSize caps queued jobs for Submit, default 64. Jobs recovered at
+	// Start are queued even beyond it.
+	QueueSize int
+	// MaxDuration is the server-wide wall-time cap per job and the default
+	// of training.max_duration_seconds, default 24h.
+	MaxDuration time.Duration
+	// CheckpointEvery is the number of epochs between checkpoints,
+	// default 1.
+	CheckpointEvery int
+	// Limits cap what one job may allocate; checked before it is queued.
+	Limits engine.Limits
+	// ShutdownTimeout bounds Shutdown when its context has no deadline,
+	// default 10s.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger // default: discard
+	Observer        Observer     // may be nil
 }
 
 // ListFilter selects jobs for List.

@@ -372,6 +372,9 @@ func (m *Manager) finish(j *job, o outcome) {
 	if err := m.st.PutJob(context.Background(), rec); err != nil {
 		m.log.Error("write final job record", "job", rec.ID, "status", o.status, "err", err)
 	}
+	if o.status.Terminal() {
+		m.deleteCheckpoint(rec.ID)
+	}
 
 	m.mu.Lock()
 	j.rec = *rec
@@ -389,9 +392,6 @@ func (m *Manager) finish(j *job, o outcome) {
 	j.wmu.Unlock()
 	cancel(context.Canceled) // releases the job context's resources
 
-	if o.status.Terminal() {
-		m.deleteCheckpoint(snap.ID)
-	}
 	m.log.Info("job ended", "job", snap.ID, "status", snap.Status, "attempts", snap.Attempts,
 		"epochs", snap.Progress.Epoch, "model_version", snap.ModelVersion, "error", snap.Error)
 	if m.observer != nil {
