@@ -128,7 +128,8 @@ func (s *Store) init() error {
 		}
 		if _, ok := s.files[jobPath(id)]; !ok {
 			if err := s.remove(rel); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
+				s.log.Warn("store: cannot remove checkpoint of a deleted job", "file", rel, "err", err)
+				continue
 			}
 			s.log.Info("store: removed checkpoint of a deleted job", "file", rel)
 		}
@@ -155,10 +156,13 @@ func (s *Store) scan(dir string) error {
 			continue
 		}
 		if strings.HasPrefix(name, tmpPrefix) || isOrphan(dir, name, have) {
+			// A read-only directory still opens and serves reads; the
+			// leftover is invisible to readers and removed at a later Open.
 			if err := s.fs.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return writeErr("remove leftover", rel, err)
+				s.log.Warn("store: cannot remove leftover file", "file", rel, "err", err)
+			} else {
+				s.log.Info("store: removed leftover file", "file", rel)
 			}
-			s.log.Info("store: removed leftover file", "file", rel)
 			continue
 		}
 		info, err := e.Info()
