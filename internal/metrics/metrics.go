@@ -238,7 +238,7 @@ var (
 	datasetsDesc = prometheus.NewDesc("backpropd_datasets",
 		"Stored datasets, including the hidden ones that hold jobs' inline data.", nil, nil)
 	storeBytesDesc = prometheus.NewDesc("backpropd_store_bytes",
-		"Bytes of datasets and models in the data directory.", nil, nil)
+		"Bytes of every file the store keeps in the data directory.", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -314,7 +314,7 @@ backpropd_datasets %d
 # HELP backpropd_models Stored model versions, across all model names.
 # TYPE backpropd_models gauge
 backpropd_models %d
-# HELP backpropd_store_bytes Bytes of datasets and models in the data directory.
+# HELP backpropd_store_bytes Bytes of every file the store keeps in the data directory.
 # TYPE backpropd_store_bytes gauge
 backpropd_store_bytes %d
 `, s.Datasets, s.Models, s.TotalBytes)
