@@ -3,10 +3,14 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -499,5 +503,86 @@ func TestShuttingDown(t *testing.T) {
 	}
 	if _, err := e.m.Submit(context.Background(), smallSpec("late", bin, 1)); !errors.Is(err, ErrShuttingDown) {
 		t.Errorf("Submit after Shutdown = %v, want ErrShuttingDown", err)
+	}
+}
+
+func TestValidationDataset(t *testing.T) {
+	g := newGate()
+	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	defer g.release()
+	bin := mustDataset(t, e.st, binaryData(40))
+	val := mustDataset(t, e.st, binaryData(16))
+	s := smallSpec("val", bin, 2)
+	s.Validation = &ValidationSpec{DatasetID: val}
+	j := mustSubmit(t, e.m, s)
+	if j.Spec.Validation == nil || j.Spec.Validation.DatasetID != val {
+		t.Errorf("resolved spec validation %+v, want dataset %s", j.Spec.Validation, val)
+	}
+	g.await(t)
+	if !e.m.DatasetInUse(val) {
+		t.Error("DatasetInUse(validation set) = false while its job runs")
+	}
+	g.release()
+	got := waitTerminal(t, e.m, j.ID)
+	if got.Status != Succeeded || got.Metrics.ValLoss == nil || got.Metrics.ValAccuracy == nil {
+		t.Fatalf("job ended %s (%q) with metrics %+v, want succeeded with validation metrics", got.Status, got.Error, got.Metrics)
+	}
+	if e.m.DatasetInUse(val) || e.m.DatasetInUse(bin) {
+		t.Error("DatasetInUse = true after the job ended")
+	}
+}
+
+// TestEngineErrorFailsJob: targets of 1e300 make the squared error +Inf on
+// the first mini-batch; the job fails with the engine's message.
+func TestEngineErrorFailsJob(t *testing.T) {
+	e := newEnv(t, testOptions(), testHooks{})
+	d := regressionData(40)
+	for i := range d.Targets {
+		d.Targets[i] = 1e300
+	}
+	reg := mustDataset(t, e.st, d)
+	j := mustSubmit(t, e.m, smallSpec("diverge", reg, 5))
+	got := waitTerminal(t, e.m, j.ID)
+	if got.Status != Failed || !strings.Contains(got.Error, "epoch") {
+		t.Fatalf("diverging job ended %s with %q, want failed naming the epoch", got.Status, got.Error)
+	}
+}
+
+// recorder is an Observer that logs its calls.
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) add(s string) { r.mu.Lock(); r.calls = append(r.calls, s); r.mu.Unlock() }
+
+func (r *recorder) JobQueued(j Job)                { r.add("queued") }
+func (r *recorder) JobStarted(j Job)               { r.add("started") }
+func (r *recorder) JobEpoch(j Job, e engine.Epoch) { r.add(fmt.Sprintf("epoch %d", e.Epoch)) }
+func (r *recorder) JobFinished(j Job)              { r.add("finished " + string(j.Status)) }
+func (r *recorder) WorkersBusy(n int)              { r.add(fmt.Sprintf("busy %d", n)) }
+
+func TestObserver(t *testing.T) {
+	rec := &recorder{}
+	opt := testOptions()
+	opt.Observer = rec
+	e := newEnv(t, opt, testHooks{})
+	bin := mustDataset(t, e.st, binaryData(40))
+	j := mustSubmit(t, e.m, smallSpec("obs", bin, 2))
+	waitTerminal(t, e.m, j.ID)
+	want := []string{"queued", "started", "busy 1", "epoch 1", "epoch 2", "finished succeeded", "busy 0"}
+	// The last calls follow the terminal state by a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec.mu.Lock()
+		got := slices.Clone(rec.calls)
+		rec.mu.Unlock()
+		if equalStrings(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("observer calls %v, want %v", got, want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -68,42 +69,52 @@ func sameRun(t *testing.T, st *store.Store, ref, got Job) {
 // TestCrashAndResume abandons a manager mid-training (its goroutines can no
 // longer write: the process is dead), reopens the store from the files and
 // starts a new manager. Every job ends, and the resumed job's model is
-// bit-identical to an uninterrupted run's.
+// bit-identical to an uninterrupted run's. With checkpoints every 2 epochs
+// the crash after epoch 3 leaves a record one epoch ahead of its
+// checkpoint; that epoch is trained again.
 func TestCrashAndResume(t *testing.T) {
-	dir := t.TempDir()
-	st1 := openStore(t, dir)
-	t.Cleanup(func() { st1.Close() })
-	cs := &crashStore{Store: st1}
-	g := newGate()
-	var m1 *Manager
-	m1 = newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(&m1, g, "crash", 3)})
+	for _, every := range []int{1, 2} {
+		t.Run(fmt.Sprintf("checkpoint every %d", every), func(t *testing.T) {
+			dir := t.TempDir()
+			st1 := openStore(t, dir)
+			t.Cleanup(func() { st1.Close() })
+			cs := &crashStore{Store: st1}
+			g := newGate()
+			opt := testOptions()
+			opt.CheckpointEvery = every
+			var m1 *Manager
+			m1 = newManager(t, cs, opt, testHooks{afterEpoch: stopAt(&m1, g, "crash", 3)})
 
-	bin := mustDataset(t, st1, binaryData(40))
-	s := smallSpec("crash", bin, resumeEpochs)
-	s.Validation = &ValidationSpec{Fraction: 0.25}
-	ref := referenceRun(t, m1, st1, s)
-	crashed := mustSubmit(t, m1, s)
-	queued := mustSubmit(t, m1, smallSpec("after", bin, 2))
-	g.await(t)
-	cs.dead.Store(true) // the process dies here
+			bin := mustDataset(t, st1, binaryData(40))
+			s := smallSpec("crash", bin, resumeEpochs)
+			s.Validation = &ValidationSpec{Fraction: 0.25}
+			ref := referenceRun(t, m1, st1, s)
+			crashed := mustSubmit(t, m1, s)
+			queued := mustSubmit(t, m1, smallSpec("after", bin, 2))
+			g.await(t)
+			cs.dead.Store(true) // the process dies here
 
-	if _, err := st1.Checkpoint(context.Background(), crashed.ID); err != nil {
-		t.Fatalf("no checkpoint after epoch 3: %v", err)
-	}
-	st2 := openStore(t, dir)
-	t.Cleanup(func() { st2.Close() })
-	var m2 *Manager
-	m2 = newManager(t, st2, testOptions(), testHooks{})
-	got := waitTerminal(t, m2, crashed.ID)
-	sameRun(t, st2, ref, got)
-	if got.Attempts != 2 {
-		t.Errorf("attempts %d, want 2 (one crashed run, one resumed)", got.Attempts)
-	}
-	if q := waitTerminal(t, m2, queued.ID); q.Status != Succeeded {
-		t.Errorf("queued job ended %s: %q", q.Status, q.Error)
-	}
-	if r, _ := m2.Get(context.Background(), ref.ID); r.Status != Succeeded {
-		t.Errorf("finished job after restart: %s", r.Status)
+			if _, err := st1.Checkpoint(context.Background(), crashed.ID); err != nil {
+				t.Fatalf("no checkpoint after epoch 3: %v", err)
+			}
+			if rec := storedJob(t, st1, crashed.ID); rec.Status != string(Running) || len(rec.History) != 3 {
+				t.Fatalf("record at the crash: %s with %d epochs, want running with 3", rec.Status, len(rec.History))
+			}
+			st2 := openStore(t, dir)
+			t.Cleanup(func() { st2.Close() })
+			m2 := newManager(t, st2, opt, testHooks{})
+			got := waitTerminal(t, m2, crashed.ID)
+			sameRun(t, st2, ref, got)
+			if got.Attempts != 2 {
+				t.Errorf("attempts %d, want 2 (one crashed run, one resumed)", got.Attempts)
+			}
+			if q := waitTerminal(t, m2, queued.ID); q.Status != Succeeded {
+				t.Errorf("queued job ended %s: %q", q.Status, q.Error)
+			}
+			if r, _ := m2.Get(context.Background(), ref.ID); r.Status != Succeeded {
+				t.Errorf("finished job after restart: %s", r.Status)
+			}
+		})
 	}
 }
 

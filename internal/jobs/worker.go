@@ -245,10 +245,16 @@ func timeLimitReason(s Spec) string {
 }
 
 // finishStopped completes a job whose stop was recorded before a restart:
-// the model in its checkpoint is saved as a stopped-early success.
+// the model in its checkpoint is saved as a stopped-early success, without
+// training on (Run with Stop already requested returns before its first
+// mini-batch; the model's summary then says it stopped early).
 func (m *Manager) finishStopped(ctx context.Context, j *job, tr *engine.Trainer, restored bool) outcome {
 	if !restored {
 		return outcome{status: Failed, reason: "stop was requested before the server restarted, and no checkpoint holds a model to save"}
+	}
+	tr.Stop()
+	if err := tr.Run(context.WithoutCancel(ctx), nil); err != nil {
+		return outcome{status: Failed, reason: errText(err)}
 	}
 	m.mu.Lock()
 	j.setHistoryLocked(tr.History())
@@ -258,7 +264,7 @@ func (m *Manager) finishStopped(ctx context.Context, j *job, tr *engine.Trainer,
 	if cancelled {
 		return outcome{status: Cancelled}
 	}
-	return m.saveModel(ctx, j, tr.Model(), true)
+	return m.saveModel(ctx, j, tr.Model(), tr.StoppedEarly())
 }
 
 // loadData loads the training set and, when the spec names one, the
