@@ -385,9 +385,10 @@ func (s *Store) LoadDataset(ctx context.Context, id string) (*Dataset, error) {
 }
 
 // splitLabels parses rows length-prefixed labels that must fill blob
-// exactly. The labels share one string allocation.
+// exactly. The labels are substrings of blob itself, which the caller must
+// never modify afterwards.
 func splitLabels(blob []byte, rows int) ([]string, error) {
-	all := string(blob)
+	all := unsafe.String(unsafe.SliceData(blob), len(blob))
 	labels := make([]string, rows)
 	off := 0
 	for i := range labels {
