@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
@@ -17,10 +18,27 @@ import (
 // largest allowed networks would still fit a modest container.
 const defaultModelCacheSize = 64
 
+// latestTTL bounds how long a resolved "latest" version is reused when the
+// store cannot say whether its models changed (see modelChangeCounter).
+// Resolving latest reads the model's directory and metadata file, which
+// would dominate a small prediction; like TensorFlow Serving, which polls
+// for new versions every second by default, a version trained meanwhile is
+// served from "latest" within this time. Requests for an exact version, and
+// every delete or import through the API, are never stale.
+const latestTTL = time.Second
+
 // modelStore is what the cache needs from the store.
 type modelStore interface {
 	ModelMeta(ctx context.Context, name string, version int) (store.ModelMeta, error)
 	ModelFile(ctx context.Context, name string, version int) (store.ModelMeta, []byte, error)
+}
+
+// modelChangeCounter is implemented by a store that counts its model
+// writes (every put and delete of a version) in memory. With it, a resolved
+// "latest" is reused exactly as long as no model changed, instead of for
+// latestTTL.
+type modelChangeCounter interface {
+	ModelChanges() uint64
 }
 
 // servedModel is a decoded model with everything a prediction needs that
@@ -74,8 +92,8 @@ type cacheEntry struct {
 // used first out. Decoding a model file on every request would dominate a
 // prediction's cost; versions are immutable once stored, so a cached model is
 // valid until its version is deleted. "Latest" is resolved through the
-// store's metadata on every request (a new version may have been trained
-// since) and then served from the cache by exact version.
+// store's metadata (see resolveLatest for how often) and then served from
+// the cache by exact version.
 type modelCache struct {
 	store modelStore
 	size  int
@@ -87,13 +105,59 @@ type modelCache struct {
 	// enter the cache, so a delete racing a first predict cannot leave the
 	// deleted version cached.
 	gen uint64
+	// latest maps a name to its resolved latest version.
+	latest map[string]latestVersion
+	now    func() time.Time // time.Now; tests move it
+}
+
+// latestVersion is a resolved "latest": the version, when it was resolved,
+// and the store's change count and the cache's gen before resolving.
+type latestVersion struct {
+	version int
+	at      time.Time
+	changes uint64
+	gen     uint64
 }
 
 func newModelCache(st modelStore, size int) *modelCache {
 	if size <= 0 {
 		size = defaultModelCacheSize
 	}
-	return &modelCache{store: st, size: size, entries: make(map[modelKey]*cacheEntry), lru: list.New()}
+	return &modelCache{store: st, size: size, entries: make(map[modelKey]*cacheEntry), lru: list.New(),
+		latest: make(map[string]latestVersion), now: time.Now}
+}
+
+// resolveLatest returns name's latest version, from the store or, while it
+// cannot have changed (or for latestTTL without a change counter), from the
+// last resolution.
+func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error) {
+	counter, exact := c.store.(modelChangeCounter)
+	var changes uint64
+	if exact {
+		changes = counter.ModelChanges()
+	}
+	now := c.now()
+	c.mu.Lock()
+	l, ok := c.latest[name]
+	gen := c.gen
+	c.mu.Unlock()
+	if ok && l.gen == gen && ((exact && l.changes == changes) || (!exact && now.Sub(l.at) < latestTTL)) {
+		return l.version, nil
+	}
+	// The change count and gen were read before the store, so a write that
+	// lands during the read makes this resolution stale at once.
+	meta, err := c.store.ModelMeta(ctx, name, 0)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	if len(c.latest) >= 4*c.size {
+		// Bounded like the models: names are cheap to resolve again.
+		clear(c.latest)
+	}
+	c.latest[name] = latestVersion{version: meta.Version, at: now, changes: changes, gen: gen}
+	c.mu.Unlock()
+	return meta.Version, nil
 }
 
 // get returns the model name at version, or at its latest version when
@@ -101,11 +165,11 @@ func newModelCache(st modelStore, size int) *modelCache {
 // callers can test them with errors.Is(err, store.ErrNotFound).
 func (c *modelCache) get(ctx context.Context, name string, version int) (*servedModel, error) {
 	if version == 0 {
-		meta, err := c.store.ModelMeta(ctx, name, 0)
+		v, err := c.resolveLatest(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		version = meta.Version
+		version = v
 	}
 	key := modelKey{name, version}
 
@@ -166,11 +230,21 @@ func (c *modelCache) invalidate(name string, version int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	delete(c.latest, name)
 	for k, e := range c.entries {
 		if k.name == name && (version == 0 || k.version == version) {
 			c.removeLocked(e)
 		}
 	}
+}
+
+// forgetLatest drops name's resolved latest version, after a new version
+// was stored through the API.
+func (c *modelCache) forgetLatest(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.latest, name)
 }
 
 // len is the number of cached entries.

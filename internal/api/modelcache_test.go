@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/backpropd/backpropd/internal/store"
 )
@@ -49,6 +50,15 @@ func (s *countingStore) ModelFile(_ context.Context, name string, version int) (
 	return store.ModelMeta{Name: name, Version: version}, s.file, nil
 }
 
+// changeCountingStore is a countingStore that counts model changes, as the
+// real store may (modelChangeCounter).
+type changeCountingStore struct {
+	*countingStore
+	changes atomic.Uint64
+}
+
+func (s *changeCountingStore) ModelChanges() uint64 { return s.changes.Load() }
+
 func TestModelCache(t *testing.T) {
 	file := mustTrain(t, "classifier").file
 	ctx := context.Background()
@@ -71,14 +81,50 @@ func TestModelCache(t *testing.T) {
 		if n := st.files.Load(); n != 1 {
 			t.Errorf("%d model file reads for one version, want 1", n)
 		}
-		// "latest" asks the store every time, so a newly trained version is
-		// served at once.
-		if n := st.metas.Load(); n != 5 {
-			t.Errorf("%d metadata reads for 5 latest lookups, want 5", n)
+	})
+	t.Run("latest without a change counter is reused for latestTTL", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 3}
+		c := newModelCache(st, 4)
+		clock := time.Unix(1e9, 0)
+		c.now = func() time.Time { return clock }
+		for range 5 {
+			c.get(ctx, "iris", 0)
+		}
+		if n := st.metas.Load(); n != 1 {
+			t.Errorf("%d metadata reads for 5 latest lookups within the TTL, want 1", n)
 		}
 		st.latest = 4
+		if sm, _ := c.get(ctx, "iris", 0); sm.meta.Version != 3 {
+			t.Errorf("within the TTL latest moved to %d; want the resolved 3", sm.meta.Version)
+		}
+		clock = clock.Add(latestTTL)
 		if sm, _ := c.get(ctx, "iris", 0); sm.meta.Version != 4 {
-			t.Errorf("after a new version, latest is %d, want 4", sm.meta.Version)
+			t.Errorf("after the TTL latest is %d, want the new 4", sm.meta.Version)
+		}
+	})
+	t.Run("latest with a change counter is exact", func(t *testing.T) {
+		st := &changeCountingStore{countingStore: &countingStore{file: file, latest: 3}}
+		c := newModelCache(st, 4)
+		for range 5 {
+			c.get(ctx, "iris", 0)
+		}
+		if n := st.metas.Load(); n != 1 {
+			t.Errorf("%d metadata reads for 5 latest lookups without a change, want 1", n)
+		}
+		st.latest = 4
+		st.changes.Add(1) // a job stored version 4
+		if sm, _ := c.get(ctx, "iris", 0); sm.meta.Version != 4 {
+			t.Errorf("right after a change latest is %d, want 4", sm.meta.Version)
+		}
+	})
+	t.Run("invalidate forgets latest", func(t *testing.T) {
+		st := &countingStore{file: file, latest: 3}
+		c := newModelCache(st, 4)
+		c.get(ctx, "iris", 0)
+		st.latest = 2 // version 3 was deleted through the API
+		c.invalidate("iris", 3)
+		if sm, _ := c.get(ctx, "iris", 0); sm.meta.Version != 2 {
+			t.Errorf("after deleting the latest version, latest is %d, want 2", sm.meta.Version)
 		}
 	})
 	t.Run("concurrent first requests share one decode", func(t *testing.T) {

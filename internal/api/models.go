@@ -272,6 +272,7 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("store imported model %s: %w", name, err))
 		return
 	}
+	s.models.forgetLatest(name)
 	w.Header().Set("Location", fmt.Sprintf("/v1/models/%s/versions/%d", meta.Name, meta.Version))
 	writeJSON(w, http.StatusCreated, meta)
 }

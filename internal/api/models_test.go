@@ -447,7 +447,8 @@ func TestImportModel(t *testing.T) {
 	tm := mustTrain(t, "classifier")
 	t.Run("valid", func(t *testing.T) {
 		e := newModelEnv(t)
-		e.putModel("iris", tm) // the import becomes version 2
+		e.putModel("iris", tm)                                                     // the import becomes version 2
+		e.postJSON(t, "/v1/models/iris/predict", `{"inputs":[[6.6,3.0,5.6,2.0]]}`) // resolves latest to 1
 		res := e.call(t, http.MethodPost, "/v1/models/iris/versions", "application/octet-stream", tm.file)
 		if res.Status != http.StatusCreated {
 			t.Fatalf("status %d: %s", res.Status, res.Body)
@@ -463,6 +464,13 @@ func TestImportModel(t *testing.T) {
 		}
 		if _, ok := meta.Metrics["loss"]; !ok {
 			t.Errorf("metrics %v lack the training loss from the file's summary", meta.Metrics)
+		}
+		// "latest" moves to the import at once, even just after a predict
+		// resolved it to version 1.
+		var latest predictResponse
+		e.postJSON(t, "/v1/models/iris/predict", `{"inputs":[[6.6,3.0,5.6,2.0]]}`).JSON(t, &latest)
+		if latest.ModelVersion != 2 {
+			t.Errorf("latest after the import is version %d, want 2", latest.ModelVersion)
 		}
 		// The imported version predicts what the original does.
 		body := `{"inputs":[[6.6,3.0,5.6,2.0]]}`

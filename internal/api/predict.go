@@ -2,12 +2,16 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // predictRequest is the body of POST /v1/models/{name}[/versions/{version}]/predict.
@@ -169,6 +173,7 @@ func nameList(names []string) string {
 // predictBuffers are the per-request buffers of a prediction, pooled so
 // that the steady state of serving allocates little.
 type predictBuffers struct {
+	in     []byte // the request body
 	x      []float64
 	out    []float64
 	labels []string
@@ -181,7 +186,7 @@ var predictPool = sync.Pool{New: func() any { return new(predictBuffers) }}
 const maxPooledBytes = 1 << 20
 
 func putPredictBuffers(b *predictBuffers) {
-	if cap(b.x)*8 > maxPooledBytes || cap(b.out)*8 > maxPooledBytes || cap(b.body) > maxPooledBytes ||
+	if cap(b.in) > maxPooledBytes || cap(b.x)*8 > maxPooledBytes || cap(b.out)*8 > maxPooledBytes || cap(b.body) > maxPooledBytes ||
 		cap(b.labels) > maxPooledBytes/16 {
 		return
 	}
@@ -197,8 +202,21 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req predictRequest
-	if err := s.decode(w, r, &req); err != nil {
+	buf := predictPool.Get().(*predictBuffers)
+	defer putPredictBuffers(buf)
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		if err := requireJSON(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	buf.in, err = readBodyInto(w, r, s.cfg.MaxRequestBytes, buf.in[:0])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := decodePredictRequest(buf.in)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -219,8 +237,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	buf := predictPool.Get().(*predictBuffers)
-	defer putPredictBuffers(buf)
 	var rows int
 	buf.x, rows, err = decodeRows(raw, field, sm, buf.x[:0])
 	if err != nil {
@@ -256,10 +272,76 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 
 	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(buf.body)))
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(buf.body))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.body)
+}
+
+// jsonContentType is the Content-Type header value of predict responses,
+// shared so that setting it allocates nothing. It is never modified.
+var jsonContentType = []string{"application/json"}
+
+// readBodyInto reads r's body, at most limit bytes, appending to buf. It
+// is readBody with a caller's (pooled) buffer.
+func readBodyInto(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
+	if r.ContentLength > limit {
+		return buf, tooLarge(limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := int(r.ContentLength); n > 0 && cap(buf)-len(buf) < n+1 {
+		buf = slices.Grow(buf, n+1) // +1 so that EOF is seen without growing
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 4096)
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return buf, tooLarge(limit)
+			}
+			return buf, badRequest("reading the request body: " + err.Error())
+		}
+	}
+}
+
+// decodePredictRequest decodes a predict body. The common case, a valid
+// JSON object with only the known fields, is read without reflection; any
+// other body goes through the strict decoder, whose errors say exactly what
+// is wrong and where. The raw fields alias body.
+func decodePredictRequest(body []byte) (predictRequest, error) {
+	var req predictRequest
+	if !utf8.Valid(body) || !json.Valid(body) {
+		return req, decodeStrict(body, &req)
+	}
+	s := jsonScan{b: body}
+	if s.peek() != '{' {
+		return req, decodeStrict(body, &req)
+	}
+	s.open()
+	for first := true; s.more(first); first = false {
+		key := s.str()
+		s.colon()
+		s.ws()
+		start := s.i
+		s.skip()
+		val := body[start:s.i]
+		switch key {
+		case "inputs":
+			req.Inputs = val
+		case "instances":
+			req.Instances = val
+		default:
+			return predictRequest{}, decodeStrict(body, &predictRequest{})
+		}
+	}
+	return req, nil
 }
 
 // isAbsent reports whether a raw field was left out or given as null.
