@@ -122,6 +122,12 @@ func New(st Store, opt Options) (*Manager, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.Limits.MaxParams == 0 {
+		opt.Limits.MaxParams = DefaultMaxParams
+	}
+	if opt.Limits.MaxCells == 0 {
+		opt.Limits.MaxCells = DefaultMaxCells
+	}
 	m := &Manager{
 		st:        st,
 		opt:       opt,

@@ -94,7 +94,7 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 		m.checkCells(add, "dataset_id", meta)
 		task := engine.Task(meta.Task)
 		cfg := engine.Config{Network: s.Network, Training: s.Training.TrainingConfig}.Resolve(task, hasValidation)
-		if err := cfg.Validate(task, meta.Features, outputs(meta), m.opt.Limits); err != nil {
+		if err := cfg.ValidateFor(task, meta.Features, outputs(meta), hasValidation, m.opt.Limits); err != nil {
 			var ev *engine.ValidationError
 			if !errors.As(err, &ev) {
 				return Spec{}, fmt.Errorf("validate config: %w", err)

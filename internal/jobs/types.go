@@ -120,6 +120,15 @@ type Observer interface {
 	WorkersBusy(n int)
 }
 
+// Default caps for Options.Limits, so that one job cannot exhaust memory
+// unless the server is told otherwise: 10 million weights and biases
+// (80 MB, about 320 MB with gradients and Adam's moments) and 2^28
+// training values (2 GiB of float64, the default upload limit's worth).
+const (
+	DefaultMaxParams       = 10_000_000
+	DefaultMaxCells  int64 = 1 << 28
+)
+
 // Options configure a Manager. Zero values take the defaults.
 type Options struct {
 	// Workers is how many jobs train at once, default runtime.NumCPU().
@@ -136,7 +145,9 @@ type Options struct {
 	// CheckpointEvery is the number of epochs between checkpoints,
 	// default 1.
 	CheckpointEvery int
-	// Limits cap what one job may allocate; checked before it is queued.
+	// Limits cap what one job may allocate; checked before it is queued
+	// and again when it starts. A zero MaxParams or MaxCells takes
+	// DefaultMaxParams or DefaultMaxCells; a negative one means no cap.
 	Limits engine.Limits
 	// ShutdownTimeout bounds Shutdown when its context has no deadline,
 	// default 10s.
