@@ -120,25 +120,39 @@ func TestTimeLimit(t *testing.T) {
 
 func TestPanicFailsOnlyThatJob(t *testing.T) {
 	var m *Manager
-	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) {
+	boom := func(ctx context.Context, id string) {
 		if j, _ := m.Get(ctx, id); j.ModelName == "boom" {
 			panic("injected")
 		}
-	}})
-	m = e.m
-	bin := mustDataset(t, e.st, binaryData(40))
-	j1 := mustSubmit(t, e.m, smallSpec("boom", bin, 2))
-	j2 := mustSubmit(t, e.m, smallSpec("fine", bin, 2))
-	got1 := waitTerminal(t, e.m, j1.ID)
-	if got1.Status != Failed || !strings.Contains(got1.Error, "panic") || !strings.Contains(got1.Error, "injected") {
-		t.Fatalf("panicking job ended %s with %q, want failed naming the panic", got1.Status, got1.Error)
 	}
-	got2 := waitTerminal(t, e.m, j2.ID)
-	if got2.Status != Succeeded {
-		t.Fatalf("next job ended %s (%q), want succeeded", got2.Status, got2.Error)
-	}
-	if rec := storedJob(t, e.st, j1.ID); rec.Status != string(Failed) {
-		t.Errorf("stored status %s, want failed", rec.Status)
+	for _, tt := range []struct {
+		name  string
+		hooks testHooks
+	}{
+		{"before training", testHooks{beforeTrain: boom}},
+		{"inside the training loop", testHooks{afterEpoch: func(ctx context.Context, id string, epoch int) { boom(ctx, id) }}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, testOptions(), tt.hooks)
+			m = e.m
+			bin := mustDataset(t, e.st, binaryData(40))
+			j1 := mustSubmit(t, e.m, smallSpec("boom", bin, 2))
+			j2 := mustSubmit(t, e.m, smallSpec("fine", bin, 2))
+			got1 := waitTerminal(t, e.m, j1.ID)
+			if got1.Status != Failed || !strings.Contains(got1.Error, "panic") || !strings.Contains(got1.Error, "injected") {
+				t.Fatalf("panicking job ended %s with %q, want failed naming the panic", got1.Status, got1.Error)
+			}
+			got2 := waitTerminal(t, e.m, j2.ID)
+			if got2.Status != Succeeded {
+				t.Fatalf("next job ended %s (%q), want succeeded", got2.Status, got2.Error)
+			}
+			if rec := storedJob(t, e.st, j1.ID); rec.Status != string(Failed) {
+				t.Errorf("stored status %s, want failed", rec.Status)
+			}
+			if _, err := e.st.Checkpoint(context.Background(), j1.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("checkpoint of the failed job: %v, want ErrNotFound", err)
+			}
+		})
 	}
 }
 

@@ -309,10 +309,7 @@ func (m *Manager) checkpoint(id string, tr *engine.Trainer) error {
 	if err != nil {
 		return fmt.Errorf("encode training state: %w", err)
 	}
-	if err := m.st.PutCheckpoint(context.Background(), id, state); err != nil {
-		return err
-	}
-	return nil
+	return m.st.PutCheckpoint(context.Background(), id, state)
 }
 
 // saveModel stores the trained model as the next version of the job's
