@@ -32,8 +32,6 @@ FROM ${GO_IMAGE} AS build
 # openblas: cgo build against Debian's libopenblas-dev (build tag "openblas").
 # static:   CGO_ENABLED=0, gonum's pure-Go BLAS.
 ARG VARIANT=openblas
-# VERSION is stamped into backpropd_build_info{version}.
-ARG VERSION=dev
 RUN case "$VARIANT" in \
       openblas) apt-get update \
         && apt-get install -y --no-install-recommends libopenblas-dev \
@@ -50,9 +48,9 @@ COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     case "$VARIANT" in \
       openblas) CGO_ENABLED=1 go build -trimpath -tags openblas,netgo,osusergo \
-        -ldflags "-s -w -X main.version=${VERSION}" -o /out/backpropd ./cmd/server ;; \
+        -ldflags "-s -w" -o /out/backpropd ./cmd/server ;; \
       static) CGO_ENABLED=0 go build -trimpath \
-        -ldflags "-s -w -X main.version=${VERSION}" -o /out/backpropd ./cmd/server ;; \
+        -ldflags "-s -w" -o /out/backpropd ./cmd/server ;; \
     esac \
     && bash deploy/docker/rootfs.sh /out/backpropd /rootfs
 
