@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/ingest"
 	"github.com/backpropd/backpropd/internal/jobs"
 )
@@ -103,6 +104,16 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	list, next, err := s.jobs.List(r.Context(), f)
 	if err != nil {
+		var ve *engine.ValidationError
+		if errors.As(err, &ve) {
+			// The manager names its filter's fields; here they are query
+			// parameters.
+			fields := make([]FieldError, len(ve.Errors))
+			for i, fe := range ve.Errors {
+				fields[i] = FieldError{Field: "query." + fe.Field, Message: fe.Message}
+			}
+			err = badRequest(validationDetail(fields), fields...)
+		}
 		s.writeError(w, r, err)
 		return
 	}
@@ -133,7 +144,8 @@ func jobError(err error, id string) error {
 	case errors.Is(err, jobs.ErrNotFound):
 		return notFound("job", id)
 	case errors.Is(err, jobs.ErrConflict):
-		return &Error{Status: http.StatusConflict, Detail: fmt.Sprintf("job %s: %s", id, err), Err: err}
+		// The manager's text names the job and its state.
+		return &Error{Status: http.StatusConflict, Detail: err.Error(), Err: err}
 	}
 	return err
 }
@@ -207,6 +219,8 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.drained:
 			return
 		case <-tick.C:
 			_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,7 +75,9 @@ type Server struct {
 	spec       []byte       // GET /openapi.yaml
 	models     *modelCache  // decoded models for predict and /v2 (modelcache.go)
 
-	draining atomic.Bool
+	draining  atomic.Bool
+	drainOnce sync.Once
+	drained   chan struct{} // closed by SetDraining; ends event streams
 }
 
 // Options wire a Server.
@@ -94,7 +97,8 @@ type Options struct {
 // New returns a Server.
 func New(opt Options) *Server {
 	s := &Server{cfg: opt.Config, store: opt.Store, jobs: opt.Jobs, observer: opt.Observer,
-		logger: opt.Logger, instrument: opt.Instrument, metrics: opt.Metrics, spec: opt.OpenAPI}
+		logger: opt.Logger, instrument: opt.Instrument, metrics: opt.Metrics, spec: opt.OpenAPI,
+		drained: make(chan struct{})}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,9 +116,13 @@ func New(opt Options) *Server {
 }
 
 // SetDraining marks the server as shutting down: /readyz answers 503 from
-// now on, so load balancers stop sending traffic before the listener
-// closes.
-func (s *Server) SetDraining() { s.draining.Store(true) }
+// now on, so load balancers stop sending traffic, and open event streams
+// end, so that http.Server.Shutdown is not held up by them (clients
+// reconnect and resume from the job's current state).
+func (s *Server) SetDraining() {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.drained) })
+}
 
 // Handler returns the routed handler.
 //
