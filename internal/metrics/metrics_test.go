@@ -556,3 +556,37 @@ func BenchmarkGather1000Jobs(b *testing.B) {
 		}
 	}
 }
+
+// A scrape stuck on a slow reader must not hold up the job manager: the
+// collector sends its metrics only after releasing its lock.
+func TestObserverDoesNotWaitForAStuckScrape(t *testing.T) {
+	m, _ := mustNew(t, Options{})
+	j := jobs.Job{ID: "j", ModelName: "m", Status: jobs.Running}
+	m.JobStarted(j)
+	m.JobEpoch(j, engine.Epoch{Epoch: 1, Loss: 1})
+	ch := make(chan prometheus.Metric) // nobody reads: Collect blocks on its first send
+	collecting := make(chan struct{})
+	go func() {
+		close(collecting)
+		m.jobs.Collect(ch)
+		close(ch)
+	}()
+	<-collecting
+	// Give Collect time to reach its send; were it to hold the lock
+	// there, the calls below would hang.
+	time.Sleep(10 * time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		m.JobEpoch(j, engine.Epoch{Epoch: 2, Loss: 0.5})
+		m.JobFinished(jobs.Job{ID: "j", ModelName: "m", Status: jobs.Succeeded})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("JobEpoch blocked behind a scrape")
+	}
+	for range ch {
+		// Drain so that the collector goroutine ends.
+	}
+}
