@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -55,6 +56,7 @@ func run() error {
 	threads := flag.Int("threads", 1, "matrix-product parallelism (engine Options.Threads, and OpenBLAS threads in the openblas build)")
 	seed := flag.Int64("seed", 1, "random seed")
 	trainRows := flag.Int("train-rows", 0, "use only the first N training rows (0: all)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the training run to this file")
 	flag.Parse()
 
 	openblas.Use() // the engine does this itself in the openblas build; harmless twice
@@ -97,11 +99,23 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("new trainer: %w", err)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
-	if err := tr.Run(context.Background(), nil); err != nil {
+	err = tr.Run(context.Background(), nil)
+	secs := time.Since(start).Seconds()
+	pprof.StopCPUProfile() // a no-op without -cpuprofile
+	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	secs := time.Since(start).Seconds()
 	hist := tr.History()
 	if len(hist) != *epochs {
 		return fmt.Errorf("trained %d epochs, want %d", len(hist), *epochs)
