@@ -1,0 +1,392 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// sameBits reports the first index where a and b differ in any bit, or -1.
+func sameBits(a, b []float64) int {
+	if len(a) != len(b) {
+		return 0
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+func requireSameBits(t *testing.T, what string, got, want []float64) {
+	t.Helper()
+	if i := sameBits(got, want); i >= 0 {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+		}
+		t.Fatalf("%s: value %d is %v, want %v (bit-identical)", what, i, got[i], want[i])
+	}
+}
+
+// sameHistory compares everything but timings.
+func requireSameHistory(t *testing.T, got, want []Epoch) {
+	t.Helper()
+	strip := func(h []Epoch) string {
+		var b strings.Builder
+		for _, e := range h {
+			fmt.Fprintf(&b, "%d %x %v %v %v %x;", e.Epoch, math.Float64bits(e.Loss), deref(e.ValLoss), deref(e.Accuracy), deref(e.ValAccuracy), math.Float64bits(e.LearningRate))
+		}
+		return b.String()
+	}
+	if g, w := strip(got), strip(want); g != w {
+		t.Fatalf("history differs:\ngot  %s\nwant %s", g, w)
+	}
+}
+
+func deref(p *float64) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%x", math.Float64bits(*p))
+}
+
+// mediumConfig is large enough that its products are tiled and run on
+// several goroutines when Threads > 1.
+func mediumConfig(opt OptimizerConfig) Config {
+	return Config{
+		Network: NetworkConfig{Hidden: []LayerConfig{{Units: 96, Activation: ReLU}, {Units: 80, Activation: Tanh}}},
+		Training: TrainingConfig{
+			Epochs: 6, BatchSize: 70, Optimizer: opt, L2: 1e-4, ClipNorm: 5,
+			LRSchedule:    ScheduleConfig{Name: "cosine", MinLR: opt.LearningRate / 10},
+			EarlyStopping: &EarlyStoppingConfig{Patience: 100},
+		},
+	}
+}
+
+func mediumData() Data { return blobsData(400, 70, 5, 3) }
+
+func TestDeterminism(t *testing.T) {
+	cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})
+	val := Validation{Fraction: 0.25}
+	a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: 1})
+	mustRun(t, a)
+	for _, threads := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: threads})
+			mustRun(t, b)
+			requireSameBits(t, "weights", b.net.params, a.net.params)
+			requireSameHistory(t, b.History(), a.History())
+		})
+	}
+	t.Run("other seed differs", func(t *testing.T) {
+		c := cfg
+		c.Training.Seed = seed(2)
+		b := mustTrainer(t, c, TaskMulticlass, mediumData(), val, Options{})
+		mustRun(t, b)
+		if sameBits(b.net.params, a.net.params) < 0 {
+			t.Fatal("seed 2 gave the same weights as seed 1")
+		}
+	})
+}
+
+// TestResume proves checkpoint-resume equivalence: a run stopped after
+// epoch k (from onEpoch), or cancelled in the middle of epoch k+1, and
+// resumed from MarshalState in a fresh Trainer, ends with weights and
+// history bit-identical to an uninterrupted run with the same seed.
+func TestResume(t *testing.T) {
+	opts := []OptimizerConfig{
+		{Name: "adam", LearningRate: 0.01},
+		{Name: "sgd", LearningRate: 0.05, Momentum: 0.9, Nesterov: true},
+		{Name: "rmsprop", LearningRate: 0.002},
+	}
+	val := Validation{Fraction: 0.25}
+	for _, o := range opts {
+		t.Run(o.Name, func(t *testing.T) {
+			cfg := mediumConfig(o)
+			ref := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
+			mustRun(t, ref)
+
+			t.Run("after epoch 3", func(t *testing.T) {
+				a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: 2})
+				var state []byte
+				err := a.Run(context.Background(), func(e Epoch) bool {
+					if e.Epoch == 3 {
+						var err error
+						state, err = a.MarshalState()
+						if err != nil {
+							t.Fatal(err)
+						}
+						return true
+					}
+					return false
+				})
+				if err != nil || !a.StoppedEarly() || a.EpochsDone() != 3 {
+					t.Fatalf("Run = %v, StoppedEarly %v, EpochsDone %d; want nil, true, 3", err, a.StoppedEarly(), a.EpochsDone())
+				}
+				b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
+				if err := b.RestoreState(state); err != nil {
+					t.Fatal(err)
+				}
+				mustRun(t, b)
+				requireSameBits(t, "weights", b.net.params, ref.net.params)
+				requireSameHistory(t, b.History(), ref.History())
+			})
+
+			t.Run("cancelled mid-epoch", func(t *testing.T) {
+				a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
+				ctx, cancel := context.WithCancel(context.Background())
+				batches := 0
+				a.afterBatch = func() {
+					batches++
+					if batches == 4*5+2 { // 5 batches per epoch: inside epoch 5
+						cancel()
+					}
+				}
+				if err := a.Run(ctx, nil); !errors.Is(err, context.Canceled) {
+					t.Fatalf("Run = %v, want context.Canceled", err)
+				}
+				state, err := a.MarshalState()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
+				if err := b.RestoreState(state); err != nil {
+					t.Fatal(err)
+				}
+				if b.EpochsDone() != 4 {
+					t.Fatalf("restored EpochsDone = %d, want 4 (the last completed epoch)", b.EpochsDone())
+				}
+				mustRun(t, b)
+				requireSameBits(t, "weights after restore", b.net.params, ref.net.params)
+				requireSameHistory(t, b.History(), ref.History())
+
+				a.afterBatch = nil // the same trainer, run again, rewinds to epoch 4
+				mustRun(t, a)
+				requireSameBits(t, "weights after re-Run", a.net.params, ref.net.params)
+			})
+		})
+	}
+}
+
+func TestRestoreStateRejects(t *testing.T) {
+	cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})
+	cfg.Training.Epochs = 1
+	a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{})
+	mustRun(t, a)
+	state, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := cfg
+	other.Training.Seed = seed(9)
+	damaged := slices.Clone(state)
+	damaged[len(damaged)/2] ^= 1
+	cases := []struct {
+		name  string
+		cfg   Config
+		state []byte
+	}{
+		{"other config", other, state},
+		{"damaged", cfg, damaged},
+		{"truncated", cfg, state[:len(state)-9]},
+		{"empty", cfg, nil},
+		{"model file", cfg, mustMarshal(t, a.Model())},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustTrainer(t, c.cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{})
+			before := slices.Clone(b.net.params)
+			if err := b.RestoreState(c.state); err == nil {
+				t.Fatal("RestoreState accepted it")
+			}
+			requireSameBits(t, "weights after a rejected state", b.net.params, before)
+		})
+	}
+}
+
+func mustMarshal(tb testing.TB, m *Model) []byte {
+	tb.Helper()
+	b, err := m.MarshalBinary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// TestCancellationLatency counts the mini-batches that start after ctx is
+// cancelled (or Stop is called): Run checks before every batch, so there
+// must be none.
+func TestCancellationLatency(t *testing.T) {
+	cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})
+	cfg.Training.BatchSize = 8
+	for _, how := range []string{"cancel", "stop"} {
+		t.Run(how, func(t *testing.T) {
+			tr := mustTrainer(t, cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{Threads: 2})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			batches, after := 0, -1
+			var atStop []float64
+			tr.afterBatch = func() {
+				batches++
+				if batches == 7 {
+					if how == "cancel" {
+						cancel()
+					} else {
+						tr.Stop()
+					}
+					atStop = slices.Clone(tr.net.params)
+					after = 0
+				} else if after >= 0 {
+					after++
+				}
+			}
+			err := tr.Run(ctx, nil)
+			if after != 0 {
+				t.Errorf("%d mini-batches ran after the %s; want 0", after, how)
+			}
+			if how == "cancel" {
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Run = %v, want context.Canceled", err)
+				}
+				return
+			}
+			if err != nil || !tr.StoppedEarly() {
+				t.Errorf("Run = %v, StoppedEarly %v; want nil, true", err, tr.StoppedEarly())
+			}
+			// Stop keeps the weights trained so far, mid-epoch included.
+			requireSameBits(t, "model weights after Stop", tr.Model().net.params, atStop)
+		})
+	}
+}
+
+// TestEarlyStoppingRestoresBest overfits a small noisy problem so that the
+// validation loss turns up, and checks that the model has the weights of
+// the epoch with the lowest validation loss.
+func TestEarlyStoppingRestoresBest(t *testing.T) {
+	d := moonsData(120, 0.35, 4)
+	cfg := Config{
+		Network: NetworkConfig{Hidden: hidden(128, ReLU, 2)},
+		Training: TrainingConfig{
+			Epochs: 400, BatchSize: 8, Optimizer: OptimizerConfig{LearningRate: 0.01},
+			EarlyStopping: &EarlyStoppingConfig{Patience: 4},
+		},
+	}
+	tr := mustTrainer(t, cfg, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
+	var weights [][]float64
+	err := tr.Run(context.Background(), func(Epoch) bool {
+		weights = append(weights, slices.Clone(tr.net.params))
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tr.History()
+	if !tr.StoppedEarly() || len(h) == cfg.Training.Epochs {
+		t.Fatalf("no early stop within %d epochs", len(h))
+	}
+	best := 0
+	for i, e := range h {
+		if *e.ValLoss < *h[best].ValLoss {
+			best = i
+		}
+	}
+	if got, want := len(h), best+1+4; got != want {
+		t.Errorf("stopped after %d epochs; want best epoch %d + patience 4 = %d", got, best+1, want)
+	}
+	m := tr.Model()
+	requireSameBits(t, "model weights", m.net.params, weights[best])
+	if s := m.Summary(); s.ValLoss == nil || *s.ValLoss != *h[best].ValLoss || !s.StoppedEarly {
+		t.Errorf("summary %+v does not describe the best epoch %d", s, best+1)
+	}
+
+	t.Run("restore_best false keeps the last weights", func(t *testing.T) {
+		c := cfg
+		c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: 4, RestoreBest: boolp(false)}
+		tr := mustTrainer(t, c, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
+		var last []float64
+		if err := tr.Run(context.Background(), func(Epoch) bool { last = slices.Clone(tr.net.params); return false }); err != nil {
+			t.Fatal(err)
+		}
+		requireSameBits(t, "model weights", tr.Model().net.params, last)
+	})
+}
+
+func TestDivergenceNamesTheEpoch(t *testing.T) {
+	cases := []struct {
+		name      string
+		scale     float64
+		lr        float64
+		wantEpoch int // 0: any epoch, checked against EpochsDone
+	}{
+		{"targets overflow the squared error", 1e200, 0.001, 1},
+		{"learning rate far too high", 1e3, 10, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := randomRegression(64, 3, 1, 1)
+			for i := range d.Targets {
+				d.Targets[i] *= c.scale
+			}
+			cfg := Config{
+				Network: NetworkConfig{Hidden: hidden(16, ReLU, 1)},
+				Training: TrainingConfig{
+					Epochs: 500, BatchSize: 16, Standardize: boolp(false),
+					Optimizer: OptimizerConfig{Name: "sgd", LearningRate: c.lr},
+				},
+			}
+			tr := mustTrainer(t, cfg, TaskRegression, d, Validation{}, Options{})
+			err := tr.Run(context.Background(), nil)
+			if !errors.Is(err, ErrDiverged) {
+				t.Fatalf("Run = %v, want ErrDiverged", err)
+			}
+			epoch := c.wantEpoch
+			if epoch == 0 {
+				epoch = tr.EpochsDone() + 1
+			}
+			if want := fmt.Sprintf("epoch %d", epoch); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %q", err, want)
+			}
+		})
+	}
+}
+
+// TestTrainStepAllocs shows that a training step (gather, forward,
+// backward, clip, update) allocates nothing once the trainer exists, on
+// one goroutine and with worker goroutines.
+func TestTrainStepAllocs(t *testing.T) {
+	for _, threads := range []int{1, 2} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			tr := mustTrainer(t, mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001}), TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{Threads: threads})
+			pool := newGemmPool(threads)
+			defer pool.close()
+			full := tr.data.trainIdx[:tr.ws.rows]
+			partial := tr.data.trainIdx[:tr.ws.rows/3] // the last, short batch reuses the buffers
+			if n := testing.AllocsPerRun(20, func() {
+				tr.step(full, 0.001, pool)
+				tr.step(partial, 0.001, pool)
+			}); n != 0 {
+				t.Errorf("%v allocations per training step, want 0", n)
+			}
+		})
+	}
+}
+
+func TestPredictAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector; the plain test run checks this")
+	}
+	m := mustTrainer(t, mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001}), TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{}).Model()
+	for _, rows := range []int{1, 256, 300} {
+		x := make([]float64, rows*m.Features())
+		dst := make([]float64, rows*m.Outputs())
+		m.Predict(dst, x, rows) // warm the pool
+		if n := testing.AllocsPerRun(20, func() { m.Predict(dst, x, rows) }); n != 0 {
+			t.Errorf("rows=%d: %v allocations per Predict, want 0", rows, n)
+		}
+	}
+}
