@@ -1,0 +1,244 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// allocBound is the most a parse may allocate for n input bytes. A parse
+// holds each cell once as a float64 or a string plus its bookkeeping, and
+// slices grow by doubling; 256 bytes per input byte plus 4 MiB for the
+// buffers (bufio's 64 KiB, csv's record) is far above that and far below
+// what a decoder that trusted a count from the input would allocate.
+func allocBound(n int) uint64 { return 256*uint64(n) + 4<<20 }
+
+// measureAlloc runs f and returns the bytes it allocated. Fuzz workers run
+// one input at a time, so the process-wide counter is f's own.
+func measureAlloc(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// encodeCSV writes d back as the CSV it could have come from: a BOM (so a
+// first column name that itself starts with U+FEFF survives), the header,
+// then features and targets with the shortest decimal that reads back as
+// the same float64.
+func encodeCSV(tb testing.TB, d *store.Dataset) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	buf.WriteString("\ufeff")
+	w := csv.NewWriter(&buf)
+	m := d.Meta
+	rec := append(append([]string(nil), m.FeatureNames...), m.TargetNames...)
+	if err := w.Write(rec); err != nil {
+		tb.Fatal(err)
+	}
+	k := len(m.TargetNames)
+	for r := range m.Rows {
+		rec = rec[:0]
+		for _, v := range d.X[r*m.Features : (r+1)*m.Features] {
+			rec = append(rec, strconv.FormatFloat(v, 'g', -1, 64))
+		}
+		if d.Labels != nil {
+			rec = append(rec, d.Labels[r])
+		} else {
+			for _, v := range d.Targets[r*k : (r+1)*k] {
+				rec = append(rec, strconv.FormatFloat(v, 'g', -1, 64))
+			}
+		}
+		if err := w.Write(rec); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// sameDataset fails unless a and b hold the same data and metadata.
+func sameDataset(tb testing.TB, a, b *store.Dataset) {
+	tb.Helper()
+	am, bm := a.Meta, b.Meta
+	if am.Rows != bm.Rows || am.Features != bm.Features || am.Task != bm.Task ||
+		!reflect.DeepEqual(am.FeatureNames, bm.FeatureNames) || !reflect.DeepEqual(am.TargetNames, bm.TargetNames) ||
+		!reflect.DeepEqual(am.Classes, bm.Classes) {
+		tb.Fatalf("metadata differs after a round trip:\nfirst  %+v\nsecond %+v", am, bm)
+	}
+	if !reflect.DeepEqual(a.X, b.X) || !reflect.DeepEqual(a.Targets, b.Targets) || !reflect.DeepEqual(a.Labels, b.Labels) {
+		tb.Fatalf("values differ after a round trip:\nX %v / %v\ntargets %v / %v\nlabels %q / %q",
+			a.X, b.X, a.Targets, b.Targets, a.Labels, b.Labels)
+	}
+}
+
+// FuzzCSVRoundTrip feeds arbitrary bytes to ReadCSV, as a dataset upload
+// does. Properties: no panic; a rejection is an *Error (which the API
+// turns into a 400 naming the line and column), never another error type
+// (a 500); the parse allocates at most allocBound(len(in)); and an
+// accepted file, written back as CSV and read again with the task it was
+// given, yields the same dataset. FuzzReadCSV (ingest_test.go) checks the
+// accepted dataset's internal consistency.
+func FuzzCSVRoundTrip(f *testing.F) {
+	for _, s := range []string{
+		"a,b,y\n1,2,3\n4,5,6\n",
+		"\ufeffa,y\r\n1,p\r\n2,q\r\n",
+		"a,y\n1,\"x\ny\"\n2,z\n",
+		"a,y\n1,2\n3,",
+		"x,\"label, with comma\"\n1,\"he said \"\"hi\"\"\"\n2,b\n",
+		"a,p,q\n1,0,1\n2,1,0\n",
+		"a,y\n1e308,1.0\n-0,1\n5e-324,2\n",
+		"a,y\n 1 , 1\n2,1.0\n3,x\n",
+		"\ufeff\ufeffa,y\n1,2\n",
+		"a,y\n1,\"\r\"\n2,b\n",
+	} {
+		f.Add([]byte(s), "", "")
+	}
+	f.Add([]byte("a,p,q\n1,0,1\n2,1,0\n"), "p,q", "binary")
+	f.Add([]byte("x,c\n1,1\n2,2\n3,3\n"), "c", "multiclass")
+	f.Add([]byte("y,x\n1,2\n3,4\n"), "y", "regression")
+	f.Fuzz(func(t *testing.T, in []byte, target, task string) {
+		tk, err := ParseTask(task)
+		if err != nil {
+			return
+		}
+		var targets []string
+		if target != "" {
+			targets = strings.Split(target, ",")
+		}
+		var d *store.Dataset
+		n := measureAlloc(func() {
+			d, err = ReadCSV(context.Background(), bytes.NewReader(in), CSVOptions{Targets: targets, Task: tk})
+		})
+		if n > allocBound(len(in)) {
+			t.Fatalf("parsing %d bytes allocated %d bytes, more than %d", len(in), n, allocBound(len(in)))
+		}
+		if err != nil {
+			var ie *Error
+			if !errors.As(err, &ie) {
+				t.Fatalf("err = %v (%T), want *Error", err, err)
+			}
+			if ie.Message == "" {
+				t.Fatalf("error without a message: %+v", ie)
+			}
+			return
+		}
+		again, err := ReadCSV(context.Background(), bytes.NewReader(encodeCSV(t, d)),
+			CSVOptions{Targets: d.Meta.TargetNames, Task: engine.Task(d.Meta.Task)})
+		if err != nil {
+			t.Fatalf("re-reading the dataset written back: %v\n%s", err, encodeCSV(t, d))
+		}
+		sameDataset(t, d, again)
+	})
+}
+
+// FuzzJSONDataset decodes arbitrary bytes as a JSON dataset upload (as
+// POST /v1/datasets and inline job data do: unknown fields rejected) and
+// converts it. Properties: no panic; a rejection by Dataset is an *Error
+// naming a field under the given prefix; allocation stays within
+// allocBound; and an accepted dataset, encoded back as JSON and decoded
+// again, yields the same dataset.
+func FuzzJSONDataset(f *testing.F) {
+	for _, s := range []string{
+		`{"features":[[1,2],[3,4]],"targets":[1,2]}`,
+		`{"features":[[1],[2],[3]],"targets":["a","b","c"],"feature_names":["f"]}`,
+		`{"features":[[1],[2]],"targets":[[0,1],[1,0]],"task":"binary","target_names":["p","q"]}`,
+		`{"features":[[1],[null]],"targets":[1,2]}`,
+		`{"features":[[1],[1e999]],"targets":[1,2]}`,
+		`{"features":[[1,2],[3]],"targets":[1,2]}`,
+		`{"features":[],"targets":[]}`,
+		`{"features":[[1],[2]],"targets":[1,"a"]}`,
+		`{"features":[[1],[2]],"targets":["1","1.0"],"task":"multiclass"}`,
+		`{"features":[[1],[2]],"targets":[true,false]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var d *store.Dataset
+		var decErr, err error
+		n := measureAlloc(func() {
+			var j JSONData
+			dec := json.NewDecoder(bytes.NewReader(in))
+			dec.DisallowUnknownFields()
+			if decErr = dec.Decode(&j); decErr != nil {
+				return
+			}
+			d, err = j.Dataset("d", "data")
+		})
+		if n > allocBound(len(in)) {
+			t.Fatalf("decoding %d bytes allocated %d bytes, more than %d", len(in), n, allocBound(len(in)))
+		}
+		if decErr != nil {
+			return
+		}
+		if err != nil {
+			var ie *Error
+			if !errors.As(err, &ie) {
+				t.Fatalf("err = %v (%T), want *Error", err, err)
+			}
+			if !strings.HasPrefix(ie.Field, "data.") || ie.Message == "" {
+				t.Fatalf("error does not name a field under data.: %+v", ie)
+			}
+			return
+		}
+		for _, v := range d.X {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("accepted a non-finite feature %v", v)
+			}
+		}
+		b, err := json.Marshal(jsonOf(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j2 JSONData
+		if err := json.Unmarshal(b, &j2); err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		again, err := j2.Dataset("d", "data")
+		if err != nil {
+			t.Fatalf("re-reading the dataset written back: %v\n%s", err, b)
+		}
+		sameDataset(t, d, again)
+	})
+}
+
+// jsonOf is the JSON upload that describes d, with its task made explicit.
+func jsonOf(d *store.Dataset) JSONData {
+	m := d.Meta
+	j := JSONData{FeatureNames: m.FeatureNames, TargetNames: m.TargetNames, Task: m.Task}
+	k := len(m.TargetNames)
+	for r := range m.Rows {
+		row := make([]*float64, m.Features)
+		for c := range row {
+			v := d.X[r*m.Features+c]
+			row[c] = &v
+		}
+		j.Features = append(j.Features, row)
+		var raw []byte
+		switch {
+		case d.Labels != nil:
+			raw, _ = json.Marshal(d.Labels[r])
+		case k == 1 && m.Task == string(engine.TaskRegression):
+			raw, _ = json.Marshal(d.Targets[r])
+		default:
+			raw, _ = json.Marshal(d.Targets[r*k : (r+1)*k])
+		}
+		j.Targets = append(j.Targets, raw)
+	}
+	return j
+}
