@@ -11,9 +11,11 @@
 //     spec and its submission sequence number) is written and fsynced. A job
 //     that Submit accepted is never lost.
 //   - A worker writes the record when it starts a job (status running,
-//     attempts+1) and after every epoch (history, progress). Every
-//     Options.CheckpointEvery epochs (default 1) it also writes a checkpoint:
-//     the engine's full training state at that epoch boundary.
+//     attempts+1). Every Options.CheckpointEvery epochs (default 1) it
+//     writes a checkpoint, the engine's full training state at that epoch
+//     boundary, and then the record with the history up to it. Between
+//     checkpoints, progress is visible through Get and Subscribe but not
+//     yet on disk.
 //   - Stop persists the record's StopRequested flag before it stops the
 //     trainer, so that a crash in between does not resume training past the
 //     stop.

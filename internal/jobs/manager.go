@@ -224,9 +224,17 @@ func (m *Manager) Start(ctx context.Context) error {
 
 	m.mu.Lock()
 	m.started = true
-	queued := len(m.queue)
+	queued := make([]Job, len(m.queue))
+	for i, j := range m.queue {
+		queued[i] = j.snapshotLocked()
+	}
 	m.mu.Unlock()
-	m.log.Info("job manager started", "jobs", len(recs), "queued", queued,
+	if m.observer != nil {
+		for _, j := range queued {
+			m.observer.JobQueued(j)
+		}
+	}
+	m.log.Info("job manager started", "jobs", len(recs), "queued", len(queued),
 		"workers", m.opt.Workers, "threads_per_job", m.threads)
 	for range m.opt.Workers {
 		m.wg.Add(1)
@@ -306,6 +314,11 @@ func (m *Manager) Submit(ctx context.Context, s Spec) (Job, error) {
 		j.rec.ValDatasetID = rs.Validation.DatasetID
 	}
 	err = m.persist(j)
+	if err == nil && m.observer != nil {
+		// Before a worker can see the job, so that the observer hears of
+		// it queued before started.
+		m.observer.JobQueued(j.snapshot(m))
+	}
 
 	m.mu.Lock()
 	m.pending--
@@ -324,10 +337,6 @@ func (m *Manager) Submit(ctx context.Context, s Spec) (Job, error) {
 	m.cond.Signal()
 	snap := j.snapshotLocked()
 	m.mu.Unlock()
-
-	if m.observer != nil {
-		m.observer.JobQueued(snap)
-	}
 	return snap, nil
 }
 
@@ -476,7 +485,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		done := j.done
 		m.mu.Unlock()
 		if err := waitDone(ctx, done); err != nil {
-			return m.mustGet(j), err
+			return j.snapshot(m), err
 		}
 		m.mu.Lock()
 	}
@@ -523,9 +532,9 @@ func (m *Manager) Stop(ctx context.Context, id string) (Job, error) {
 		}
 	}
 	if err := waitDone(ctx, done); err != nil {
-		return m.mustGet(j), err
+		return j.snapshot(m), err
 	}
-	return m.mustGet(j), nil
+	return j.snapshot(m), nil
 }
 
 // Delete deletes a finished job's record and checkpoint. An unfinished job
@@ -629,8 +638,8 @@ func waitDone(ctx context.Context, done <-chan struct{}) error {
 	}
 }
 
-// mustGet returns j's current snapshot.
-func (m *Manager) mustGet(j *job) Job {
+// snapshot returns j as the API shows it, taking m.mu.
+func (j *job) snapshot(m *Manager) Job {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return j.snapshotLocked()

@@ -164,14 +164,19 @@ func (m *Manager) train(j *job) outcome {
 		if m.observer != nil {
 			m.observer.JobEpoch(snap, e)
 		}
-		if err := m.persist(j); err != nil {
-			writeErr = fmt.Errorf("record epoch %d: %w", e.Epoch, err)
-			return true
-		}
+		// The checkpoint first, so that the record never claims epochs
+		// the checkpoint lacks. Between checkpoints readers see progress
+		// from memory; writing the record (whose history grows every
+		// epoch) only here keeps the bytes written per epoch bounded by
+		// the interval.
 		if sinceCheckpoint++; sinceCheckpoint >= m.opt.CheckpointEvery {
 			sinceCheckpoint = 0
 			if err := m.checkpoint(j.rec.ID, tr); err != nil {
 				writeErr = fmt.Errorf("checkpoint after epoch %d: %w", e.Epoch, err)
+				return true
+			}
+			if err := m.persist(j); err != nil {
+				writeErr = fmt.Errorf("record epoch %d: %w", e.Epoch, err)
 				return true
 			}
 		}
