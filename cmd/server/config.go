@@ -1,0 +1,244 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the server. Each is a flag with an
+// environment variable of the same name, BACKPROPD_<NAME> (upper case,
+// dashes as underscores); a flag on the command line wins over the
+// variable, which wins over the default.
+type Config struct {
+	Addr                string
+	DataDir             string
+	Workers             int
+	QueueSize           int
+	AuthToken           string
+	AuthTokenFile       string
+	InsecureNoAuth      bool
+	MaxRequestBytes     byteSize
+	MaxUploadBytes      byteSize
+	JobMaxDuration      time.Duration
+	MetricsJobRetention time.Duration
+	LogLevel            string
+	LogFormat           string
+	ShutdownTimeout     time.Duration
+}
+
+// envPrefix starts the name of every environment variable.
+const envPrefix = "BACKPROPD_"
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlagSet defines the flags over c, with their defaults.
+func newFlagSet(c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("backpropd", flag.ContinueOnError)
+	c.MaxRequestBytes = 8 << 20
+	c.MaxUploadBytes = 2 << 30
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "host:port to listen on; a non-loopback address needs --auth-token")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for datasets, models, jobs and checkpoints")
+	fs.IntVar(&c.Workers, "workers", runtime.NumCPU(), "training jobs run at once")
+	fs.IntVar(&c.QueueSize, "queue-size", 64, "queued jobs beyond which POST /v1/jobs answers 429")
+	fs.StringVar(&c.AuthToken, "auth-token", "", "bearer token required on /v1, /v2 and /openapi.yaml (prefer --auth-token-file or the environment: flags show in ps)")
+	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file holding the bearer token (surrounding whitespace is trimmed)")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "allow a non-loopback --addr without a token: anyone who reaches the port can train, read and delete")
+	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest JSON request body (jobs, predictions), e.g. 8MiB")
+	fs.Var(&c.MaxUploadBytes, "max-upload-bytes", "largest dataset or model file upload, e.g. 2GiB")
+	fs.DurationVar(&c.JobMaxDuration, "job-max-duration", 24*time.Hour, "longest a training job may run; also caps a job's max_duration_seconds")
+	fs.DurationVar(&c.MetricsJobRetention, "metrics-job-retention", 5*time.Minute, "how long a finished job's per-job metric series stay exported")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM/SIGINT, time to finish requests and checkpoint jobs before exiting")
+	return fs
+}
+
+// parseConfig fills a Config from args and the environment (getenv). On
+// -h/--help it writes the usage to out and returns flag.ErrHelp.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var c Config
+	fs := newFlagSet(&c)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, out)
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (the only subcommand is healthcheck)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] {
+			return
+		}
+		if v, ok := lookup(getenv, envName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
+			}
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	return c, c.check()
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// check validates the settings and reads the token file.
+func (c *Config) check() error {
+	if c.AuthToken != "" && c.AuthTokenFile != "" {
+		return errors.New("give --auth-token or --auth-token-file, not both")
+	}
+	if c.AuthTokenFile != "" {
+		b, err := os.ReadFile(c.AuthTokenFile)
+		if err != nil {
+			return fmt.Errorf("--auth-token-file: %w", err)
+		}
+		c.AuthToken = strings.TrimSpace(string(b))
+		if c.AuthToken == "" {
+			return fmt.Errorf("--auth-token-file %s is empty", c.AuthTokenFile)
+		}
+	}
+	if strings.ContainsAny(c.AuthToken, " \t\r\n") {
+		return errors.New("--auth-token must not contain whitespace")
+	}
+	switch {
+	case c.Workers < 1:
+		return fmt.Errorf("--workers %d: must be at least 1", c.Workers)
+	case c.QueueSize < 1:
+		return fmt.Errorf("--queue-size %d: must be at least 1", c.QueueSize)
+	case c.MaxRequestBytes < 1024:
+		return fmt.Errorf("--max-request-bytes %d: must be at least 1KiB", c.MaxRequestBytes)
+	case c.MaxUploadBytes < 1024:
+		return fmt.Errorf("--max-upload-bytes %d: must be at least 1KiB", c.MaxUploadBytes)
+	case c.JobMaxDuration <= 0:
+		return fmt.Errorf("--job-max-duration %v: must be positive", c.JobMaxDuration)
+	case c.MetricsJobRetention < 0:
+		return fmt.Errorf("--metrics-job-retention %v: must not be negative", c.MetricsJobRetention)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)
+	case c.DataDir == "":
+		return errors.New("--data-dir must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return fmt.Errorf("--log-format %q: must be json or text", c.LogFormat)
+	}
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %v", c.Addr, err)
+	}
+	if !isLoopback(host) && c.AuthToken == "" && !c.InsecureNoAuth {
+		return fmt.Errorf("refusing to listen on %s without authentication: anyone who can reach it could train, "+
+			"read and delete models. Set --auth-token (or --auth-token-file, or %s), "+
+			"or pass --insecure-no-auth if you really mean it", c.Addr, envName("auth-token"))
+	}
+	return nil
+}
+
+// isLoopback reports whether host only binds loopback interfaces. An empty
+// host and unspecified addresses bind every interface; a name other than
+// localhost may resolve anywhere.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// usage lists every flag with its environment variable and default.
+func usage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprintf(out, `backpropd: train multi-layer perceptrons over HTTP and serve them.
+
+Usage:
+  backpropd [flags]
+  backpropd healthcheck [--addr host:port]   exit 0 if GET /healthz answers 200
+
+Every flag can also be set by the environment variable shown; a flag given
+on the command line wins.
+
+Flags:
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if f.Name == "workers" {
+			def = "number of CPUs (" + def + ")"
+		}
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(out, "  --%s\t%s\n      %s (default %s)\n", f.Name, envName(f.Name), f.Usage, def)
+	})
+}
+
+// byteSize is a flag holding a size in bytes, written as a number with an
+// optional unit: B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers
+// of 1024).
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"B", 1},
+}
+
+func (b *byteSize) String() string {
+	if b == nil {
+		return "0"
+	}
+	v := int64(*b)
+	for _, u := range byteUnits[:4] {
+		if v >= u.mult && v%u.mult == 0 && (v/u.mult < 1024 || u.suffix == "TiB") {
+			return strconv.FormatInt(v/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) {
+			s = strings.TrimSpace(s[:len(s)-len(u.suffix)])
+			mult = u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || (n > 0 && mult > 1<<62/n) {
+		return fmt.Errorf("not a size: want a number of bytes with an optional unit such as 512KiB, 8MiB or 2GiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

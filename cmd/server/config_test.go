@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := parseConfig(nil, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DataDir != "./data" || c.QueueSize != 64 || c.Workers < 1 ||
+		c.MaxRequestBytes != 8<<20 || c.MaxUploadBytes != 2<<30 || c.JobMaxDuration != 24*time.Hour ||
+		c.MetricsJobRetention != 5*time.Minute || c.ShutdownTimeout != 15*time.Second ||
+		c.LogLevel != "info" || c.LogFormat != "json" || c.AuthToken != "" || c.InsecureNoAuth {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	e := env(map[string]string{
+		"BACKPROPD_ADDR":                  "127.0.0.1:9000",
+		"BACKPROPD_DATA_DIR":              "/tmp/x",
+		"BACKPROPD_WORKERS":               "3",
+		"BACKPROPD_QUEUE_SIZE":            "7",
+		"BACKPROPD_AUTH_TOKEN":            "from-env",
+		"BACKPROPD_MAX_REQUEST_BYTES":     "1MiB",
+		"BACKPROPD_MAX_UPLOAD_BYTES":      "3GB",
+		"BACKPROPD_JOB_MAX_DURATION":      "2h",
+		"BACKPROPD_METRICS_JOB_RETENTION": "30s",
+		"BACKPROPD_LOG_LEVEL":             "debug",
+		"BACKPROPD_LOG_FORMAT":            "text",
+		"BACKPROPD_SHUTDOWN_TIMEOUT":      "5s",
+		"BACKPROPD_INSECURE_NO_AUTH":      "true",
+	})
+	c, err := parseConfig(nil, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Addr: "127.0.0.1:9000", DataDir: "/tmp/x", Workers: 3, QueueSize: 7, AuthToken: "from-env",
+		InsecureNoAuth: true, MaxRequestBytes: 1 << 20, MaxUploadBytes: 3e9, JobMaxDuration: 2 * time.Hour,
+		MetricsJobRetention: 30 * time.Second, LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 5 * time.Second}
+	if c != want {
+		t.Fatalf("from the environment:\n got %+v\nwant %+v", c, want)
+	}
+	// A flag wins over its variable.
+	c, err = parseConfig([]string{"--workers", "5", "--max-request-bytes=2048"}, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Workers != 5 || c.MaxRequestBytes != 2048 || c.QueueSize != 7 {
+		t.Fatalf("flags over env: workers %d bytes %d queue %d", c.Workers, c.MaxRequestBytes, c.QueueSize)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // every one appears in the error
+	}{
+		{"non-loopback without token", []string{"--addr", "0.0.0.0:8080"}, nil, []string{"--auth-token", "--insecure-no-auth"}},
+		{"all interfaces without token", []string{"--addr", ":8080"}, nil, []string{"--auth-token", "--insecure-no-auth"}},
+		{"a LAN address without token", []string{"--addr", "192.168.1.5:8080"}, nil, []string{"--auth-token"}},
+		{"a host name without token", []string{"--addr", "example.internal:8080"}, nil, []string{"--auth-token"}},
+		{"IPv6 any without token", []string{"--addr", "[::]:8080"}, nil, []string{"--auth-token"}},
+		{"bad env value names the variable", nil, map[string]string{"BACKPROPD_WORKERS": "many"}, []string{"BACKPROPD_WORKERS"}},
+		{"bad size", []string{"--max-upload-bytes", "2 potatoes"}, nil, []string{"max-upload-bytes"}},
+		{"zero workers", []string{"--workers", "0"}, nil, []string{"--workers"}},
+		{"bad log format", []string{"--log-format", "xml"}, nil, []string{"--log-format"}},
+		{"bad log level", []string{"--log-level", "loud"}, nil, []string{"--log-level"}},
+		{"token and token file", []string{"--auth-token", "a", "--auth-token-file", "/x"}, nil, []string{"not both"}},
+		{"missing token file", []string{"--auth-token-file", "/nonexistent/token"}, nil, []string{"--auth-token-file"}},
+		{"bad addr", []string{"--addr", "8080"}, nil, []string{"--addr"}},
+		{"stray argument", []string{"serve"}, nil, []string{`"serve"`}},
+		{"unknown flag", []string{"--wokers", "2"}, nil, []string{"wokers"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(tc.args, env(tc.env), nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigLoopbackAndOverrides(t *testing.T) {
+	for _, args := range [][]string{
+		{"--addr", "127.0.0.1:0"},
+		{"--addr", "localhost:8080"},
+		{"--addr", "[::1]:8080"},
+		{"--addr", "0.0.0.0:8080", "--auth-token", "s3cret"},
+		{"--addr", "0.0.0.0:8080", "--insecure-no-auth"},
+	} {
+		if _, err := parseConfig(args, env(nil), nil); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+func TestConfigTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "token")
+	if err := os.WriteFile(p, []byte("  tok-123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseConfig([]string{"--addr", "0.0.0.0:1", "--auth-token-file", p}, env(nil), nil)
+	if err != nil || c.AuthToken != "tok-123" {
+		t.Fatalf("token %q, err %v; want tok-123 (trimmed)", c.AuthToken, err)
+	}
+	c, err = parseConfig(nil, env(map[string]string{"BACKPROPD_AUTH_TOKEN_FILE": p}), nil)
+	if err != nil || c.AuthToken != "tok-123" {
+		t.Fatalf("from BACKPROPD_AUTH_TOKEN_FILE: token %q, err %v", c.AuthToken, err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig([]string{"--auth-token-file", empty}, env(nil), nil); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("empty token file: %v", err)
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	var c Config
+	fs := newFlagSet(&c)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		for _, s := range []string{"--" + f.Name, envName(f.Name)} {
+			if !strings.Contains(out.String(), s) {
+				t.Errorf("--help lacks %s", s)
+			}
+		}
+	})
+	// The settings issue 4 and 5 name.
+	if n != 14 {
+		t.Errorf("%d flags, want 14", n)
+	}
+	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("--help lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"1024", 1024, false}, {"8MiB", 8 << 20, false}, {"2GiB", 2 << 30, false}, {"2gib", 2 << 30, false},
+		{"10MB", 10e6, false}, {"512 KiB", 512 << 10, false}, {"7B", 7, false},
+		{"-1", 0, true}, {"1.5GiB", 0, true}, {"lots", 0, true}, {"99999999999TiB", 0, true}, {"", 0, true},
+	}
+	for _, tc := range tests {
+		var b byteSize
+		err := b.Set(tc.in)
+		if (err != nil) != tc.err || (!tc.err && int64(b) != tc.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d, error %v", tc.in, b, err, tc.want, tc.err)
+		}
+	}
+	for _, v := range []int64{8 << 20, 2 << 30, 1000, 1536} {
+		b := byteSize(v)
+		var back byteSize
+		if err := back.Set(b.String()); err != nil || back != b {
+			t.Errorf("String %q of %d does not parse back: %d %v", b.String(), v, back, err)
+		}
+	}
+}

@@ -1,0 +1,300 @@
+// Command backpropd is the training and inference server. main only parses
+// the configuration, wires the store, the job manager, the metrics and the
+// HTTP API together, and runs until SIGTERM or SIGINT; the work is in the
+// internal packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/backpropd/backpropd/internal/api"
+	"github.com/backpropd/backpropd/internal/jobs"
+	"github.com/backpropd/backpropd/internal/metrics"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck(os.Args[2:], os.Getenv, os.Stderr))
+	}
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "backpropd:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := m.Run(ctx); err != nil {
+		m.Logger.Error("start", "err", err)
+		fmt.Fprintln(os.Stderr, "backpropd:", err)
+		os.Exit(1)
+	}
+	select {
+	case <-ctx.Done():
+		m.Logger.Info("signal received; shutting down", "timeout", m.Config.ShutdownTimeout)
+	case err := <-m.serveErr:
+		m.Logger.Error("http server stopped", "err", err)
+	}
+	stop() // a second signal now kills the process the default way
+	if err := m.Close(); err != nil {
+		m.Logger.Error("shutdown", "err", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the whole service; tests run it in-process.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// LogOutput receives the logs; nil means stderr.
+	LogOutput io.Writer
+
+	store    *store.Store
+	jobs     *jobs.Manager
+	api      *api.Server
+	http     *http.Server
+	ln       net.Listener
+	serveErr chan error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	var c Config
+	newFlagSet(&c)
+	return &Main{Config: c, Logger: slog.New(slog.DiscardHandler), serveErr: make(chan error, 1)}
+}
+
+// ParseFlags fills m.Config from args and the environment.
+func (m *Main) ParseFlags(args []string, getenv func(string) string, out io.Writer) error {
+	c, err := parseConfig(args, getenv, out)
+	if err != nil {
+		return err
+	}
+	m.Config = c
+	return nil
+}
+
+// Addr is the address the server listens on, once Run has returned.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// newLogger builds the slog logger the configuration asks for.
+func newLogger(c Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Run opens the store, recovers and starts the jobs, and starts serving. It
+// returns once the listener is open; Close shuts everything down.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c := m.Config
+	if err := c.check(); err != nil {
+		return err
+	}
+	out := m.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	m.Logger = newLogger(c, out)
+	defer func() {
+		if err != nil {
+			m.closeAll()
+		}
+	}()
+
+	if m.store, err = store.Open(c.DataDir, store.Options{}); err != nil {
+		return fmt.Errorf("open data directory: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	met, err := metrics.New(reg, metrics.Options{
+		JobRetention:  c.MetricsJobRetention,
+		Workers:       c.Workers,
+		QueueCapacity: c.QueueSize,
+		Version:       version(),
+		JobCounts:     func() (int, int) { return m.jobs.Counts() },
+		StoreStats:    m.store.Stats,
+	})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	m.jobs, err = jobs.New(m.store, jobs.Options{
+		Workers:     c.Workers,
+		QueueSize:   c.QueueSize,
+		MaxDuration: c.JobMaxDuration,
+		// Jobs get what is left of the shutdown budget after HTTP.
+		ShutdownTimeout: c.ShutdownTimeout / 2,
+		Logger:          m.Logger.With("component", "jobs"),
+		Observer:        met,
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	// Jobs run on their own context, not on ctx: a signal drains them
+	// through Close, with checkpoints, rather than killing them.
+	if err := m.jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start jobs: %w", err)
+	}
+
+	m.api = api.New(api.Options{
+		Config: api.Config{
+			AuthToken:       c.AuthToken,
+			MaxRequestBytes: int64(c.MaxRequestBytes),
+			MaxUploadBytes:  int64(c.MaxUploadBytes),
+		},
+		Store:      m.store,
+		Jobs:       m.jobs,
+		Observer:   met,
+		Instrument: met.Instrument,
+		Metrics:    metrics.Handler(reg, reg),
+		Logger:     m.Logger,
+	})
+	m.http = &http.Server{
+		Handler:           m.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Uploads of up to --max-upload-bytes must fit: 2 GiB at a modest
+		// 10 MB/s is about 4 minutes.
+		ReadTimeout: 10 * time.Minute,
+		// The event stream lifts this for itself.
+		WriteTimeout:   10 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	go func() {
+		if err := m.http.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.serveErr <- err
+		}
+	}()
+	m.Logger.Info("backpropd listening", "addr", m.Addr(), "data_dir", c.DataDir,
+		"workers", c.Workers, "queue_size", c.QueueSize, "auth", c.AuthToken != "", "version", version())
+	return nil
+}
+
+// Close shuts down within Config.ShutdownTimeout: /readyz turns 503, the
+// listener closes and in-flight requests finish (event streams end), the
+// job manager checkpoints running jobs, and the store closes.
+func (m *Main) Close() error {
+	deadline := time.Now().Add(m.Config.ShutdownTimeout)
+	var errs []error
+	if m.api != nil {
+		m.api.SetDraining()
+	}
+	if m.http != nil {
+		// HTTP gets half the budget; the jobs the rest.
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(m.Config.ShutdownTimeout/2))
+		if err := m.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			_ = m.http.Close()
+		}
+		cancel()
+	}
+	if m.jobs != nil {
+		// Leave a little time to close the store.
+		ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-250*time.Millisecond))
+		if err := m.jobs.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("jobs shutdown: %w", err))
+		}
+		cancel()
+	}
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		m.Logger.Info("shut down cleanly")
+	}
+	return errors.Join(errs...)
+}
+
+// closeAll releases what a failed Run opened.
+func (m *Main) closeAll() {
+	if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.jobs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		_ = m.jobs.Shutdown(ctx)
+		cancel()
+	}
+	if m.store != nil {
+		_ = m.store.Close()
+	}
+}
+
+// version is the module version the binary was built from, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// healthcheck implements "backpropd healthcheck": GET /healthz on the
+// configured address (loopback when it binds every interface), exit status
+// 0 on 200 and 1 otherwise. Docker's HEALTHCHECK runs it; it needs no shell
+// or curl in the image.
+func healthcheck(args []string, getenv func(string) string, errOut io.Writer) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	addr := fs.String("addr", "", "address of the server (default $"+envName("addr")+" or 127.0.0.1:8080)")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	a := *addr
+	if a == "" {
+		a = getenv(envName("addr"))
+	}
+	if a == "" {
+		a = "127.0.0.1:8080"
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		fmt.Fprintf(errOut, "healthcheck: address %q: %v\n", a, err)
+		return 1
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	client := &http.Client{Timeout: *timeout}
+	res, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		fmt.Fprintf(errOut, "healthcheck: %v\n", err)
+		return 1
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintf(errOut, "healthcheck: /healthz answered %s\n", res.Status)
+		return 1
+	}
+	return 0
+}
