@@ -175,6 +175,36 @@ func linear(rows, targets int) engine.Data {
 	return d
 }
 
+// twoClasses turns blobs into a binary problem, setosa or not: with string
+// labels ("no", "yes"), or, multiLabel, as two 0/1 target columns
+// (is_setosa, is_virginica), a multi-label problem.
+func twoClasses(d engine.Data, multiLabel bool) engine.Data {
+	labels := d.Labels
+	d.Labels = nil
+	if multiLabel {
+		d.TargetNames = []string{"is_setosa", "is_virginica"}
+		for _, l := range labels {
+			d.Targets = append(d.Targets, b2f(l == "setosa"), b2f(l == "virginica"))
+		}
+		return d
+	}
+	for _, l := range labels {
+		if l == "setosa" {
+			d.Labels = append(d.Labels, "yes")
+		} else {
+			d.Labels = append(d.Labels, "no")
+		}
+	}
+	return d
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 var (
 	trainOnce  sync.Map // name → *trainOnceEntry
 	trainMutex sync.Mutex
@@ -217,6 +247,10 @@ func train(kind string) (*trainedModel, error) {
 		data, task = linear(40, 1), engine.TaskRegression
 	case "multi":
 		data, task = linear(40, 2), engine.TaskRegression
+	case "binary":
+		data, task = twoClasses(blobs(60), false), engine.TaskBinary
+	case "multilabel":
+		data, task = twoClasses(blobs(60), true), engine.TaskBinary
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}

@@ -338,7 +338,11 @@ func decodePredictRequest(body []byte) (predictRequest, error) {
 		case "instances":
 			req.Instances = val
 		default:
-			return predictRequest{}, decodeStrict(body, &predictRequest{})
+			// An unknown field (or a known one in another case, which
+			// encoding/json matches): the strict decoder decides.
+			var strict predictRequest
+			err := decodeStrict(body, &strict)
+			return strict, err
 		}
 	}
 	return req, nil

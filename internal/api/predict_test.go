@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/backpropd/backpropd/internal/store"
 )
 
 // predictResponse is the /v1 predict response as a client reads it.
@@ -183,6 +185,61 @@ func TestPredictRegression(t *testing.T) {
 	}
 }
 
+func TestPredictBinary(t *testing.T) {
+	e := newModelEnv(t)
+	tm := mustTrain(t, "binary")
+	e.putModel("setosa", tm)
+	const rows = 6
+	x := tm.data.X[:rows*4]
+	p, labels := enginePredict(t, tm, x, rows)
+	res := e.postJSON(t, "/v1/models/setosa/predict", `{"inputs":`+rowsJSON(x, rows, 4)+`}`)
+	if res.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", res.Status, res.Body)
+	}
+	var got predictResponse
+	res.JSON(t, &got)
+	if !slices.Equal(got.Classes, tm.model.Classes()) || len(got.Classes) != 2 {
+		t.Fatalf("classes = %v, want the model's two %v", got.Classes, tm.model.Classes())
+	}
+	for i := range rows {
+		// One sigmoid output p is the probability of classes[1]; the
+		// response gives both, [1-p, p], in the order of classes.
+		want := []float64{1 - p[i], p[i]}
+		if !slices.Equal(got.Probabilities[i], want) {
+			t.Errorf("row %d probabilities %v, want %v", i, got.Probabilities[i], want)
+		}
+		if string(got.Predictions[i]) != `"`+labels[i]+`"` {
+			t.Errorf("row %d label %s, want %q", i, got.Predictions[i], labels[i])
+		}
+	}
+}
+
+func TestPredictMultiLabel(t *testing.T) {
+	e := newModelEnv(t)
+	tm := mustTrain(t, "multilabel")
+	e.putModel("tags", tm)
+	const rows = 4
+	x := tm.data.X[:rows*4]
+	p, _ := enginePredict(t, tm, x, rows)
+	res := e.postJSON(t, "/v1/models/tags/predict", `{"inputs":`+rowsJSON(x, rows, 4)+`}`)
+	if res.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", res.Status, res.Body)
+	}
+	var got predictResponse
+	res.JSON(t, &got)
+	if got.Classes != nil || got.Probabilities != nil || !slices.Equal(got.Targets, []string{"is_setosa", "is_virginica"}) {
+		t.Errorf("classes %v, probabilities %v, targets %v; want only targets [is_setosa is_virginica]",
+			got.Classes, got.Probabilities, got.Targets)
+	}
+	for i, pred := range got.Predictions {
+		// Per row, the probability of each label being 1.
+		var v []float64
+		if err := json.Unmarshal(pred, &v); err != nil || !slices.Equal(v, p[i*2:i*2+2]) {
+			t.Errorf("row %d = %s, want %v", i, pred, p[i*2:i*2+2])
+		}
+	}
+}
+
 // TestPredictBadInput sends every kind of bad predict body and checks the
 // status and the field named. The model takes the four iris features.
 func TestPredictBadInput(t *testing.T) {
@@ -307,5 +364,81 @@ func BenchmarkPredictSingleRow(b *testing.B) {
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
+	}
+}
+
+// FuzzPredictRequest feeds arbitrary bodies to the /v1 predict decoders
+// for a four-feature model. Properties: no panic; the fast path agrees with
+// the strict decoder on what is valid; rows that decode are finite, sized
+// rows × features, and re-encode to a body that decodes to the same values.
+func FuzzPredictRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"inputs":[[5.1,3.5,1.4,0.2]]}`,
+		`{"instances":[[5.1,3.5,1.4,0.2],[6,3,5,2]]}`,
+		`{"inputs":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}]}`,
+		`{"inputs":[{"sepal_length":5.1,"sepal_length":1}]}`,
+		`{"INPUTS":[[1,2,3,4]]}`,
+		`{"inputs":[[1e999,2,3,4]]}`,
+		`{"inputs":[[1,"2",3,4]],"x":1}`,
+		`{"inputs":[],"instances":null}`,
+		`{"inputs":[[1,2,3]]} {}`,
+		`[[1,2,3,4]]`,
+		"{\"inputs\":[[1,2,3,4]],\"s\":\"\xff\"}",
+		`{"inputs":[{"a\u0062":1,"\"":2}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	tm := mustTrain(f, "classifier")
+	sm, err := newServedModel(store.ModelMeta{Name: "iris", Version: 1}, tm.model)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodePredictRequest(body)
+		var strict predictRequest
+		strictErr := decodeStrict(body, &strict)
+		if (err == nil) != (strictErr == nil) {
+			t.Fatalf("fast decoder err %v, strict decoder err %v", err, strictErr)
+		}
+		if err != nil {
+			assertClientError(t, err)
+			return
+		}
+		if !bytes.Equal(req.Inputs, strict.Inputs) || !bytes.Equal(req.Instances, strict.Instances) {
+			t.Fatalf("fast decoder read %q/%q, strict %q/%q", req.Inputs, req.Instances, strict.Inputs, strict.Instances)
+		}
+		raw := req.Inputs
+		if isAbsent(raw) {
+			raw = req.Instances
+		}
+		if isAbsent(raw) {
+			return
+		}
+		x, rows, err := decodeRows(raw, "inputs", sm, nil)
+		if err != nil {
+			assertClientError(t, err)
+			return
+		}
+		if rows < 1 || len(x) != rows*4 {
+			t.Fatalf("%d rows, %d values", rows, len(x))
+		}
+		for _, v := range x {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("non-finite value %v decoded", v)
+			}
+		}
+		again, rows2, err := decodeRows([]byte(rowsJSON(x, rows, 4)), "inputs", sm, nil)
+		if err != nil || rows2 != rows || !slices.Equal(again, x) {
+			t.Fatalf("re-encoded rows decode to %v (%v), want %v", again, err, x)
+		}
+	})
+}
+
+// assertClientError fails unless err is a 4xx *Error naming what is wrong.
+func assertClientError(t *testing.T, err error) {
+	t.Helper()
+	status, detail, _, _ := statusOf(err)
+	if status < 400 || status >= 500 || detail == "" {
+		t.Fatalf("error %v maps to %d %q, want a 4xx with a detail", err, status, detail)
 	}
 }
