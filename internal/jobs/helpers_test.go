@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -26,7 +25,6 @@ type env struct {
 	dir string
 	st  *store.Store
 	m   *Manager
-	log *bytes.Buffer
 }
 
 // logWriter is a goroutine-safe buffer for the manager's log.
@@ -81,12 +79,9 @@ func newManager(tb testing.TB, st Store, opt Options, hooks testHooks) *Manager 
 // store closes.
 func newEnv(tb testing.TB, opt Options, hooks testHooks) *env {
 	tb.Helper()
-	e := &env{dir: tb.TempDir(), log: &bytes.Buffer{}}
+	e := &env{dir: tb.TempDir()}
 	e.st = openStore(tb, e.dir)
 	tb.Cleanup(func() { e.st.Close() })
-	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.NewTextHandler(&logWriter{buf: e.log}, nil))
-	}
 	e.m = newManager(tb, e.st, opt, hooks)
 	return e
 }

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -284,5 +287,45 @@ func TestStopSurvivesCrash(t *testing.T) {
 	}
 	if _, err := st2.Checkpoint(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("checkpoint after finishing: %v, want ErrNotFound", err)
+	}
+}
+
+// TestStartSkipsBadRecords: a record the store cannot read (garbage bytes)
+// and one it reads but the manager cannot use (an unknown status) are
+// logged and skipped; the other jobs run.
+func TestStartSkipsBadRecords(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	t.Cleanup(func() { st.Close() })
+	bin := mustDataset(t, st, binaryData(40))
+	resolver, err := New(st, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := "70000000-0000-4000-8000-000000000000"
+	weird := "80000000-0000-4000-8000-000000000000"
+	garbage := "90000000-0000-4000-8000-000000000000"
+	putRecord(t, st, resolver, smallSpec("good", bin, 1), good, 1, Queued, 0)
+	putRecord(t, st, resolver, smallSpec("weird", bin, 1), weird, 2, "exploded", 0)
+	putRecord(t, st, resolver, smallSpec("garbage", bin, 1), garbage, 3, Queued, 0)
+	if err := os.WriteFile(filepath.Join(dir, "jobs", garbage+".job"), []byte("not a job record"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	var log bytes.Buffer
+	opt := testOptions()
+	opt.Logger = slog.New(slog.NewTextHandler(&logWriter{buf: &log}, nil))
+	m := newManager(t, st, opt, testHooks{})
+	if got := waitTerminal(t, m, good); got.Status != Succeeded {
+		t.Errorf("good job ended %s: %q", got.Status, got.Error)
+	}
+	for _, id := range []string{weird, garbage} {
+		if _, err := m.Get(context.Background(), id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(bad record %s) = %v, want ErrNotFound", id, err)
+		}
+	}
+	m.Shutdown(context.Background())
+	if n := strings.Count(log.String(), "skipping unreadable job record"); n != 2 {
+		t.Errorf("%d skipped records logged, want 2; log:\n%s", n, log.String())
 	}
 }
