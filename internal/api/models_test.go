@@ -467,6 +467,30 @@ func TestModelPathAttacks(t *testing.T) {
 			})
 		}
 	}
+	// The same on /v2, where errors are the protocol's {"error": ...}.
+	inferBody := `{"inputs":[{"name":"input","datatype":"FP64","shape":[1,4],"data":[5,3.4,1.5,0.2]}]}`
+	for _, a := range pathAttacks {
+		for _, route := range []struct{ method, format, body string }{
+			{http.MethodGet, "/v2/models/%s", ""},
+			{http.MethodGet, "/v2/models/%s/ready", ""},
+			{http.MethodPost, "/v2/models/%s/infer", inferBody},
+			{http.MethodGet, "/v2/models/%s/versions/1", ""},
+			{http.MethodPost, "/v2/models/%s/versions/1/infer", inferBody},
+			{http.MethodPost, "/v2/models/iris/versions/%s/infer", inferBody},
+		} {
+			target := fmt.Sprintf(route.format, a.segment)
+			param := "path.name"
+			if strings.Contains(route.format, "versions/%s") {
+				param = "path.version"
+			}
+			t.Run("v2 "+a.name+" "+route.method+" "+route.format, func(t *testing.T) {
+				res := e.call(t, route.method, target, "application/json", []byte(route.body))
+				if msg := v2ErrorOf(t, res, http.StatusBadRequest); !strings.HasPrefix(msg, param+": ") {
+					t.Errorf("error %q does not name %s", msg, param)
+				}
+			})
+		}
+	}
 	if after := snapshotDir(t, e.dir); !maps.Equal(before, after) {
 		t.Errorf("the data directory changed under path attacks")
 	}
