@@ -12,13 +12,14 @@
 #     image there is (a distroless "static" image would only add CA
 #     certificates and time zone data, which backpropd does not use).
 #   - openblas: the cgo binary needs glibc, libopenblas, libgfortran,
-#     libquadmath and libgcc_s. Copying exactly those from the Debian 12 build
-#     stage into scratch gives about 44 MB, against about 60 MB for a
-#     distroless "cc" image with libopenblas copied in, and about 120 MB for
-#     debian:bookworm-slim with libopenblas0 installed (which also brings a
-#     shell and apt into the runtime). The libraries come from the same Debian
-#     release as the build stage, so the glibc the binary was linked against
-#     is the glibc it runs on.
+#     libquadmath and libgcc_s. Copied from the Debian 12 build stage into
+#     scratch they add 41 MB (libopenblas alone is 35 MB) to the 17 MB
+#     binary: 58 MB in all, as .ci/steps/50-deploy.sh lays it out. Any base
+#     image that carries glibc needs those same OpenBLAS files on top: a
+#     distroless "cc" image adds its own 20-odd MB, debian:bookworm-slim
+#     about 75 MB and a shell and apt besides. The libraries come from the
+#     same Debian release as the build stage, so the glibc the binary was
+#     linked against is the glibc it runs on.
 # Neither variant has a shell, so the HEALTHCHECK runs the binary itself.
 #
 # Base images are referenced by tag. For reproducible builds pin the digest,

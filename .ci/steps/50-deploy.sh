@@ -16,8 +16,10 @@
 #      - without a token it must refuse to start;
 #      - `backpropd healthcheck` (the image's HEALTHCHECK) fails while nothing
 #        listens and passes once the server is up;
-#      - deploy/cmd/smoke uploads a dataset, trains, predicts and scrapes;
-#      - SIGTERM makes it exit 0 within its shutdown timeout;
+#      - deploy/cmd/smoke uploads a dataset, trains, predicts and scrapes,
+#        and leaves a long job running;
+#      - SIGTERM makes it exit 0 within its shutdown timeout, having
+#        checkpointed that job into /data;
 #      - everything it wrote is under /data and owned by 65532.
 # This needs root (namespaces, chroot), which CI is.
 set -euo pipefail
@@ -169,7 +171,7 @@ check_variant() {
        END { exit !(root && data && !bad) }' "/proc/$server/mountinfo" ||
     { echo "want / read-only and /data writable, the server sees:" >&2; cat "/proc/$server/mountinfo" >&2; exit 1; }
 
-  if ! in_server_ns "$work/smoke" -url http://127.0.0.1:8080 -token-file "$work/token"; then
+  if ! in_server_ns "$work/smoke" -url http://127.0.0.1:8080 -token-file "$work/token" -leave-running-job "$dir/running-job"; then
     echo "smoke failed; server log:" >&2; cat "$dir/server.log" >&2; exit 1
   fi
 
@@ -179,7 +181,10 @@ check_variant() {
   server=""
   if [ "$exit_status" != 0 ]; then echo "after SIGTERM: $exit_status (want exit status 0 within 20 s):" >&2; cat "$dir/server.log" >&2; exit 1; fi
 
-  [ -n "$(find "$data" -mindepth 1 -print -quit)" ] || { echo "nothing written under /data" >&2; exit 1; }
+  # The job left running was checkpointed into the volume on the way out.
+  local job
+  job=$(cat "$dir/running-job")
+  [ -s "$data/checkpoints/$job.ckpt" ] || { echo "no checkpoint of the running job $job under /data:" >&2; find "$data" >&2; cat "$dir/server.log" >&2; exit 1; }
   local foreign
   foreign=$(find "$data" ! -user "$uid" -print)
   [ -z "$foreign" ] || { echo "files under /data not owned by $uid: $foreign" >&2; exit 1; }
@@ -188,4 +193,4 @@ check_variant() {
 
 check_variant static
 check_variant openblas
-echo "1 passed, 0 failed: image check (static and openblas)"
+echo "image check: 2 passed, 0 failed (static and openblas)"

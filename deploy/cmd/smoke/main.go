@@ -27,6 +27,7 @@ func main() {
 	base := flag.String("url", "http://127.0.0.1:8080", "backpropd's base URL")
 	tokenFile := flag.String("token-file", "", "file holding the bearer token")
 	timeout := flag.Duration("job-timeout", 90*time.Second, "how long the training job may take")
+	runningJobFile := flag.String("leave-running-job", "", "at the end, start a long job, wait until it has run an epoch, and write its id to this file")
 	flag.Parse()
 	token, err := os.ReadFile(*tokenFile)
 	if err != nil {
@@ -34,7 +35,11 @@ func main() {
 		os.Exit(2)
 	}
 	c := &client{base: strings.TrimRight(*base, "/"), token: strings.TrimSpace(string(token)), http: &http.Client{Timeout: 30 * time.Second}}
-	if err := run(c, *timeout); err != nil {
+	datasetID, err := run(c, *timeout)
+	if err == nil && *runningJobFile != "" {
+		err = leaveRunningJob(c, datasetID, *runningJobFile, *timeout)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "smoke: %v\n", err)
 		os.Exit(1)
 	}
@@ -107,67 +112,26 @@ func smokeCSV() []byte {
 	return b.Bytes()
 }
 
-func run(c *client, jobTimeout time.Duration) error {
-	for _, path := range []string{"/healthz", "/readyz"} {
-		status, _, b, err := c.do(http.MethodGet, path, "", nil, false)
-		if err != nil {
+// jobState is the part of a job the smoke test follows.
+type jobState struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Error    string `json:"error"`
+	Progress struct {
+		Epoch int `json:"epoch"`
+	} `json:"progress"`
+}
+
+// waitJob polls the job until done says so, or fails after timeout.
+func waitJob(c *client, job *jobState, timeout time.Duration, done func(*jobState) (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := done(job)
+		if err != nil || ok {
 			return err
 		}
-		if status != http.StatusOK {
-			return fmt.Errorf("GET %s: status %d, want 200: %s", path, status, b)
-		}
-		fmt.Printf("smoke: GET %s: %d\n", path, status)
-	}
-
-	status, h, _, err := c.do(http.MethodGet, "/v1/datasets", "", nil, false)
-	if err != nil {
-		return err
-	}
-	if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
-		return fmt.Errorf("GET /v1/datasets without a token: status %d, WWW-Authenticate %q: want 401 and Bearer", status, h.Get("WWW-Authenticate"))
-	}
-	fmt.Println("smoke: GET /v1/datasets without a token: 401")
-
-	var ds struct {
-		ID   string `json:"id"`
-		Rows int    `json:"rows"`
-	}
-	h, err = c.expect(http.StatusCreated, http.MethodPost, "/v1/datasets?name=smoke&target=label", "text/csv", smokeCSV(), &ds)
-	if err != nil {
-		return err
-	}
-	loc := h.Get("Location")
-	if ds.ID == "" || loc != "/v1/datasets/"+ds.ID {
-		return fmt.Errorf("POST /v1/datasets: id %q, Location %q: want Location /v1/datasets/{id}", ds.ID, loc)
-	}
-	var got struct {
-		ID   string `json:"id"`
-		Rows int    `json:"rows"`
-	}
-	if _, err := c.expect(http.StatusOK, http.MethodGet, loc, "", nil, &got); err != nil {
-		return err
-	}
-	if got.ID != ds.ID || got.Rows != 40 {
-		return fmt.Errorf("GET %s: id %q rows %d, want %q and the 40 rows uploaded", loc, got.ID, got.Rows, ds.ID)
-	}
-
-	spec := fmt.Sprintf(`{"model_name":"smoke","dataset_id":%q,"training":{"epochs":5}}`, ds.ID)
-	var job struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-		Error  string `json:"error"`
-	}
-	if _, err := c.expect(http.StatusAccepted, http.MethodPost, "/v1/jobs", "application/json", []byte(spec), &job); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(jobTimeout)
-	for job.Status != "succeeded" {
-		switch job.Status {
-		case "failed", "cancelled":
-			return fmt.Errorf("job %s: %s: %s", job.ID, job.Status, job.Error)
-		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("job %s: still %s after %v", job.ID, job.Status, jobTimeout)
+			return fmt.Errorf("job %s: still %s at epoch %d after %v", job.ID, job.Status, job.Progress.Epoch, timeout)
 		}
 		time.Sleep(200 * time.Millisecond)
 		status, _, b, err := c.do(http.MethodGet, "/v1/jobs/"+job.ID, "", nil, true)
@@ -177,9 +141,99 @@ func run(c *client, jobTimeout time.Duration) error {
 		if status != http.StatusOK {
 			return fmt.Errorf("GET /v1/jobs/%s: status %d: %s", job.ID, status, b)
 		}
-		if err := json.Unmarshal(b, &job); err != nil {
+		if err := json.Unmarshal(b, job); err != nil {
 			return fmt.Errorf("GET /v1/jobs/%s: %w", job.ID, err)
 		}
+	}
+}
+
+func finished(job *jobState) (bool, error) {
+	switch job.Status {
+	case "succeeded":
+		return true, nil
+	case "failed", "cancelled":
+		return false, fmt.Errorf("job %s: %s: %s", job.ID, job.Status, job.Error)
+	}
+	return false, nil
+}
+
+// leaveRunningJob starts a job too long to finish, waits until it has
+// trained an epoch, and writes its id to file, so that the caller can check
+// what a shutdown does to a running job.
+func leaveRunningJob(c *client, datasetID, file string, timeout time.Duration) error {
+	spec := fmt.Sprintf(`{"model_name":"smoke-long","dataset_id":%q,"training":{"epochs":1000000}}`, datasetID)
+	var job jobState
+	if _, err := c.expect(http.StatusAccepted, http.MethodPost, "/v1/jobs", "application/json", []byte(spec), &job); err != nil {
+		return err
+	}
+	err := waitJob(c, &job, timeout, func(j *jobState) (bool, error) {
+		if j.Status == "running" && j.Progress.Epoch >= 1 {
+			return true, nil
+		}
+		if ok, err := finished(j); ok || err != nil {
+			return false, fmt.Errorf("job %s ended (%s) before it could be left running: %v", j.ID, j.Status, err)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("smoke: job %s: running, epoch %d\n", job.ID, job.Progress.Epoch)
+	return os.WriteFile(file, []byte(job.ID), 0o644)
+}
+
+// run walks the API and returns the id of the dataset it uploaded.
+func run(c *client, jobTimeout time.Duration) (string, error) {
+	for _, path := range []string{"/healthz", "/readyz"} {
+		status, _, b, err := c.do(http.MethodGet, path, "", nil, false)
+		if err != nil {
+			return "", err
+		}
+		if status != http.StatusOK {
+			return "", fmt.Errorf("GET %s: status %d, want 200: %s", path, status, b)
+		}
+		fmt.Printf("smoke: GET %s: %d\n", path, status)
+	}
+
+	status, h, _, err := c.do(http.MethodGet, "/v1/datasets", "", nil, false)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+		return "", fmt.Errorf("GET /v1/datasets without a token: status %d, WWW-Authenticate %q: want 401 and Bearer", status, h.Get("WWW-Authenticate"))
+	}
+	fmt.Println("smoke: GET /v1/datasets without a token: 401")
+
+	var ds struct {
+		ID   string `json:"id"`
+		Rows int    `json:"rows"`
+	}
+	h, err = c.expect(http.StatusCreated, http.MethodPost, "/v1/datasets?name=smoke&target=label", "text/csv", smokeCSV(), &ds)
+	if err != nil {
+		return "", err
+	}
+	loc := h.Get("Location")
+	if ds.ID == "" || loc != "/v1/datasets/"+ds.ID {
+		return "", fmt.Errorf("POST /v1/datasets: id %q, Location %q: want Location /v1/datasets/{id}", ds.ID, loc)
+	}
+	var got struct {
+		ID   string `json:"id"`
+		Rows int    `json:"rows"`
+	}
+	if _, err := c.expect(http.StatusOK, http.MethodGet, loc, "", nil, &got); err != nil {
+		return "", err
+	}
+	if got.ID != ds.ID || got.Rows != 40 {
+		return "", fmt.Errorf("GET %s: id %q rows %d, want %q and the 40 rows uploaded", loc, got.ID, got.Rows, ds.ID)
+	}
+
+	spec := fmt.Sprintf(`{"model_name":"smoke","dataset_id":%q,"training":{"epochs":5}}`, ds.ID)
+	var job jobState
+	if _, err := c.expect(http.StatusAccepted, http.MethodPost, "/v1/jobs", "application/json", []byte(spec), &job); err != nil {
+		return "", err
+	}
+	if err := waitJob(c, &job, jobTimeout, finished); err != nil {
+		return "", err
 	}
 	fmt.Printf("smoke: job %s: succeeded\n", job.ID)
 
@@ -188,19 +242,19 @@ func run(c *client, jobTimeout time.Duration) error {
 	}
 	if _, err := c.expect(http.StatusOK, http.MethodPost, "/v1/models/smoke/predict", "application/json",
 		[]byte(`{"inputs":[[0.9,0.9],[0.1,0.1]]}`), &pred); err != nil {
-		return err
+		return "", err
 	}
 	if len(pred.Predictions) != 2 {
-		return fmt.Errorf("predict: %d predictions for 2 rows", len(pred.Predictions))
+		return "", fmt.Errorf("predict: %d predictions for 2 rows", len(pred.Predictions))
 	}
 
 	status, _, b, err := c.do(http.MethodGet, "/metrics", "", nil, false)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if status != http.StatusOK || !bytes.Contains(b, []byte("backpropd_build_info")) {
-		return errors.New("GET /metrics: want 200 and backpropd_build_info in the exposition")
+		return "", errors.New("GET /metrics: want 200 and backpropd_build_info in the exposition")
 	}
 	fmt.Println("smoke: GET /metrics: 200")
-	return nil
+	return ds.ID, nil
 }
