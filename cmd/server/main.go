@@ -48,7 +48,7 @@ func main() {
 	}
 	select {
 	case <-ctx.Done():
-		m.Logger.Info("signal received; shutting down", "timeout", m.Config.ShutdownTimeout)
+		m.Logger.Info("signal received; shutting down", "timeout", m.Config.ShutdownTimeout.String())
 	case err := <-m.serveErr:
 		m.Logger.Error("http server stopped", "err", err)
 	}

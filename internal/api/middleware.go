@@ -63,8 +63,8 @@ func requestIDMiddleware(next http.Handler) http.Handler {
 }
 
 // accessLog writes one log line per request: method, route pattern (never
-// the raw path, which may hold ids and junk), status, bytes, duration and
-// request id.
+// the raw path, which may hold ids and junk), status, bytes, duration in
+// milliseconds and request id.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -86,7 +86,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Int("bytes", ww.BytesWritten()),
-				slog.Duration("duration", time.Since(start)),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 				slog.String("request_id", RequestID(r.Context())),
 			)
 		}()
