@@ -20,6 +20,7 @@ type FieldError struct {
 	Message string
 }
 
+// String gives "field: message".
 func (e FieldError) String() string { return e.Field + ": " + e.Message }
 
 // ValidationError lists every problem found in a Config or data set.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -260,4 +261,39 @@ func TestRunAfterFinish(t *testing.T) {
 		t.Fatalf("second Run = %v with %d epochs done", err, tr.EpochsDone())
 	}
 	requireSameBits(t, "weights", tr.net.params, before)
+}
+
+// TestPredictConcurrent runs Predict from several goroutines at once (the
+// race detector watches the shared pools) and compares every result with a
+// serial call over all rows: within 1e-12 relative, as a BLAS may round a
+// row differently in batches of other sizes (gonum does not; OpenBLAS does).
+func TestPredictConcurrent(t *testing.T) {
+	m := mustRun(t, mustTrainer(t, Config{Training: TrainingConfig{Epochs: 1}}, TaskMulticlass, blobsData(300, 5, 4, 1), Validation{}, Options{}))
+	d := blobsData(300, 5, 4, 2)
+	want := mustPredict(t, m, d)
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			rows := 1 + g*37 // small and large pools, several chunks
+			for s := 0; s+rows <= d.Rows; s += rows {
+				got := make([]float64, rows*m.Outputs())
+				if err := m.Predict(got, d.X[s*5:(s+rows)*5], rows); err != nil {
+					errs <- err
+					return
+				}
+				for i, v := range got {
+					if w := want[s*m.Outputs()+i]; math.Abs(v-w) > 1e-12*(1+math.Abs(w)) {
+						errs <- fmt.Errorf("rows=%d at row %d: value %d is %v, want %v", rows, s, i, v, w)
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
