@@ -397,6 +397,18 @@ func TestDeploymentConfiguration(t *testing.T) {
 		}
 	})
 
+	t.Run("workers follow the CPU limit", func(t *testing.T) {
+		var from *corev1.ResourceFieldSelector
+		for _, e := range c.Env {
+			if e.Name == "BACKPROPD_WORKERS" && e.ValueFrom != nil {
+				from = e.ValueFrom.ResourceFieldRef
+			}
+		}
+		if from == nil || from.Resource != "limits.cpu" || from.Divisor.Cmp(resource.MustParse("1")) != 0 {
+			t.Errorf("BACKPROPD_WORKERS: want valueFrom resourceFieldRef limits.cpu, divisor 1 (have %+v)", from)
+		}
+	})
+
 	t.Run("resources", func(t *testing.T) {
 		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 			req, okReq := c.Resources.Requests[name]
