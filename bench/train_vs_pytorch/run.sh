@@ -6,7 +6,8 @@
 #   bash bench/train_vs_pytorch/run.sh
 #
 # Environment: EPOCHS (default 3), THREADS (thread counts to try for every
-# contender, default "1 2"), TRAIN_ROWS (0 = all 60,000; smaller for a smoke
+# contender, default "1 2"), ROUNDS (repeat everything, interleaved, and
+# keep each contender's best; default 1, more on a noisy shared machine), TRAIN_ROWS (0 = all 60,000; smaller for a smoke
 # run), DATA (the IDX directory), PYTHON (default /usr/bin/python3, Debian's,
 # which has python3-torch). Exits non-zero if a contender fails or if a
 # backpropd test accuracy differs from PyTorch's by more than one point.
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/../.."
 here=bench/train_vs_pytorch
 EPOCHS="${EPOCHS:-3}"
 THREADS="${THREADS:-1 2}"
+ROUNDS="${ROUNDS:-1}"
 TRAIN_ROWS="${TRAIN_ROWS:-0}"
 DATA="${DATA:-/usr/share/datasets/fashion-mnist}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -44,13 +46,15 @@ CGO_ENABLED=1 go build -tags openblas -o "$out/engine-openblas" "./$here"
 
 results="$out/results.jsonl"
 : >"$results"
-for t in $THREADS; do
-  echo "pytorch, $t thread(s)" >&2
-  OMP_NUM_THREADS="$t" "$PYTHON" "$here/train_torch.py" --data "$DATA" --epochs "$EPOCHS" \
-    --threads "$t" --train-rows "$TRAIN_ROWS" >>"$results"
-  for b in gonum openblas; do
-    echo "backpropd $b, $t thread(s)" >&2
-    "$out/engine-$b" -data "$DATA" -epochs "$EPOCHS" -threads "$t" -train-rows "$TRAIN_ROWS" >>"$results"
+for r in $(seq "$ROUNDS"); do
+  for t in $THREADS; do
+    echo "round $r: pytorch, $t thread(s)" >&2
+    OMP_NUM_THREADS="$t" "$PYTHON" "$here/train_torch.py" --data "$DATA" --epochs "$EPOCHS" \
+      --threads "$t" --train-rows "$TRAIN_ROWS" >>"$results"
+    for b in gonum openblas; do
+      echo "round $r: backpropd $b, $t thread(s)" >&2
+      "$out/engine-$b" -data "$DATA" -epochs "$EPOCHS" -threads "$t" -train-rows "$TRAIN_ROWS" >>"$results"
+    done
   done
 done
 
