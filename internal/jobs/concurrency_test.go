@@ -24,7 +24,7 @@ func TestConcurrentOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A short pause per epoch keeps jobs running long enough to be hit.
-	m.hooks.afterEpoch = func(ctx context.Context, id string, epoch int) {
+	m.hooks.afterEpoch = func(ctx context.Context, id, model string, epoch int) {
 		select {
 		case <-time.After(time.Millisecond):
 		case <-ctx.Done():

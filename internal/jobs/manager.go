@@ -65,9 +65,9 @@ type Manager struct {
 // testHooks let tests block, slow down or break a worker at chosen points.
 type testHooks struct {
 	// beforeTrain runs when a worker has taken a job, before it loads data.
-	beforeTrain func(ctx context.Context, id string)
+	beforeTrain func(ctx context.Context, id, model string)
 	// afterEpoch runs after an epoch's record and checkpoint are written.
-	afterEpoch func(ctx context.Context, id string, epoch int)
+	afterEpoch func(ctx context.Context, id, model string, epoch int)
 }
 
 // job is the in-memory state of one job. Fields are guarded by Manager.mu,

@@ -71,7 +71,7 @@ func (j Job) seqForTest(m *Manager) int64 {
 
 func TestQueueFull(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, Options{Workers: 1, QueueSize: 2}, testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	e := newEnv(t, Options{Workers: 1, QueueSize: 2}, testHooks{beforeTrain: func(ctx context.Context, id, _ string) { g.wait(ctx, id) }})
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	first := mustSubmit(t, e.m, smallSpec("a", bin, 1))
@@ -96,7 +96,7 @@ func TestQueueFull(t *testing.T) {
 func TestTimeLimit(t *testing.T) {
 	// Every epoch sleeps 30 ms in the hook; the limit of 0.2 s ends the
 	// 1000-epoch job long before it is done.
-	e := newEnv(t, testOptions(), testHooks{afterEpoch: func(ctx context.Context, id string, epoch int) {
+	e := newEnv(t, testOptions(), testHooks{afterEpoch: func(ctx context.Context, id, model string, epoch int) {
 		select {
 		case <-time.After(30 * time.Millisecond):
 		case <-ctx.Done():
@@ -119,9 +119,8 @@ func TestTimeLimit(t *testing.T) {
 }
 
 func TestPanicFailsOnlyThatJob(t *testing.T) {
-	var m *Manager
-	boom := func(ctx context.Context, id string) {
-		if j, _ := m.Get(ctx, id); j.ModelName == "boom" {
+	boom := func(model string) {
+		if model == "boom" {
 			panic("injected")
 		}
 	}
@@ -129,12 +128,11 @@ func TestPanicFailsOnlyThatJob(t *testing.T) {
 		name  string
 		hooks testHooks
 	}{
-		{"before training", testHooks{beforeTrain: boom}},
-		{"inside the training loop", testHooks{afterEpoch: func(ctx context.Context, id string, epoch int) { boom(ctx, id) }}},
+		{"before training", testHooks{beforeTrain: func(ctx context.Context, id, model string) { boom(model) }}},
+		{"inside the training loop", testHooks{afterEpoch: func(ctx context.Context, id, model string, epoch int) { boom(model) }}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, testOptions(), tt.hooks)
-			m = e.m
 			bin := mustDataset(t, e.st, binaryData(40))
 			j1 := mustSubmit(t, e.m, smallSpec("boom", bin, 2))
 			j2 := mustSubmit(t, e.m, smallSpec("fine", bin, 2))
@@ -158,7 +156,7 @@ func TestPanicFailsOnlyThatJob(t *testing.T) {
 
 func TestCancelQueued(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id, _ string) { g.wait(ctx, id) }})
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	running := mustSubmit(t, e.m, smallSpec("a", bin, 1))
@@ -192,7 +190,7 @@ func TestCancelQueued(t *testing.T) {
 
 func TestCancelRunning(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, testOptions(), testHooks{afterEpoch: func(ctx context.Context, id string, epoch int) {
+	e := newEnv(t, testOptions(), testHooks{afterEpoch: func(ctx context.Context, id, model string, epoch int) {
 		if epoch == 2 {
 			g.wait(ctx, id)
 		}
@@ -221,13 +219,12 @@ func TestCancelRunning(t *testing.T) {
 
 func TestStopKeepsModel(t *testing.T) {
 	g := newGate()
-	var m *Manager
-	e := newEnv(t, testOptions(), testHooks{afterEpoch: func(ctx context.Context, id string, epoch int) {
+	e := newEnv(t, testOptions(), testHooks{afterEpoch: func(ctx context.Context, id, model string, epoch int) {
 		if epoch == 2 {
 			g.wait(ctx, id)
 		}
 	}})
-	m = e.m
+	m := e.m
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	j := mustSubmit(t, m, smallSpec("s", bin, 50))
@@ -266,7 +263,7 @@ func TestStopKeepsModel(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id, _ string) { g.wait(ctx, id) }})
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	running := mustSubmit(t, e.m, smallSpec("a", bin, 1))
@@ -300,7 +297,7 @@ func TestDelete(t *testing.T) {
 
 func TestList(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, Options{Workers: 1, QueueSize: 10}, testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	e := newEnv(t, Options{Workers: 1, QueueSize: 10}, testHooks{beforeTrain: func(ctx context.Context, id, _ string) { g.wait(ctx, id) }})
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	var ids []string
@@ -395,7 +392,7 @@ func equalStrings(a, b []string) bool {
 
 func TestEvents(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id, _ string) { g.wait(ctx, id) }})
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	holder := mustSubmit(t, e.m, smallSpec("hold", bin, 1))
@@ -458,7 +455,7 @@ func TestEvents(t *testing.T) {
 // terminal status, then the channel closes.
 func TestSlowSubscriber(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id, _ string) { g.wait(ctx, id) }})
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	const epochs = 150 // more than the 64-event buffer
@@ -522,7 +519,7 @@ func TestShuttingDown(t *testing.T) {
 
 func TestValidationDataset(t *testing.T) {
 	g := newGate()
-	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) { g.wait(ctx, id) }})
+	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id, _ string) { g.wait(ctx, id) }})
 	defer g.release()
 	bin := mustDataset(t, e.st, binaryData(40))
 	val := mustDataset(t, e.st, binaryData(16))

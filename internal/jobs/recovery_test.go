@@ -23,12 +23,9 @@ const resumeEpochs = 6
 
 // stopAt returns an afterEpoch hook that, for jobs of the named model,
 // waits at the gate after the given epoch.
-func stopAt(m **Manager, g *gate, model string, epoch int) func(context.Context, string, int) {
-	return func(ctx context.Context, id string, e int) {
-		if e != epoch {
-			return
-		}
-		if j, _ := (*m).Get(ctx, id); j.ModelName == model {
+func stopAt(g *gate, model string, epoch int) func(context.Context, string, string, int) {
+	return func(ctx context.Context, id, name string, e int) {
+		if e == epoch && name == model {
 			g.wait(ctx, id)
 		}
 	}
@@ -84,8 +81,7 @@ func TestCrashAndResume(t *testing.T) {
 			g := newGate()
 			opt := testOptions()
 			opt.CheckpointEvery = every
-			var m1 *Manager
-			m1 = newManager(t, cs, opt, testHooks{afterEpoch: stopAt(&m1, g, "crash", 3)})
+			m1 := newManager(t, cs, opt, testHooks{afterEpoch: stopAt(g, "crash", 3)})
 
 			bin := mustDataset(t, st1, binaryData(40))
 			s := smallSpec("crash", bin, resumeEpochs)
@@ -129,8 +125,7 @@ func TestShutdownAndResume(t *testing.T) {
 	dir := t.TempDir()
 	st1 := openStore(t, dir)
 	g := newGate()
-	var m1 *Manager
-	m1 = newManager(t, st1, testOptions(), testHooks{afterEpoch: stopAt(&m1, g, "resume", 3)})
+	m1 := newManager(t, st1, testOptions(), testHooks{afterEpoch: stopAt(g, "resume", 3)})
 
 	bin := mustDataset(t, st1, binaryData(40))
 	s := smallSpec("resume", bin, resumeEpochs)
@@ -213,7 +208,7 @@ func TestRecovery(t *testing.T) {
 
 	var mu sync.Mutex
 	var order []string
-	m := newManager(t, st, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id string) {
+	m := newManager(t, st, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id, _ string) {
 		mu.Lock()
 		order = append(order, id)
 		mu.Unlock()
@@ -252,8 +247,7 @@ func TestStopSurvivesCrash(t *testing.T) {
 	t.Cleanup(func() { st1.Close() })
 	cs := &crashStore{Store: st1}
 	g := newGate()
-	var m1 *Manager
-	m1 = newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(&m1, g, "stopme", 2)})
+	m1 := newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(g, "stopme", 2)})
 	bin := mustDataset(t, st1, binaryData(40))
 	j := mustSubmit(t, m1, smallSpec("stopme", bin, 50))
 	g.await(t)
@@ -327,5 +321,38 @@ func TestStartSkipsBadRecords(t *testing.T) {
 	m.Shutdown(context.Background())
 	if n := strings.Count(log.String(), "skipping unreadable job record"); n != 2 {
 		t.Errorf("%d skipped records logged, want 2; log:\n%s", n, log.String())
+	}
+}
+
+// TestCrashLoopGivesUp: a job whose process dies during each of 3 runs is
+// failed by the 4th start instead of being run again.
+func TestCrashLoopGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	var id string
+	for run := 1; run <= maxAttempts; run++ {
+		st := openStore(t, dir)
+		t.Cleanup(func() { st.Close() })
+		cs := &crashStore{Store: st}
+		g := newGate()
+		m := newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(g, "doomed", run)}) // each run resumes one epoch further
+		if run == 1 {
+			bin := mustDataset(t, st, binaryData(40))
+			id = mustSubmit(t, m, smallSpec("doomed", bin, 5)).ID
+		}
+		g.await(t)
+		cs.dead.Store(true)
+		if rec := storedJob(t, st, id); rec.Attempts != run || rec.Status != string(Running) {
+			t.Fatalf("run %d: record %s with %d attempts, want running with %d", run, rec.Status, rec.Attempts, run)
+		}
+	}
+	st := openStore(t, dir)
+	t.Cleanup(func() { st.Close() })
+	m := newManager(t, st, testOptions(), testHooks{})
+	got := waitTerminal(t, m, id)
+	if got.Status != Failed || !strings.Contains(got.Error, "interrupted 3 times") {
+		t.Errorf("job after 3 crashes: %s %q, want failed: interrupted 3 times", got.Status, got.Error)
+	}
+	if _, err := st.Checkpoint(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("checkpoint of the abandoned job: %v, want ErrNotFound", err)
 	}
 }

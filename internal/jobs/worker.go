@@ -89,7 +89,7 @@ func (m *Manager) train(j *job) outcome {
 		return m.failure(ctx, j, fmt.Sprintf("record job start: %v", err))
 	}
 	if h := m.hooks.beforeTrain; h != nil {
-		h(ctx, j.rec.ID)
+		h(ctx, j.rec.ID, j.rec.ModelName)
 	}
 
 	m.mu.Lock()
@@ -181,7 +181,7 @@ func (m *Manager) train(j *job) outcome {
 			}
 		}
 		if h := m.hooks.afterEpoch; h != nil {
-			h(ctx, j.rec.ID, e.Epoch)
+			h(ctx, j.rec.ID, j.rec.ModelName, e.Epoch)
 		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
