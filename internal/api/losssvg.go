@@ -75,6 +75,7 @@ func renderLossSVG(w io.Writer, title string, hist []engine.Epoch) error {
 	loss.X.Label.Text = "epoch"
 	loss.Y.Label.Text = "loss"
 	loss.Legend.Top = true
+	loss.Add(lightGrid())
 
 	trainLoss := make(plotter.XYs, 0, len(hist))
 	var valLoss, trainAcc, valAcc plotter.XYs
@@ -97,8 +98,10 @@ func renderLossSVG(w io.Writer, title string, hist []engine.Epoch) error {
 		acc := plot.New()
 		acc.X.Label.Text = "epoch"
 		acc.Y.Label.Text = "accuracy"
-		acc.Legend.Top = true
-		acc.Legend.Left = true
+		// Accuracy rises to the top right; the legend goes where it is not.
+		acc.Legend.Top = false
+		acc.Legend.Left = false
+		acc.Add(lightGrid())
 		if err := addSeries(acc, trainAcc, valAcc); err != nil {
 			return err
 		}
@@ -163,6 +166,14 @@ func addSeries(p *plot.Plot, train, val plotter.XYs) error {
 		p.Legend.Add(s.name, line)
 	}
 	return nil
+}
+
+// lightGrid is a faint grid that helps read values off the curves.
+func lightGrid() *plotter.Grid {
+	g := plotter.NewGrid()
+	g.Vertical.Color = color.Gray{Y: 0xe0}
+	g.Horizontal.Color = color.Gray{Y: 0xe0}
+	return g
 }
 
 // emptyAxes gives a plot without data a sensible frame: epochs from 0 to 1
