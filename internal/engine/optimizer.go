@@ -97,15 +97,7 @@ func (o *optimizer) apply(off int, p, g []float64, lr, l2, c1, c2 float64) {
 			p[i] -= lr * v[i]
 		}
 	case optAdam:
-		b1, b2, eps := o.cfg.Beta1, o.cfg.Beta2, o.cfg.Epsilon
-		m, v := o.m[off:off+len(p)], o.v[off:off+len(p)]
-		stepSize := lr / c1
-		for i, gi := range g {
-			gi += l2 * p[i]
-			m[i] = b1*m[i] + (1-b1)*gi
-			v[i] = b2*v[i] + (1-b2)*gi*gi
-			p[i] -= stepSize * m[i] / (math.Sqrt(v[i])/c2 + eps)
-		}
+		adamUpdate(p, g, o.m[off:off+len(p)], o.v[off:off+len(p)], o.cfg.Beta1, o.cfg.Beta2, l2, lr/c1, c2, o.cfg.Epsilon)
 	case optRMSProp:
 		rho, eps := o.cfg.Rho, o.cfg.Epsilon
 		s := o.v[off : off+len(p)]
@@ -148,4 +140,21 @@ func learningRate(t TrainingConfig, epoch int) float64 {
 		return s.MinLR + (lr-s.MinLR)*(1+math.Cos(math.Pi*float64(epoch)/float64(t.Epochs)))/2
 	}
 	return lr
+}
+
+// adamUpdate applies one Adam step to the parameter segment p with
+// gradients g and moments m and v; step is lr/(1-β1ᵗ) and c2 is
+// √(1-β2ᵗ). A build with a vector kernel may replace it, provided the
+// kernel gives the same bits (the resume and determinism tests compare
+// bits).
+var adamUpdate = adamGo
+
+func adamGo(p, g, m, v []float64, b1, b2, l2, step, c2, eps float64) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for i, gi := range g {
+		gi += l2 * p[i]
+		m[i] = b1*m[i] + (1-b1)*gi
+		v[i] = b2*v[i] + (1-b2)*gi*gi
+		p[i] -= step * m[i] / (math.Sqrt(v[i])/c2 + eps)
+	}
 }
