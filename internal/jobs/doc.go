@@ -49,10 +49,12 @@
 // # Limits
 //
 // Resolve checks a spec against its dataset and the engine's limits before
-// anything is written. Each job has a wall-time budget: the spec's
-// training.max_duration_seconds, at most Options.MaxDuration, counting the
-// epochs already trained in earlier attempts. A panic inside a job fails that
-// job and leaves the worker running.
+// anything is written, and the engine checks them again before it
+// allocates. Each job has a wall-time budget: the spec's
+// training.max_duration_seconds, at most Options.MaxDuration. It runs from
+// when a worker starts the job (time in the queue does not count) and
+// includes the epochs trained in earlier attempts. A panic inside a job fails
+// that job and leaves the worker running.
 //
 // The queue's capacity (Options.QueueSize) applies to Submit. Jobs recovered
 // at Start are all queued again even when they exceed it; new submissions
