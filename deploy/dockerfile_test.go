@@ -363,3 +363,35 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 		}
 	}
 }
+
+// buildCommand matches a variant's build command, up to its output path:
+// `openblas) CGO_ENABLED=1 go build ... -o <path> ./cmd/server`.
+var buildCommand = regexp.MustCompile(`(static|openblas)\)\s+(CGO_ENABLED=\d go build(?:\s+\\\s*|\s+)(?:.*?))\s+-o\s+\S+\s+\./cmd/server`)
+
+// buildCommands maps each variant to its build command, with line
+// continuations and runs of blanks folded to one space.
+func buildCommands(text string) map[string]string {
+	text = regexp.MustCompile(`\\\n\s*`).ReplaceAllString(text, " ")
+	m := map[string]string{}
+	for _, sub := range buildCommand.FindAllStringSubmatch(text, -1) {
+		m[sub[1]] = strings.Join(strings.Fields(sub[2]), " ")
+	}
+	return m
+}
+
+// TestCIBuildsWhatTheImageBuilds holds .ci/steps/50-deploy.sh, which runs the
+// image's root without an engine, to the Dockerfile's build commands, so that
+// CI keeps checking the binary the image really holds.
+func TestCIBuildsWhatTheImageBuilds(t *testing.T) {
+	image := buildCommands(string(mustRead(t, "../Dockerfile")))
+	ci := buildCommands(string(mustRead(t, "../.ci/steps/50-deploy.sh")))
+	for _, variant := range []string{"static", "openblas"} {
+		if image[variant] == "" {
+			t.Errorf("Dockerfile: no build command for %s", variant)
+			continue
+		}
+		if ci[variant] != image[variant] {
+			t.Errorf("%s build: the image runs\n\t%s\nbut .ci/steps/50-deploy.sh runs\n\t%s", variant, image[variant], ci[variant])
+		}
+	}
+}
