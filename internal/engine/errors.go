@@ -47,11 +47,21 @@ func (p *problems) add(field, format string, args ...any) {
 	*p = append(*p, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// err returns the problems as a *ValidationError, each distinct one once,
+// or nil when there are none.
 func (p problems) err() error {
 	if len(p) == 0 {
 		return nil
 	}
-	return &ValidationError{Errors: p}
+	seen := make(map[FieldError]bool, len(p))
+	var out []FieldError
+	for _, fe := range p {
+		if !seen[fe] {
+			seen[fe] = true
+			out = append(out, fe)
+		}
+	}
+	return &ValidationError{Errors: out}
 }
 
 // Limits caps what one training run may allocate. Zero fields mean "no cap"

@@ -11,7 +11,7 @@ const modelMagic = "BPDMODEL"
 
 // maxModelHeader caps the JSON header of a model file: it holds names and
 // settings, never weights.
-const maxModelHeader = 64 << 20
+const maxModelHeader = 16 << 20
 
 // modelHeader is the JSON header of a model file. The floats that follow
 // are the parameters, layer by layer (weights row-major in×out, then
