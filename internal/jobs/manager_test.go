@@ -597,3 +597,25 @@ func TestObserver(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestShutdownBound: a worker that does not return (here a hook that
+// ignores cancellation) does not hold Shutdown past its deadline.
+func TestShutdownBound(t *testing.T) {
+	stuck := make(chan struct{})
+	reached := make(chan struct{}, 1)
+	e := newEnv(t, testOptions(), testHooks{beforeTrain: func(ctx context.Context, id, model string) {
+		reached <- struct{}{}
+		<-stuck
+	}})
+	bin := mustDataset(t, e.st, binaryData(40))
+	mustSubmit(t, e.m, smallSpec("stuck", bin, 1))
+	<-reached
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := e.m.Shutdown(ctx)
+	if took := time.Since(start); err == nil || took > 2*time.Second {
+		t.Errorf("Shutdown with a stuck worker: %v after %v, want an error after about 100ms", err, took)
+	}
+	close(stuck) // the cleanup's Shutdown then ends the worker
+}
