@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/backpropd/backpropd/internal/store"
@@ -440,5 +441,67 @@ func assertClientError(t *testing.T, err error) {
 	status, detail, _, _ := statusOf(err)
 	if status < 400 || status >= 500 || detail == "" {
 		t.Fatalf("error %v maps to %d %q, want a 4xx with a detail", err, status, detail)
+	}
+}
+
+// TestPredictConcurrent predicts from many goroutines while versions are
+// imported and deleted (run it with -race). Every answer is a 200 from a
+// version that existed, or a 404 for one deleted meanwhile; never a 5xx.
+func TestPredictConcurrent(t *testing.T) {
+	e := newModelEnv(t)
+	tm := mustTrain(t, "classifier")
+	e.putModel("iris", tm)
+	body := []byte(`{"inputs":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}`)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				target := "/v1/models/iris/predict"
+				if i%2 == 1 {
+					target = "/v1/models/iris/versions/1/predict"
+				}
+				req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				e.h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK && rec.Code != http.StatusNotFound {
+					errs <- fmt.Sprintf("goroutine %d request %d: %d %s", g, i, rec.Code, rec.Body)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 5 {
+			req := httptest.NewRequest(http.MethodPost, "/v1/models/iris/versions", bytes.NewReader(tm.file))
+			req.Header.Set("Content-Type", "application/octet-stream")
+			rec := httptest.NewRecorder()
+			e.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusCreated {
+				errs <- fmt.Sprintf("import: %d %s", rec.Code, rec.Body)
+				return
+			}
+			var meta store.ModelMeta
+			json.Unmarshal(rec.Body.Bytes(), &meta)
+			req = httptest.NewRequest(http.MethodDelete, fmt.Sprintf("/v1/models/iris/versions/%d", meta.Version), nil)
+			rec = httptest.NewRecorder()
+			e.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusNoContent {
+				errs <- fmt.Sprintf("delete: %d %s", rec.Code, rec.Body)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
+	}
+	// After the churn only version 1 is left, and latest serves it.
+	var got predictResponse
+	e.postJSON(t, "/v1/models/iris/predict", string(body)).JSON(t, &got)
+	if got.ModelVersion != 1 {
+		t.Errorf("latest after the churn is version %d, want 1", got.ModelVersion)
 	}
 }
