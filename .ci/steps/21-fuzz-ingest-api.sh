@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The CSV dataset parser and the job request decoder read untrusted bytes:
+# fuzz each briefly beyond its seed corpus. A crasher lands in the package's
+# testdata/fuzz and must be committed as a regression case.
+set -euo pipefail
+go test -run '^$' -fuzz '^FuzzReadCSV$' -fuzztime "${FUZZTIME:-15s}" ./internal/ingest/
+go test -run '^$' -fuzz '^FuzzJobRequest$' -fuzztime "${FUZZTIME:-15s}" ./internal/api/
