@@ -56,10 +56,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     && bash deploy/docker/rootfs.sh /out/backpropd /rootfs
 
 FROM scratch
+# COPY --from keeps the owners the build stage set: root for everything but
+# /data, which rootfs.sh gives to nonroot so the server can write the volume
+# (Docker initialises a new named volume from it, owner included).
 COPY --from=build /rootfs/ /
-# COPY does not keep the build stage's owner; the volume must belong to the
-# user that writes it.
-COPY --from=build --chown=65532:65532 /rootfs/data/ /data/
 # Listen on every interface of the container. The server refuses a
 # non-loopback address without a token, so the container needs
 # BACKPROPD_AUTH_TOKEN or BACKPROPD_AUTH_TOKEN_FILE to start.

@@ -112,7 +112,7 @@ func envOf(s stage) map[string]string {
 // one by VARIANT, and a runtime stage with a numeric non-root USER, an
 // exec-form HEALTHCHECK running the binary's healthcheck subcommand, /data as
 // a volume the user owns, port 8080, and no token.
-func dockerfileProblems(data []byte) ([]string, error) {
+func dockerfileProblems(data []byte, rootfsScript string) ([]string, error) {
 	metaArgs, stages, err := parseDockerfile(data)
 	if err != nil {
 		return nil, err
@@ -210,15 +210,24 @@ func dockerfileProblems(data []byte) ([]string, error) {
 	if !slices.Contains(vols, "/data") {
 		problem("VOLUME %v: want /data", vols)
 	}
-	var chowned bool
+	// The root comes whole from the build stage, where rootfs.sh gives /data
+	// to the user; COPY --from keeps owners unless --chown overrides them.
+	var rootCopied bool
 	for _, c := range final.find("copy") {
-		if len(c.args) > 0 && strings.TrimSuffix(c.args[len(c.args)-1], "/") == "/data" && user != "" &&
-			slices.Contains(c.flags, "--chown="+user) {
-			chowned = true
+		if slices.Equal(c.args, []string{"/rootfs/", "/"}) && slices.Contains(c.flags, "--from=build") {
+			rootCopied = true
+			for _, f := range c.flags {
+				if strings.HasPrefix(f, "--chown") {
+					problem("COPY %s %s: would give /data and the binary one owner; /data must be the user's, the rest root's", f, strings.Join(c.args, " "))
+				}
+			}
 		}
 	}
-	if !chowned {
-		problem("no COPY --chown=<USER> to /data: the volume would belong to root and the server could not write it")
+	if !rootCopied {
+		problem("final stage: no COPY --from=build /rootfs/ /")
+	}
+	if user != "" && !strings.Contains(rootfsScript, "uid="+uid+"\n") {
+		problem("USER %s, but deploy/docker/rootfs.sh does not give /data to uid %s", user, uid)
 	}
 
 	var ports []string
@@ -239,7 +248,7 @@ func dockerfileProblems(data []byte) ([]string, error) {
 }
 
 func TestDockerfile(t *testing.T) {
-	problems, err := dockerfileProblems(mustRead(t, "../Dockerfile"))
+	problems, err := dockerfileProblems(mustRead(t, "../Dockerfile"), string(mustRead(t, "docker/rootfs.sh")))
 	if err != nil {
 		t.Fatalf("Dockerfile: %v", err)
 	}
@@ -252,6 +261,7 @@ func TestDockerfile(t *testing.T) {
 // Dockerfile breaks the property it guards.
 func TestDockerfileProblemsCatch(t *testing.T) {
 	orig := string(mustRead(t, "../Dockerfile"))
+	rootfs := string(mustRead(t, "docker/rootfs.sh"))
 	tests := []struct {
 		name      string
 		old, new  string
@@ -262,7 +272,8 @@ func TestDockerfileProblemsCatch(t *testing.T) {
 		{"shell health check", `CMD ["/usr/local/bin/backpropd", "healthcheck"]`, `CMD /usr/local/bin/backpropd healthcheck`, "shell form"},
 		{"curl health check", `CMD ["/usr/local/bin/backpropd", "healthcheck"]`, `CMD ["curl", "-f", "http://localhost:8080/healthz"]`, "HEALTHCHECK CMD"},
 		{"no volume", `VOLUME ["/data"]`, `VOLUME ["/var/lib/backpropd"]`, "VOLUME"},
-		{"volume owned by root", "--chown=65532:65532 /rootfs/data/", "/rootfs/data/", "--chown"},
+		{"root copied with one owner", "COPY --from=build /rootfs/ /", "COPY --from=build --chown=65532:65532 /rootfs/ /", "--chown"},
+		{"user other than the volume's owner", "USER 65532:65532", "USER 1000:1000", "uid 1000"},
 		{"other port", "EXPOSE 8080", "EXPOSE 9090", "EXPOSE"},
 		{"baked token", "BACKPROPD_DATA_DIR=/data", "BACKPROPD_DATA_DIR=/data BACKPROPD_AUTH_TOKEN=x", "BACKPROPD_AUTH_TOKEN"},
 		{"latest base", "ARG GO_IMAGE=golang:1.26-bookworm", "ARG GO_IMAGE=golang:latest", "latest"},
@@ -275,7 +286,7 @@ func TestDockerfileProblemsCatch(t *testing.T) {
 			if !strings.Contains(orig, tt.old) {
 				t.Fatalf("Dockerfile has no %q any more: update this test", tt.old)
 			}
-			problems, err := dockerfileProblems([]byte(strings.Replace(orig, tt.old, tt.new, 1)))
+			problems, err := dockerfileProblems([]byte(strings.Replace(orig, tt.old, tt.new, 1)), rootfs)
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}

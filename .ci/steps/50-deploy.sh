@@ -135,8 +135,12 @@ check_variant() {
       ldd "$dir/backpropd" | grep -q libopenblas || { echo "openblas build does not link libopenblas" >&2; exit 1; } ;;
   esac
   echo "root: $(du -sh "$root" | cut -f1), files: $(find "$root" -type f | sed "s|^$root||" | tr '\n' ' ')"
-  # The volume as Docker initialises it from the image: owned by nonroot.
-  mkdir -p "$data" && chown "$uid:$uid" "$data" && chmod 0750 "$data"
+  # The image's /data must belong to nonroot; Docker initialises a new named
+  # volume from it, owner and mode included, and so does this copy.
+  local owner
+  owner=$(stat -c %u:%g:%a "$root/data")
+  [ "$owner" = "$uid:$uid:750" ] || { echo "the root's /data is $owner, want $uid:$uid:750" >&2; exit 1; }
+  cp -a "$root/data" "$data"
 
   echo "refuses to start on :8080 without a token"
   run_in_image "$root" "$data" BACKPROPD_ADDR=:8080 BACKPROPD_DATA_DIR=/data -- >"$dir/notoken.log" 2>&1 &
