@@ -9,7 +9,7 @@ import (
 // benchTrainer is the benchmark network: 784-256-128-10 relu,
 // softmax + cross_entropy, adam, batch 64, on synthetic Fashion-MNIST-sized
 // rows (the data's values do not change the arithmetic).
-func benchTrainer(b *testing.B, threads int) *Trainer {
+func benchTrainer(b testing.TB, threads int) *Trainer {
 	const rows, features, classes = 1024, 784, 10
 	rng := rand.New(rand.NewPCG(1, 1))
 	d := Data{Rows: rows, Features: features, X: make([]float64, rows*features), Labels: make([]string, rows)}

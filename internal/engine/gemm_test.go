@@ -4,7 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // TestGemm checks the tiled product against a plain triple loop (tolerance
@@ -76,5 +81,50 @@ func TestGemm(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// recordingBLAS is gonum's BLAS, noting the largest C block any Dgemm call
+// was given.
+type recordingBLAS struct {
+	gonum.Implementation
+	mu         sync.Mutex
+	calls      int
+	maxM, maxN int
+}
+
+func (r *recordingBLAS) Dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	r.mu.Lock()
+	r.calls++
+	r.maxM, r.maxN = max(r.maxM, m), max(r.maxN, n)
+	r.mu.Unlock()
+	r.Implementation.Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// TestGemmKeepsGonumSerial: gonum's Dgemm starts its own goroutines (up to
+// GOMAXPROCS) once C spans 4 or more 64×64 blocks. Every call the engine
+// makes during a training step and a prediction of a 784-256-128-10
+// network must stay within one block, so the only parallelism is the
+// job's own Threads.
+func TestGemmKeepsGonumSerial(t *testing.T) {
+	if blasOwnsThreads {
+		t.Skip("this build hands whole products to a BLAS with its own threads")
+	}
+	rec := &recordingBLAS{}
+	prev := blas64.Implementation()
+	blas64.Use(rec)
+	defer blas64.Use(prev)
+
+	tr := benchTrainer(t, 2)
+	pool := newGemmPool(2)
+	tr.step(tr.data.trainIdx[:tr.ws.rows], 0.001, pool)
+	pool.close()
+	m := tr.Model()
+	x := make([]float64, 256*m.Features())
+	if err := m.Predict(make([]float64, 256*m.Outputs()), x, 256); err != nil {
+		t.Fatal(err)
+	}
+	if rec.calls == 0 || rec.maxM > gemmTile || rec.maxN > gemmTile {
+		t.Errorf("%d Dgemm calls, largest C block %d×%d; want calls, none over %d×%d", rec.calls, rec.maxM, rec.maxN, gemmTile, gemmTile)
 	}
 }
