@@ -271,6 +271,12 @@ func train(kind string) (*trainedModel, error) {
 
 func TestModelRoutes(t *testing.T) {
 	e := newModelEnv(t)
+	t.Run("empty list", func(t *testing.T) {
+		res := e.get(t, "/v1/models")
+		if res.Status != http.StatusOK || strings.TrimSpace(string(res.Body)) != `{"models":[]}` {
+			t.Errorf("%d %s, want 200 {\"models\":[]}", res.Status, res.Body)
+		}
+	})
 	tm := mustTrain(t, "classifier")
 	v1 := e.putModel("iris", tm)
 	v2 := e.putModel("iris", tm)

@@ -167,9 +167,13 @@ func TestV2Infer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := fmt.Sprintf(`{"id":"req-7","inputs":[{"name":"input","datatype":%q,"shape":[3,4],"data":%s}]}`,
 				tc.datatype, tc.data)
+			before := e.obs.rows
 			res := e.postJSON(t, tc.target, body)
 			if res.Status != http.StatusOK {
 				t.Fatalf("status %d: %s", res.Status, res.Body)
+			}
+			if e.obs.rows-before != rows {
+				t.Errorf("observer saw %d rows, want %d", e.obs.rows-before, rows)
 			}
 			var got v2InferResult
 			res.JSON(t, &got)
