@@ -186,8 +186,9 @@ var predictPool = sync.Pool{New: func() any { return new(predictBuffers) }}
 const maxPooledBytes = 1 << 20
 
 func putPredictBuffers(b *predictBuffers) {
-	if cap(b.in) > maxPooledBytes || cap(b.x)*8 > maxPooledBytes || cap(b.out)*8 > maxPooledBytes || cap(b.body) > maxPooledBytes ||
-		cap(b.labels) > maxPooledBytes/16 {
+	if cap(b.in) > maxPooledBytes || cap(b.body) > maxPooledBytes ||
+		cap(b.x)*8 > maxPooledBytes || cap(b.out)*8 > maxPooledBytes ||
+		cap(b.labels)*16 > maxPooledBytes {
 		return
 	}
 	clear(b.labels)
