@@ -54,12 +54,17 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task})
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				err = tooLarge(s.cfg.MaxUploadBytes)
-			}
 			var ie *ingest.Error
-			if errors.As(err, &ie) && ie.Field == "target" {
+			switch {
+			case errors.As(err, &mbe):
+				err = tooLarge(s.cfg.MaxUploadBytes)
+			case errors.As(err, &ie) && ie.Field == "target":
 				err = invalidField("query.target", "%s", ie.Message)
+			case errors.As(err, &ie), r.Context().Err() != nil:
+			default:
+				// ReadCSV's other errors are the body's reader failing: the
+				// client's connection, not the server.
+				err = badRequest("reading the request body: " + err.Error())
 			}
 			s.writeError(w, r, err)
 			return

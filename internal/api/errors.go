@@ -199,6 +199,12 @@ func problemType(status int) string {
 // writeError writes err as a problem. A 500 is logged with the request id
 // and the cause; the client sees only a generic detail.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away mid-request: not the server's fault, and
+		// nobody reads this answer; the access log still records it.
+		writeProblem(w, r, http.StatusBadRequest, "request cancelled by the client", nil)
+		return
+	}
 	status, detail, fields, retryAfter := statusOf(err)
 	if status >= 500 {
 		s.logger.ErrorContext(r.Context(), "request failed",
