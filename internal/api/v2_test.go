@@ -277,3 +277,21 @@ func TestV2Infer(t *testing.T) {
 		v2ErrorOf(t, res, http.StatusUnsupportedMediaType)
 	})
 }
+
+// BenchmarkV2InferSingleRow measures one-row Open Inference Protocol
+// requests through the real router and middleware.
+func BenchmarkV2InferSingleRow(b *testing.B) {
+	e := newModelEnv(b)
+	e.putModel("iris", mustTrain(b, "classifier"))
+	body := []byte(`{"inputs":[{"name":"input","datatype":"FP64","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v2/models/iris/infer", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}
