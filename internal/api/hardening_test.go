@@ -2,17 +2,23 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/backpropd/backpropd/internal/jobs"
+	"github.com/backpropd/backpropd/internal/store"
 )
 
 // The hostile-input table of issue 7, section 1: every case goes over real
@@ -488,5 +494,146 @@ func checkNamesProblem(t *testing.T, hdr http.Header, body []byte, status int, w
 		}
 	default:
 		t.Fatalf("error answer with Content-Type %q: %.500s", ct, body)
+	}
+}
+
+// Exposure (issue 7, section 5). TestAuthOnEveryRoute and
+// TestServerFaultsAreGeneric (middleware_test.go) walk the routes for 401s
+// and check generic 500s; this adds faults whose errors and panics name
+// files under the real data directory and hold the token.
+
+const hardToken = "s3cr3t-Token-9f8e7d"
+
+// brokenDisk is the real store with some reads failing as a broken disk
+// would, with errors that name files under the data directory, and one
+// that panics with such a name (the job manager keeps the real store).
+type brokenDisk struct {
+	*store.Store
+	dir string
+}
+
+func (f brokenDisk) fault(file string) error {
+	return fmt.Errorf("read %s: %w", filepath.Join(f.dir, file), syscall.EIO)
+}
+
+func (f brokenDisk) ListModels(context.Context) ([]store.ModelName, error) {
+	return nil, f.fault("models")
+}
+
+func (f brokenDisk) ModelMeta(context.Context, string, int) (store.ModelMeta, error) {
+	return store.ModelMeta{}, f.fault("models/iris/v1.meta")
+}
+
+func (f brokenDisk) DatasetMeta(context.Context, string) (store.DatasetMeta, error) {
+	return store.DatasetMeta{}, f.fault("datasets/x.meta")
+}
+
+func (f brokenDisk) ListDatasets(context.Context) ([]store.DatasetMeta, error) {
+	panic("unexpected state in " + filepath.Join(f.dir, "datasets"))
+}
+
+func (f brokenDisk) Writable() error { return f.fault("probe") }
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestNoLeaks sends good, bad and failing requests with a token configured
+// and the server's faults naming files under the data directory: no answer
+// reveals the data directory, a stack trace, a Go source location or the
+// token; no log line holds the token; server faults are a generic 500
+// logged with the request id.
+func TestNoLeaks(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := jobs.New(st, jobs.Options{Workers: 1, QueueSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := New(Options{Config: Config{AuthToken: hardToken}, Store: brokenDisk{Store: st, dir: dir}, Jobs: m, Logger: logger})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+
+	auth := "Bearer " + hardToken
+	tests := []struct {
+		method, path, auth, body string
+		status                   int
+	}{
+		{"GET", "/v1/models", auth, "", 500},
+		{"GET", "/v1/models/iris", auth, "", 500},
+		{"POST", "/v1/models/iris/predict", auth, `{"inputs":[[1,2,3,4]]}`, 500},
+		{"POST", "/v2/models/iris/infer", auth, v2Body(`[1,2,3,4]`), 500},
+		{"GET", "/v2/models/iris/ready", auth, "", 503},
+		{"GET", "/v1/datasets/0b6f2c1e-8d3a-4f5e-9c7b-1a2b3c4d5e6f", auth, "", 500},
+		{"GET", "/v1/datasets", auth, "", 500},
+		{"POST", "/v1/jobs", auth, `{"model_name":"m","dataset_id":"0b6f2c1e-8d3a-4f5e-9c7b-1a2b3c4d5e6f"}`, 400},
+		{"GET", "/readyz", "", "", 503},
+		{"GET", "/v2/health/ready", auth, "", 503},
+		{"GET", "/v1/jobs", auth, "", 200},
+		{"GET", "/v1/models", "Bearer " + hardToken + "x", "", 401},
+		{"GET", "/v1/nothing/" + hardToken, auth, "", 404},
+		{"POST", "/v1/jobs", auth, `{"model_name":"` + hardToken + `"`, 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, hs.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", jsonCT)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != tc.status {
+				t.Errorf("status %d, want %d: %s", res.StatusCode, tc.status, body)
+			}
+			if s := leaks(body, dir); s != "" {
+				t.Errorf("the answer reveals %q: %s", s, body)
+			}
+			if bytes.Contains(body, []byte(hardToken)) && !strings.Contains(tc.path+tc.body, hardToken) {
+				t.Errorf("the answer holds the token: %s", body)
+			}
+			if tc.status == 500 {
+				id := res.Header.Get("X-Request-Id")
+				if !bytes.Contains(body, []byte("internal server error")) {
+					t.Errorf("a 500 with a specific detail: %s", body)
+				}
+				if id == "" || !strings.Contains(logs.String(), id) {
+					t.Errorf("the 500 (request id %q) is not logged with its request id", id)
+				}
+			}
+		})
+	}
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(line, hardToken) {
+			t.Errorf("a log line holds the token: %s", line)
+		}
 	}
 }
