@@ -209,7 +209,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		s.logger.ErrorContext(r.Context(), "request failed",
 			"request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path,
-			"status", status, "err", err)
+			"status", status, "err", s.redact(err.Error()))
 	}
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))

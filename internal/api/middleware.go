@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -104,12 +106,22 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.logger.ErrorContext(r.Context(), "handler panic",
-					"request_id", RequestID(r.Context()), "method", r.Method, "panic", v)
+					"request_id", RequestID(r.Context()), "method", r.Method,
+					"panic", s.redact(fmt.Sprint(v)), "stack", s.redact(string(debug.Stack())))
 				writeProblem(w, r, http.StatusInternalServerError, "internal server error", nil)
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// redact removes the token from text bound for the log: whatever a bug
+// puts into a panic or an error, the token never reaches a log line.
+func (s *Server) redact(text string) string {
+	if s.cfg.AuthToken == "" {
+		return text
+	}
+	return strings.ReplaceAll(text, s.cfg.AuthToken, "[REDACTED]")
 }
 
 // requireToken answers 401 with WWW-Authenticate: Bearer unless the request
