@@ -20,7 +20,9 @@
 #        and leaves a long job running;
 #      - SIGTERM makes it exit 0 within its shutdown timeout, having
 #        checkpointed that job into /data;
-#      - everything it wrote is under /data and owned by 65532.
+#      - everything it wrote is under /data and owned by 65532;
+#      - (once) Prometheus, with deploy/prometheus/prometheus.yml unchanged,
+#        scrapes it without credentials.
 # This needs root (namespaces, chroot), which CI is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,6 +31,7 @@ need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v ip >/dev/null || need+=(iproute2)
+command -v curl >/dev/null || need+=(curl)
 command -v unshare >/dev/null || need+=(util-linux)
 [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] || [ -f /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] || need+=(libopenblas-dev)
 if [ ${#need[@]} -gt 0 ]; then
@@ -117,6 +120,33 @@ healthcheck_in_server_ns() {
     env -i BACKPROPD_ADDR=:8080 "$chroot" --userspec="$uid:$uid" --groups="$uid" "$1" /usr/local/bin/backpropd healthcheck
 }
 
+# check_prometheus_scrape DIR: run Prometheus with deploy/prometheus/prometheus.yml
+# as shipped, in the server's network namespace, where /etc/hosts (in a mount
+# namespace of its own) sends the compose service name "backpropd" to
+# loopback; it must scrape the server without credentials (up == 1) and
+# store a backpropd_ series.
+check_prometheus_scrape() {
+  local dir=$1
+  printf '127.0.0.1 localhost backpropd\n' >"$dir/hosts"
+  nsenter --target "$server" --net -- unshare --mount -- bash -c '
+    mount --bind "$1" /etc/hosts
+    exec prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path="$2" \
+      --web.listen-address=127.0.0.1:9090 --log.level=warn
+  ' _ "$dir/hosts" "$dir/prometheus" >"$dir/prometheus.log" 2>&1 &
+  local prom=$! up=""
+  for _ in $(seq 60); do
+    if in_server_ns curl -fsS 'http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22backpropd%22%7D%3D%3D1' 2>/dev/null | grep -q '"value"' &&
+       in_server_ns curl -fsS 'http://127.0.0.1:9090/api/v1/query?query=backpropd_build_info' 2>/dev/null | grep -q '"value"'; then
+      up=1; break
+    fi
+    sleep 0.5
+  done
+  kill -TERM "$prom" 2>/dev/null || true
+  wait "$prom" 2>/dev/null || true
+  if [ -z "$up" ]; then echo "Prometheus with deploy/prometheus/prometheus.yml did not scrape backpropd within 30 s:" >&2; cat "$dir/prometheus.log" >&2; exit 1; fi
+  echo "ok: deploy/prometheus/prometheus.yml scrapes backpropd:8080 (up == 1, backpropd_build_info stored)"
+}
+
 check_variant() {
   local variant=$1 dir="$work/$1"
   local root="$dir/root" data="$dir/data"
@@ -178,6 +208,8 @@ check_variant() {
   if ! in_server_ns "$work/smoke" -url http://127.0.0.1:8080 -token-file "$work/token" -leave-running-job "$dir/running-job"; then
     echo "smoke failed; server log:" >&2; cat "$dir/server.log" >&2; exit 1
   fi
+
+  if [ "$variant" = static ]; then check_prometheus_scrape "$dir"; fi
 
   echo "exits 0 on SIGTERM within the shutdown timeout"
   local t0
