@@ -161,6 +161,7 @@ func (s *Store) PutModel(ctx context.Context, meta ModelMeta, file []byte) (Mode
 		s.remove(fpath)
 		return ModelMeta{}, err
 	}
+	s.modelChanges.Add(1)
 	return meta, nil
 }
 
@@ -312,6 +313,7 @@ func (s *Store) DeleteModelVersion(ctx context.Context, name string, version int
 }
 
 func (s *Store) deleteVersion(name string, version int) error {
+	defer s.modelChanges.Add(1)
 	if err := s.remove(modelMetaPath(name, version)); err != nil {
 		return err
 	}

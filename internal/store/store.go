@@ -14,6 +14,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Stats are sizes for metrics.
@@ -45,7 +46,16 @@ type Store struct {
 	files     map[string]int64 // every stored file -> size, for Stats
 	stats     Stats
 	nameLocks map[string]*nameLock // per model name, while in use
+
+	// modelChanges counts completed model puts and deletes, so that
+	// callers caching "latest version" know exactly when to look again.
+	modelChanges atomic.Uint64
 }
+
+// ModelChanges returns a counter that grows after every model version put
+// or deleted through this Store. It is in memory only: another process
+// writing the same directory is not seen.
+func (s *Store) ModelChanges() uint64 { return s.modelChanges.Load() }
 
 // Open opens (creating if needed) the data directory, removes leftover temp
 // files and files orphaned by an interrupted create or delete, and returns

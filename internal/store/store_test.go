@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -497,5 +498,34 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if n := len(s.nameLocks); n != 0 {
 		t.Fatalf("%d model name locks left after every operation returned", n)
+	}
+}
+
+func TestModelChangesCounts(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c0 := s.ModelChanges()
+	if _, err := s.PutModel(ctx, ModelMeta{Name: "m"}, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	c1 := s.ModelChanges()
+	if c1 <= c0 {
+		t.Fatalf("after PutModel: changes %d, want > %d", c1, c0)
+	}
+	if _, err := s.PutModel(ctx, ModelMeta{Name: "bad/name"}, []byte("x")); err == nil {
+		t.Fatal("PutModel with a bad name succeeded")
+	}
+	if got := s.ModelChanges(); got != c1 {
+		t.Fatalf("a refused put moved the counter: %d, want %d", got, c1)
+	}
+	if err := s.DeleteModelVersion(ctx, "m", 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ModelChanges(); got <= c1 {
+		t.Fatalf("after DeleteModelVersion: changes %d, want > %d", got, c1)
 	}
 }
