@@ -2,9 +2,11 @@
 """Summarize train_vs_pytorch results (JSON lines) against the issue's bars.
 
 Prints every run, then for each backpropd build its best run against
-PyTorch's best (highest samples/s over the thread settings tried). Exits 1
-when any backpropd run's test accuracy differs from the best PyTorch run's
-by more than one percentage point, so a fast but wrong engine cannot pass.
+PyTorch's best (highest samples/s over the thread settings and rounds
+tried). Exits 1 when a backpropd build's mean test accuracy over its runs
+differs from PyTorch's mean by more than one percentage point, so that a
+fast but wrong engine cannot pass. Means, not single runs: one run's
+accuracy moves by up to a point with the seed.
 """
 
 import json
@@ -45,17 +47,22 @@ def main(path):
         verdict = "met" if ratio >= bar else "MISSED"
         print(f"backpropd {k:<8} best {best['samples_per_second']:.0f} samples/s ({best['threads']} thread(s)): "
               f"ratio {ratio:.2f}x PyTorch (target >= {bar}x: {verdict})")
-    for r in runs:
-        if kind(r) == "pytorch":
+
+    def mean_acc(rs):
+        return sum(r["test_accuracy"] for r in rs) / len(rs)
+
+    torch_acc = mean_acc(torch)
+    for k in TARGETS:
+        mine = [r for r in runs if kind(r) == k]
+        if not mine:
             continue
-        gap = abs(r["test_accuracy"] - best_t["test_accuracy"])
-        if gap > MAX_ACC_GAP:
-            print(f"FAIL: backpropd {kind(r)} ({r['threads']} thread(s)) test accuracy "
-                  f"{100 * r['test_accuracy']:.2f}% is {100 * gap:.2f} points from PyTorch's "
-                  f"{100 * best_t['test_accuracy']:.2f}% (limit {100 * MAX_ACC_GAP:.0f})")
-            failed = True
-    if not failed:
-        print(f"accuracies agree within {100 * MAX_ACC_GAP:.0f} point(s)")
+        acc = mean_acc(mine)
+        gap = abs(acc - torch_acc)
+        ok = gap <= MAX_ACC_GAP
+        print(f"test accuracy: backpropd {k} {100 * acc:.2f}% (mean of {len(mine)}) vs PyTorch "
+              f"{100 * torch_acc:.2f}% (mean of {len(torch)}): {100 * gap:.2f} points apart "
+              f"(limit {100 * MAX_ACC_GAP:.0f}: {'ok' if ok else 'FAIL'})")
+        failed = failed or not ok
     return 1 if failed else 0
 
 

@@ -6,8 +6,10 @@
 #   bash bench/train_vs_pytorch/run.sh
 #
 # Environment: EPOCHS (default 3), THREADS (thread counts to try for every
-# contender, default "1 2"), ROUNDS (repeat everything, interleaved, and
-# keep each contender's best; default 1, more on a noisy shared machine), TRAIN_ROWS (0 = all 60,000; smaller for a smoke
+# contender, default "1 2"), ROUNDS (repeat everything, interleaved, with
+# seed = round; speed is each contender's best run, accuracy its mean;
+# default 1, more on a noisy shared machine), SCHEDULE (learning-rate
+# schedule on both sides, stepped per epoch: cosine (default) or constant), TRAIN_ROWS (0 = all 60,000; smaller for a smoke
 # run), DATA (the IDX directory), PYTHON (default /usr/bin/python3, Debian's,
 # which has python3-torch). Exits non-zero if a contender fails or if a
 # backpropd test accuracy differs from PyTorch's by more than one point.
@@ -17,6 +19,7 @@ here=bench/train_vs_pytorch
 EPOCHS="${EPOCHS:-3}"
 THREADS="${THREADS:-1 2}"
 ROUNDS="${ROUNDS:-1}"
+SCHEDULE="${SCHEDULE:-cosine}"
 TRAIN_ROWS="${TRAIN_ROWS:-0}"
 DATA="${DATA:-/usr/share/datasets/fashion-mnist}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -50,10 +53,11 @@ for r in $(seq "$ROUNDS"); do
   for t in $THREADS; do
     echo "round $r: pytorch, $t thread(s)" >&2
     OMP_NUM_THREADS="$t" "$PYTHON" "$here/train_torch.py" --data "$DATA" --epochs "$EPOCHS" \
-      --threads "$t" --train-rows "$TRAIN_ROWS" >>"$results"
+      --threads "$t" --train-rows "$TRAIN_ROWS" --seed "$r" --schedule "$SCHEDULE" >>"$results"
     for b in gonum openblas; do
       echo "round $r: backpropd $b, $t thread(s)" >&2
-      "$out/engine-$b" -data "$DATA" -epochs "$EPOCHS" -threads "$t" -train-rows "$TRAIN_ROWS" >>"$results"
+      "$out/engine-$b" -data "$DATA" -epochs "$EPOCHS" -threads "$t" -train-rows "$TRAIN_ROWS" \
+        -seed "$r" -schedule "$SCHEDULE" >>"$results"
     done
   done
 done

@@ -2,7 +2,8 @@
 """Train the benchmark network in PyTorch and print one JSON line.
 
 784-256-128-10 relu, softmax cross-entropy, Adam (lr 1e-3, betas 0.9/0.999,
-eps 1e-8), Glorot-uniform weights and zero biases (as backpropd's engine
+eps 1e-8; --schedule cosine anneals the rate per epoch exactly as the
+engine's "cosine" schedule does), Glorot-uniform weights and zero biases (as backpropd's engine
 initializes them), batch 64 reshuffled every epoch, the last partial batch
 kept. Pixels are scaled to [0, 1] by dividing by 255, exactly as the Go side
 does; there is no other standardization on either side.
@@ -66,6 +67,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--train-rows", type=int, default=0, help="use only the first N training rows (0: all)")
     p.add_argument("--float32", action="store_true")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning-rate schedule, stepped once per epoch (cosine: PyTorch's CosineAnnealingLR, T_max = epochs)")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -80,6 +83,7 @@ def main():
     net = build(dtype)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = torch.nn.CrossEntropyLoss()
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.epochs) if a.schedule == "cosine" else None
 
     t0 = time.perf_counter()
     for _ in range(a.epochs):
@@ -91,6 +95,8 @@ def main():
             loss = loss_fn(net(xb), yb)
             loss.backward()
             opt.step()
+        if sched:
+            sched.step()
     secs = time.perf_counter() - t0
 
     with torch.no_grad():
