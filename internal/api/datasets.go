@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backpropd/backpropd/internal/ingest"
+	"github.com/backpropd/backpropd/internal/jobs"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -51,7 +52,8 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task})
+		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task,
+			SizeHint: r.ContentLength, MaxCells: jobs.DefaultMaxCells})
 		if err != nil {
 			var mbe *http.MaxBytesError
 			var ie *ingest.Error

@@ -131,6 +131,9 @@ func statusOf(err error) (status int, detail string, fields []FieldError, retryA
 		return http.StatusBadRequest, validationDetail(fields), fields, 0
 	}
 	var ie *ingest.Error
+	if errors.As(err, &ie) && errors.Is(err, ingest.ErrTooLarge) {
+		return http.StatusRequestEntityTooLarge, ie.Error(), nil, 0
+	}
 	if errors.As(err, &ie) {
 		return http.StatusBadRequest, ie.Error(), []FieldError{{Field: ie.Location(), Message: ie.Message}}, 0
 	}
@@ -162,7 +165,7 @@ func validationDetail(fields []FieldError) string {
 	case 1:
 		return fields[0].Field + ": " + fields[0].Message
 	default:
-		return fmt.Sprintf("%s: %s (and %d more problems)", fields[0].Field, fields[0].Message, len(fields)-1)
+		return fmt.Sprintf("%s: %s (and %d more; see errors)", fields[0].Field, fields[0].Message, len(fields)-1)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/backpropd/backpropd/internal/engine"
@@ -21,7 +22,18 @@ type CSVOptions struct {
 	Targets []string
 	// Task overrides inference when set.
 	Task engine.Task
+	// SizeHint is the upload's size in bytes when known (Content-Length),
+	// or 0. The parser sizes its buffers from it and the first row, so the
+	// numbers are not copied as they grow.
+	SizeHint int64
+	// MaxCells caps rows × features; more is an *Error wrapping
+	// ErrTooLarge. 0 means no cap.
+	MaxCells int64
 }
+
+// ErrTooLarge is wrapped by the *Error for a dataset over
+// CSVOptions.MaxCells.
+var ErrTooLarge = errors.New("dataset too large")
 
 // ReadCSV parses a CSV file with a header row. Every column that is not a
 // target is a feature and must hold finite numbers. A leading UTF-8 BOM is
@@ -107,6 +119,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	}}
 	t := targets{k: len(targetCols)}
 	var targetLines []int // line of each data row, for target errors
+	headerEnd := cr.InputOffset()
 	for row := 0; ; row++ {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -136,6 +149,19 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			t.cells = append(t.cells, strings.Clone(rec[i]))
 		}
 		targetLines = append(targetLines, line)
+		if row == 0 && opt.SizeHint > 0 {
+			rows := estimateRows(opt.SizeHint-headerEnd, cr.InputOffset()-headerEnd)
+			if opt.MaxCells > 0 {
+				rows = min(rows, opt.MaxCells/int64(len(featureCols))+1)
+			}
+			d.X = slices.Grow(d.X, int(rows)*len(featureCols)-len(d.X))
+			t.cells = slices.Grow(t.cells, int(rows)*len(targetCols)-len(t.cells))
+			targetLines = slices.Grow(targetLines, int(rows)-1)
+		}
+		if opt.MaxCells > 0 && int64(len(d.X)) > opt.MaxCells {
+			return nil, &Error{Line: line, Err: ErrTooLarge, Message: fmt.Sprintf(
+				"more than %d cells (rows × features): the server's limit", opt.MaxCells)}
+		}
 	}
 	d.Meta.Rows = len(targetLines)
 	if d.Meta.Rows == 0 {
@@ -148,6 +174,16 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		return nil, err
 	}
 	return d, nil
+}
+
+// estimateRows guesses the data rows of a file from the bytes after its
+// header and the length of its first row, with 5% to spare for rows longer
+// than the first.
+func estimateRows(dataBytes, firstRow int64) int64 {
+	if firstRow <= 0 || dataBytes <= 0 {
+		return 1
+	}
+	return dataBytes/firstRow + dataBytes/firstRow/20 + 1
 }
 
 // csvError turns an encoding/csv error into an *Error; other errors (the

@@ -10,7 +10,11 @@ type Error struct {
 	Column  int
 	Field   string
 	Message string
+	// Err is a sentinel the error wraps (ErrTooLarge), or nil.
+	Err error
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Location names where the problem is, for an API error's field.
 func (e *Error) Location() string {

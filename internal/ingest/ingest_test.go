@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -240,5 +242,72 @@ func checkDataset(t *testing.T, d *store.Dataset) {
 		}
 	default:
 		t.Fatalf("task %q", m.Task)
+	}
+}
+
+// TestParseNumberMatchesStrconv holds the integer fast path to
+// strconv.ParseFloat, the oracle, bit for bit.
+func TestParseNumberMatchesStrconv(t *testing.T) {
+	for _, s := range []string{"0", "-0", "7", "-7", "255", "123456789012345", "-123456789012345",
+		"1234567890123456", "9999999999999999", "1.5", " 3 ", "-", "", "1e3", "0x10", "+4", "007", "1_000", "٣"} {
+		got, gerr := parseNumber(s)
+		want, werr := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if (gerr != nil) != (werr != nil) || math.Float64bits(got) != math.Float64bits(want) && gerr == nil {
+			t.Errorf("parseNumber(%q) = %v, %v; strconv says %v, %v", s, got, gerr, want, werr)
+		}
+	}
+}
+
+func TestReadCSVMaxCells(t *testing.T) {
+	in := "a,b,y\n1,2,3\n4,5,6\n7,8,9\n"
+	if _, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{MaxCells: 6}); err != nil {
+		t.Fatalf("6 cells under a cap of 6: %v", err)
+	}
+	_, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{MaxCells: 5, SizeHint: int64(len(in))})
+	var ie *Error
+	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &ie) || ie.Line != 4 {
+		t.Fatalf("over the cap: %v, want ErrTooLarge at line 4", err)
+	}
+}
+
+// TestReadCSVSizeHint: a hint, right or wrong, changes nothing but buffer
+// sizes.
+func TestReadCSVSizeHint(t *testing.T) {
+	in := "a,b,y\n1,2,3\n4,5,6\n7,8,9\n"
+	want, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hint := range []int64{1, int64(len(in)), 1 << 20} {
+		got, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{SizeHint: hint})
+		if err != nil || !slices.Equal(got.X, want.X) || !slices.Equal(got.Targets, want.Targets) {
+			t.Fatalf("hint %d: %v %v", hint, got, err)
+		}
+	}
+}
+
+// BenchmarkReadCSV parses a Fashion-MNIST-shaped file (784 pixel columns
+// of 0-255 and a label) from memory and reports MB/s.
+func BenchmarkReadCSV(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("label")
+	for i := range 784 {
+		fmt.Fprintf(&sb, ",px%d", i)
+	}
+	sb.WriteString("\n")
+	for r := range 2000 {
+		sb.WriteString("c" + strconv.Itoa(r%10))
+		for c := range 784 {
+			sb.WriteString("," + strconv.Itoa((r*31+c*17)%256))
+		}
+		sb.WriteString("\n")
+	}
+	data := sb.String()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadCSV(context.Background(), strings.NewReader(data), CSVOptions{Targets: []string{"label"}, SizeHint: int64(len(data))}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
