@@ -5,8 +5,9 @@ package engine
 import "github.com/backpropd/backpropd/internal/openblas"
 
 // With the openblas build tag every blas64 call the engine makes, directly
-// or through gonum/mat, runs on OpenBLAS, and each product is one Dgemm
-// call: OpenBLAS runs its own thread pool, sized process-wide by
+// or through gonum/mat, runs on OpenBLAS, Adam's update runs on
+// openblas.Adam (the same bits as adamGo, four lanes at a time: it cost as
+// much as the products), and each product is one Dgemm call: OpenBLAS runs its own thread pool, sized process-wide by
 // openblas.SetThreads (cmd/server calls it with openblas.ThreadsFor(workers)
 // so that workers × threads never exceeds the cores).
 //
@@ -16,4 +17,5 @@ import "github.com/backpropd/backpropd/internal/openblas"
 func init() {
 	openblas.Use()
 	blasOwnsThreads = true
+	adamUpdate = openblas.Adam
 }
