@@ -4,12 +4,15 @@ package engine
 
 import "github.com/backpropd/backpropd/internal/openblas"
 
-// With the openblas build tag every blas64 call the engine makes, directly
-// or through gonum/mat, runs on OpenBLAS, Adam's update runs on
-// openblas.Adam (the same bits as adamGo, four lanes at a time: it cost as
-// much as the products), and each product is one Dgemm call: OpenBLAS runs its own thread pool, sized process-wide by
-// openblas.SetThreads (cmd/server calls it with openblas.ThreadsFor(workers)
-// so that workers × threads never exceeds the cores).
+// With the openblas build tag:
+//   - every blas64 call the engine makes, directly or through gonum/mat,
+//     runs on OpenBLAS, and each product is one Dgemm call, because
+//     OpenBLAS runs its own thread pool, sized process-wide by
+//     openblas.SetThreads (call it once at startup with
+//     openblas.ThreadsFor(workers), so that workers × threads never
+//     exceeds the cores);
+//   - Adam's update runs on openblas.Adam, the same bits as adamGo four
+//     lanes at a time (in Go it cost as much as the products).
 //
 // Package-level variables are initialized before init runs, so the engine
 // looks the implementation up at call time (blas64.Implementation()), never
