@@ -11,7 +11,11 @@
 # default 1, more on a noisy shared machine), SCHEDULE (learning-rate
 # schedule on both sides, stepped per epoch: cosine (default) or constant), TRAIN_ROWS (0 = all 60,000; smaller for a smoke
 # run), DATA (the IDX directory), PYTHON (default /usr/bin/python3, Debian's,
-# which has python3-torch). Exits non-zero if a contender fails or if a
+# which has python3-torch). "t threads" means the same for every contender:
+# PyTorch runs with torch.set_num_threads(t), OMP_NUM_THREADS=t and
+# OPENBLAS_NUM_THREADS=t (Debian's torch sends float64 products to
+# OpenBLAS, whose own pool would otherwise take every core), the engine with
+# Options.Threads=t and, in the openblas build, openblas.SetThreads(t). Exits non-zero if a contender fails or if a
 # backpropd test accuracy differs from PyTorch's by more than one point.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,7 +56,7 @@ results="$out/results.jsonl"
 for r in $(seq "$ROUNDS"); do
   for t in $THREADS; do
     echo "round $r: pytorch, $t thread(s)" >&2
-    OMP_NUM_THREADS="$t" "$PYTHON" "$here/train_torch.py" --data "$DATA" --epochs "$EPOCHS" \
+    OMP_NUM_THREADS="$t" OPENBLAS_NUM_THREADS="$t" "$PYTHON" "$here/train_torch.py" --data "$DATA" --epochs "$EPOCHS" \
       --threads "$t" --train-rows "$TRAIN_ROWS" --seed "$r" --schedule "$SCHEDULE" >>"$results"
     for b in gonum openblas; do
       echo "round $r: backpropd $b, $t thread(s)" >&2
