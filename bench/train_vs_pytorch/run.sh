@@ -5,18 +5,26 @@
 #
 #   bash bench/train_vs_pytorch/run.sh
 #
-# Environment: EPOCHS (default 3), THREADS (thread counts to try for every
-# contender, default "1 2"), ROUNDS (repeat everything, interleaved, with
-# seed = round; speed is each contender's best run, accuracy its mean;
-# default 1, more on a noisy shared machine), SCHEDULE (learning-rate
-# schedule on both sides, stepped per epoch: cosine (default) or constant), TRAIN_ROWS (0 = all 60,000; smaller for a smoke
-# run), DATA (the IDX directory), PYTHON (default /usr/bin/python3, Debian's,
-# which has python3-torch). "t threads" means the same for every contender:
-# PyTorch runs with torch.set_num_threads(t), OMP_NUM_THREADS=t and
-# OPENBLAS_NUM_THREADS=t (Debian's torch sends float64 products to
-# OpenBLAS, whose own pool would otherwise take every core), the engine with
-# Options.Threads=t and, in the openblas build, openblas.SetThreads(t). Exits non-zero if a contender fails or if a
-# backpropd test accuracy differs from PyTorch's by more than one point.
+# Environment:
+#   EPOCHS      epochs per run (default 3)
+#   THREADS     thread counts to try for every contender (default "1 2")
+#   ROUNDS      repeat everything, interleaved, with seed = round; speed is
+#               each contender's best run, accuracy its mean (default 1;
+#               more on a noisy shared machine)
+#   SCHEDULE    learning-rate schedule on both sides, stepped per epoch:
+#               cosine (default) or constant
+#   TRAIN_ROWS  0 = all 60,000 (default); fewer for a smoke run
+#   DATA        the Fashion-MNIST IDX directory
+#   PYTHON      default /usr/bin/python3, Debian's, which has python3-torch
+#
+# "t threads" means the same for every contender: PyTorch runs with
+# torch.set_num_threads(t), OMP_NUM_THREADS=t and OPENBLAS_NUM_THREADS=t
+# (Debian's torch sends float64 products to OpenBLAS, whose own pool would
+# otherwise take every core); the engine with Options.Threads=t and, in the
+# openblas build, openblas.SetThreads(t).
+#
+# Exits non-zero if a contender fails, or if a backpropd build's mean test
+# accuracy differs from PyTorch's by more than one percentage point.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=bench/train_vs_pytorch
