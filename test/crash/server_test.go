@@ -1,0 +1,253 @@
+package crash
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serverBin is cmd/server built once for all the tests in this package.
+var serverBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "backpropd-crash-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	serverBin = filepath.Join(dir, "backpropd")
+	build := exec.Command("go", "build", "-o", serverBin, "github.com/backpropd/backpropd/cmd/server")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build cmd/server:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// server is one run of the backpropd binary.
+type server struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, once done is closed
+
+	mu   sync.Mutex
+	logs bytes.Buffer // stderr: the JSON log
+}
+
+// startServer runs the binary on dataDir, listening on a free loopback
+// port, and waits until /healthz answers. extra are more flags.
+func startServer(tb testing.TB, dataDir string, extra ...string) *server {
+	tb.Helper()
+	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--workers", "2",
+		"--queue-size", "32", "--shutdown-timeout", "6s", "--log-format", "json"}, extra...)
+	cmd := exec.Command(serverBin, args...)
+	cmd.Env = append(os.Environ(), "BACKPROPD_AUTH_TOKEN=", "BACKPROPD_AUTH_TOKEN_FILE=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &server{t: tb, cmd: cmd, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", serverBin, err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			s.mu.Lock()
+			s.logs.Write(line)
+			s.logs.WriteByte('\n')
+			s.mu.Unlock()
+			var l struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(line, &l) == nil && l.Msg == "backpropd listening" {
+				select {
+				case addr <- l.Addr:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	tb.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case <-s.done:
+		tb.Fatalf("the server exited at start (%v):\n%s", s.err, s.Logs())
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("the server did not log its address within 30 s:\n%s", s.Logs())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res, err := http.Get(s.url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("/healthz did not answer 200 within 10 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Logs returns what the server has logged so far.
+func (s *server) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs.String()
+}
+
+// kill sends SIGKILL and waits for the process to die.
+func (s *server) kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// terminate sends SIGTERM and returns how long the process took to exit
+// and its exit code, failing after limit.
+func (s *server) terminate(limit time.Duration) (time.Duration, int) {
+	s.t.Helper()
+	start := time.Now()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(limit):
+		s.kill()
+		s.t.Fatalf("no exit within %v of SIGTERM:\n%s", limit, s.Logs())
+	}
+	return time.Since(start), s.cmd.ProcessState.ExitCode()
+}
+
+// call sends a request and decodes a JSON answer into out (when not nil).
+// It returns the status, or 0 and the error when the connection failed.
+func (s *server) call(ctx context.Context, method, path, ct string, body []byte, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.url+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, err
+	}
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return res.StatusCode, fmt.Errorf("decode %s: %w", b, err)
+		}
+	}
+	if res.StatusCode >= 300 {
+		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, bytes.TrimSpace(b))
+	}
+	return res.StatusCode, nil
+}
+
+// job is the part of a job these tests read.
+type job struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error"`
+	Progress struct {
+		Epoch  int `json:"epoch"`
+		Epochs int `json:"epochs"`
+	} `json:"progress"`
+	History []struct {
+		Epoch int `json:"epoch"`
+	} `json:"history"`
+	ModelName    string `json:"model_name"`
+	ModelVersion int    `json:"model_version"`
+}
+
+func (j job) terminal() bool {
+	return j.Status == "succeeded" || j.Status == "failed" || j.Status == "cancelled"
+}
+
+// getJob fetches a job.
+func (s *server) getJob(id string) (job, int, error) {
+	var j job
+	status, err := s.call(context.Background(), "GET", "/v1/jobs/"+id, "", nil, &j)
+	return j, status, err
+}
+
+// followEpochs reads the job's event stream and calls f with each epoch
+// number until f returns true, the stream ends or ctx is done.
+func (s *server) followEpochs(ctx context.Context, id string, f func(epoch int) bool) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.url+"/v1/jobs/"+id+"/events", nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("events: %s", res.Status)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<24)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == "epoch":
+			var e struct {
+				Epoch int `json:"epoch"`
+			}
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e); err != nil {
+				return fmt.Errorf("epoch event %s: %w", line, err)
+			}
+			if f(e.Epoch) {
+				return nil
+			}
+		}
+	}
+	return sc.Err()
+}
