@@ -317,7 +317,7 @@ func checkModels(t *testing.T, s *server) {
 	var list struct {
 		Models []struct {
 			Name     string `json:"name"`
-			Versions []int `json:"versions"`
+			Versions []int  `json:"versions"`
 		} `json:"models"`
 	}
 	if _, err := s.call(context.Background(), "GET", "/v1/models", "", nil, &list); err != nil {
