@@ -86,6 +86,11 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		if cells := int64(d.Meta.Rows) * int64(d.Meta.Features); cells > jobs.DefaultMaxCells {
+			s.writeError(w, r, &Error{Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf(
+				"%d cells (rows × features) is more than the server's limit of %d", cells, jobs.DefaultMaxCells)})
+			return
+		}
 	default:
 		ct := r.Header.Get("Content-Type")
 		if ct == "" {
