@@ -42,6 +42,10 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
+// extraEnv are environment variables for the next startServer (set by
+// startServerEnv; tests in this package do not run in parallel).
+var extraEnv []string
+
 // server is one run of the backpropd binary.
 type server struct {
 	t    testing.TB
@@ -61,7 +65,7 @@ func startServer(tb testing.TB, dataDir string, extra ...string) *server {
 	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--workers", "2",
 		"--queue-size", "32", "--shutdown-timeout", "6s", "--log-format", "json"}, extra...)
 	cmd := exec.Command(serverBin, args...)
-	cmd.Env = append(os.Environ(), "BACKPROPD_AUTH_TOKEN=", "BACKPROPD_AUTH_TOKEN_FILE=")
+	cmd.Env = cleanEnv(extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)

@@ -1,0 +1,124 @@
+package crash
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The binary's safe defaults (issue 7, section 5), checked here because
+// this package builds the binary.
+
+// cleanEnv is the environment without any BACKPROPD_ setting.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BACKPROPD_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+// TestDefaultBindIsLoopback: --help states the default address, and it is
+// a loopback one.
+func TestDefaultBindIsLoopback(t *testing.T) {
+	cmd := exec.Command(serverBin, "--help")
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	_, after, ok := strings.Cut(string(out), "\n  --addr")
+	def, _, _ := strings.Cut(after, "\n  --")
+	if !ok || !strings.Contains(def, "(default 127.0.0.1:8080)") {
+		t.Fatalf("--help does not give 127.0.0.1:8080 as --addr's default:\n%s", out)
+	}
+}
+
+// TestNonLoopbackNeedsToken: every address that binds beyond loopback is
+// refused without a token, naming --auth-token and --insecure-no-auth;
+// with a token or with --insecure-no-auth the server starts.
+func TestNonLoopbackNeedsToken(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0", "example.com:0", "127.0.0.1.nip.io:0"} {
+		t.Run(addr, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, serverBin, "--addr", addr, "--data-dir", t.TempDir())
+			cmd.Env = cleanEnv()
+			out, err := cmd.CombinedOutput()
+			if err == nil || cmd.ProcessState == nil || cmd.ProcessState.ExitCode() == 0 {
+				t.Fatalf("started on %s without a token (%v):\n%s", addr, err, out)
+			}
+			for _, want := range []string{"--auth-token", "--insecure-no-auth"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("the refusal does not name %s:\n%s", want, out)
+				}
+			}
+		})
+	}
+	t.Run("with a token", func(t *testing.T) {
+		s := startServerEnv(t, []string{"BACKPROPD_AUTH_TOKEN=tok-0123456789"}, "--addr", "0.0.0.0:0")
+		if _, code := s.terminate(10 * time.Second); code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	})
+	t.Run("insecure-no-auth", func(t *testing.T) {
+		s := startServerEnv(t, nil, "--addr", "0.0.0.0:0", "--insecure-no-auth")
+		if _, code := s.terminate(10 * time.Second); code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	})
+}
+
+// TestTokenNeverLogged runs the binary with a token and debug logging,
+// sends requests with the token, a wrong token, the token in the path and
+// query, and checks that no log line holds it.
+func TestTokenNeverLogged(t *testing.T) {
+	const token = "Tk-7b1e5c0d9a8f4e2b"
+	s := startServerEnv(t, []string{"BACKPROPD_AUTH_TOKEN=" + token}, "--log-level", "debug")
+	for _, tc := range []struct{ path, auth string }{
+		{"/v1/datasets", "Bearer " + token},
+		{"/v1/datasets", "Bearer " + token + "x"},
+		{"/v1/datasets", "Basic " + token},
+		{"/v1/models/" + strings.ToLower(token), "Bearer " + token},
+		{"/v1/jobs?model_name=" + token, "Bearer " + token},
+		{"/nothing/" + token, ""},
+		{"/healthz", "Bearer " + token},
+	} {
+		req, _ := http.NewRequest("GET", s.url+tc.path, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	if _, code := s.terminate(10 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	logs := s.Logs()
+	if !strings.Contains(logs, `"msg":"http request"`) {
+		t.Fatalf("no access log lines; the check would prove nothing:\n%s", logs)
+	}
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(strings.ToLower(line), strings.ToLower(token)) {
+			t.Errorf("a log line holds the token: %s", line)
+		}
+	}
+}
+
+// startServerEnv is startServer with extra environment variables.
+func startServerEnv(t *testing.T, env []string, flags ...string) *server {
+	t.Helper()
+	old := extraEnv
+	extraEnv = env
+	defer func() { extraEnv = old }()
+	return startServer(t, t.TempDir(), flags...)
+}
