@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -389,4 +390,54 @@ func TestPredictAllocs(t *testing.T) {
 			t.Errorf("rows=%d: %v allocations per Predict, want 0", rows, n)
 		}
 	}
+}
+
+// FuzzRestoreState: RestoreState never panics on damaged input, and a
+// rejected state leaves the trainer as it was. Seeds: a valid state and
+// truncations of it; each input is also tried with its checksum repaired.
+func FuzzRestoreState(f *testing.F) {
+	cfg := Config{
+		Network:  NetworkConfig{Hidden: hidden(3, Tanh, 1)},
+		Training: TrainingConfig{Epochs: 3, BatchSize: 4, Optimizer: OptimizerConfig{Name: "sgd", LearningRate: 0.1, Momentum: 0.5}},
+	}
+	d := moonsData(20, 0.1, 1)
+	val := Validation{Fraction: 0.25}
+	a := mustTrainer(f, cfg, TaskBinary, d, val, Options{})
+	if err := a.Run(context.Background(), func(e Epoch) bool { return e.Epoch == 2 }); err != nil {
+		f.Fatal(err)
+	}
+	state, err := a.MarshalState()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, cut := range []int{len(state), len(state) - 1, len(state) / 2, 20, 0} {
+		f.Add(state[:cut])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, in := range [][]byte{b, fixCRC(b)} {
+			tr := mustTrainer(t, cfg, TaskBinary, d, val, Options{})
+			before := slices.Clone(tr.net.params)
+			if err := tr.RestoreState(in); err != nil {
+				requireSameBits(t, "weights after a rejected state", tr.net.params, before)
+				if tr.EpochsDone() != 0 || len(tr.History()) != 0 {
+					t.Fatal("a rejected state changed the epoch or history")
+				}
+				continue
+			}
+			if err := tr.Run(context.Background(), nil); err != nil && !errors.Is(err, ErrDiverged) {
+				t.Fatalf("Run after restore: %v", err)
+			}
+		}
+	})
+}
+
+// fixCRC returns b with its trailing CRC-32C made to match, so that fuzzed
+// mutations reach the checks behind the checksum.
+func fixCRC(b []byte) []byte {
+	if len(b) < 4 {
+		return b
+	}
+	c := slices.Clone(b)
+	binary.LittleEndian.PutUint32(c[len(c)-4:], crc32c(c[:len(c)-4]))
+	return c
 }
