@@ -23,7 +23,18 @@ type jobRequest struct {
 
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	var req jobRequest
-	if err := s.decode(w, r, &req); err != nil {
+	if err := requireJSON(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
+	if err == nil {
+		err = decodeStrict(body, &req)
+	}
+	if err == nil {
+		err = explicitZeros(body)
+	}
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -73,6 +84,44 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/v1/jobs/"+job.ID)
 	writeJSON(w, http.StatusAccepted, job)
+}
+
+// explicitZeros rejects an explicit 0 for the settings where the engine's
+// config reads 0 as "unset, use the default": a client that writes
+// "epochs": 0 means something, and silently training 10 epochs is not it.
+// body has already been decoded strictly.
+func explicitZeros(body []byte) error {
+	var p struct {
+		Training struct {
+			Epochs             *float64 `json:"epochs"`
+			BatchSize          *float64 `json:"batch_size"`
+			MaxDurationSeconds *float64 `json:"max_duration_seconds"`
+			Optimizer          struct {
+				LearningRate *float64 `json:"learning_rate"`
+			} `json:"optimizer"`
+		} `json:"training"`
+	}
+	if json.Unmarshal(body, &p) != nil {
+		return nil
+	}
+	var fields []FieldError
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{
+		{"training.epochs", p.Training.Epochs},
+		{"training.batch_size", p.Training.BatchSize},
+		{"training.max_duration_seconds", p.Training.MaxDurationSeconds},
+		{"training.optimizer.learning_rate", p.Training.Optimizer.LearningRate},
+	} {
+		if f.v != nil && *f.v == 0 {
+			fields = append(fields, FieldError{Field: f.name, Message: "must be positive (leave it out for the default)"})
+		}
+	}
+	if len(fields) > 0 {
+		return badRequest(validationDetail(fields), fields...)
+	}
+	return nil
 }
 
 // jobList is GET /v1/jobs.

@@ -239,7 +239,11 @@ func TestJobValidationNamesFields(t *testing.T) {
 		spec  string
 		field string
 	}{
-		{"zero epochs", `{"training":{"epochs":-1}}`, "training.epochs"},
+		{"negative epochs", `{"training":{"epochs":-1}}`, "training.epochs"},
+		{"explicit zero epochs", `{"training":{"epochs":0}}`, "training.epochs"},
+		{"explicit zero batch size", `{"training":{"batch_size":0}}`, "training.batch_size"},
+		{"explicit zero learning rate", `{"training":{"optimizer":{"name":"adam","learning_rate":0}}}`, "training.optimizer.learning_rate"},
+		{"explicit zero time limit", `{"training":{"max_duration_seconds":0}}`, "training.max_duration_seconds"},
 		{"absurd epochs", `{"training":{"epochs":1000000000000}}`, "training.epochs"},
 		{"negative batch", `{"training":{"batch_size":-5}}`, "training.batch_size"},
 		{"zero units", `{"network":{"hidden":[{"units":4},{"units":0}]}}`, "network.hidden[1].units"},
