@@ -212,6 +212,7 @@ var byteUnits = []struct {
 	{"B", 1},
 }
 
+// String writes the size with the largest binary unit that divides it.
 func (b *byteSize) String() string {
 	if b == nil {
 		return "0"
@@ -225,6 +226,7 @@ func (b *byteSize) String() string {
 	return strconv.FormatInt(v, 10)
 }
 
+// Set parses a size such as 8MiB, 2GB or 1048576.
 func (b *byteSize) Set(s string) error {
 	s = strings.TrimSpace(s)
 	mult := int64(1)

@@ -65,6 +65,7 @@ type Error struct {
 	Err error
 }
 
+// Error returns the detail and, for logs, the cause.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Detail + ": " + e.Err.Error()
@@ -72,6 +73,7 @@ func (e *Error) Error() string {
 	return e.Detail
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // badRequest is a 400 naming the fields at fault. With no fields, detail

@@ -14,6 +14,7 @@ type Error struct {
 	Err error
 }
 
+// Unwrap returns the sentinel the error wraps, if any.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Location names where the problem is, for an API error's field.
@@ -31,6 +32,7 @@ func (e *Error) Location() string {
 	return "body"
 }
 
+// Error returns the location and the message.
 func (e *Error) Error() string {
 	if e.Line == 0 && e.Field == "" {
 		return e.Message
