@@ -194,7 +194,7 @@ Flags:
 		if def == "" {
 			def = `""`
 		}
-		fmt.Fprintf(out, "  --%s\t%s\n      %s (default %s)\n", f.Name, envName(f.Name), f.Usage, def)
+		fmt.Fprintf(out, "  --%s (env %s)\n      %s (default %s)\n", f.Name, envName(f.Name), f.Usage, def)
 	})
 }
 
