@@ -59,15 +59,21 @@ type gemmOp struct {
 	tilesN int // tiles per row of C
 	tiles  int
 	next   atomic.Int64
-	done   sync.WaitGroup
 }
 
-// gemmPool runs the tiles of one product at a time on a fixed set of
-// goroutines. A nil *gemmPool computes everything on the caller.
+// poolJob is work that a pool's goroutines share: run takes pieces from an
+// atomic counter until none is left.
+type poolJob interface{ run() }
+
+// gemmPool runs one job at a time (the tiles of a product, or the chunks
+// of an optimizer update) on a fixed set of goroutines. A nil *gemmPool
+// computes everything on the caller.
 type gemmPool struct {
 	workers int
-	work    chan *gemmOp
+	work    chan poolJob
+	done    sync.WaitGroup
 	op      gemmOp
+	upd     updateOp
 }
 
 // newGemmPool starts threads-1 workers (none for threads <= 1, in which case
@@ -76,16 +82,28 @@ func newGemmPool(threads int) *gemmPool {
 	if threads <= 1 {
 		return nil
 	}
-	p := &gemmPool{workers: threads - 1, work: make(chan *gemmOp)}
+	p := &gemmPool{workers: threads - 1, work: make(chan poolJob)}
 	for range p.workers {
 		go func() {
-			for op := range p.work {
-				op.runTiles()
-				op.done.Done()
+			for j := range p.work {
+				j.run()
+				p.done.Done()
 			}
 		}()
 	}
 	return p
+}
+
+// dispatch runs j on the caller and on up to pieces-1 workers, and returns
+// when all are done.
+func (p *gemmPool) dispatch(j poolJob, pieces int) {
+	w := min(p.workers, pieces-1)
+	p.done.Add(w)
+	for range w {
+		p.work <- j
+	}
+	j.run()
+	p.done.Wait()
 }
 
 func (p *gemmPool) close() {
@@ -115,18 +133,12 @@ func (p *gemmPool) gemm(tA, tB bool, m, n, k int, a []float64, lda int, b []floa
 	if p == nil || m*n*k < gemmParallelMin || (m <= gemmTile && n <= gemmTile) {
 		var op gemmOp
 		op.set(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
-		op.runTiles()
+		op.run()
 		return
 	}
 	op := &p.op
 	op.set(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
-	w := min(p.workers, op.tiles-1)
-	op.done.Add(w)
-	for range w {
-		p.work <- op
-	}
-	op.runTiles()
-	op.done.Wait()
+	p.dispatch(op, op.tiles)
 	op.a, op.b, op.c = nil, nil, nil
 }
 
@@ -138,8 +150,8 @@ func (op *gemmOp) set(tA, tB bool, m, n, k int, a []float64, lda int, b []float6
 	op.next.Store(0)
 }
 
-// runTiles multiplies tiles until none is left.
-func (op *gemmOp) runTiles() {
+// run multiplies tiles until none is left.
+func (op *gemmOp) run() {
 	impl := blas64.Implementation()
 	tA, tB := trans(op.tA), trans(op.tB)
 	for {

@@ -1,6 +1,9 @@
 package engine
 
-import "math"
+import (
+	"math"
+	"sync/atomic"
+)
 
 // optimizer updates a network's parameters from its gradients. Every update
 // is one pass over each weight and bias vector.
@@ -17,6 +20,7 @@ import "math"
 type optimizer struct {
 	cfg  OptimizerConfig
 	l2   float64
+	segs []segment
 	step int64
 	// m and v are the first and second moment vectors (adam), the velocity
 	// in m (sgd with momentum) or the mean square in v (rmsprop); nil when
@@ -24,8 +28,21 @@ type optimizer struct {
 	m, v []float64
 }
 
-func newOptimizer(cfg OptimizerConfig, l2 float64, params int) *optimizer {
+// segment is a stretch of the parameter vector with one decay rate: a
+// layer's weights (l2) or biases (0).
+type segment struct {
+	off, n int
+	l2     float64
+}
+
+func newOptimizer(cfg OptimizerConfig, l2 float64, net *network) *optimizer {
 	o := &optimizer{cfg: cfg, l2: l2}
+	off := 0
+	for _, l := range net.layers {
+		o.segs = append(o.segs, segment{off, len(l.w), l2}, segment{off + len(l.w), len(l.b), 0})
+		off += len(l.w) + len(l.b)
+	}
+	params := len(net.params)
 	switch cfg.Name {
 	case optSGD:
 		if cfg.Momentum != 0 {
@@ -52,21 +69,61 @@ func (o *optimizer) moments() [][]float64 {
 	return ms
 }
 
-// update applies one step with learning rate lr.
-func (o *optimizer) update(net *network, lr float64) {
+// updateChunk is the number of parameters one goroutine updates at a time
+// when the update is shared out; every element is independent, so the
+// result does not depend on the split.
+const updateChunk = 4096
+
+// update applies one step with learning rate lr, sharing the elements out
+// over pool's goroutines when there are enough of them.
+func (o *optimizer) update(net *network, lr float64, pool *gemmPool) {
 	o.step++
 	var c1, c2 float64
 	if o.cfg.Name == optAdam {
 		c1 = 1 - math.Pow(o.cfg.Beta1, float64(o.step))
 		c2 = math.Sqrt(1 - math.Pow(o.cfg.Beta2, float64(o.step)))
 	}
-	off := 0
-	for _, l := range net.layers {
-		nw, nb := len(l.w), len(l.b)
-		o.apply(off, net.params[off:off+nw], net.grads[off:off+nw], lr, o.l2, c1, c2)
-		off += nw
-		o.apply(off, net.params[off:off+nb], net.grads[off:off+nb], lr, 0, c1, c2)
-		off += nb
+	n := len(net.params)
+	if pool == nil || blasOwnsThreads || n < 2*updateChunk {
+		o.updateRange(net, 0, n, lr, c1, c2)
+		return
+	}
+	u := &pool.upd
+	u.o, u.net, u.lr, u.c1, u.c2 = o, net, lr, c1, c2
+	u.chunks = (n + updateChunk - 1) / updateChunk
+	u.next.Store(0)
+	pool.dispatch(u, u.chunks)
+	u.o, u.net = nil, nil
+}
+
+// updateRange updates parameters lo up to hi.
+func (o *optimizer) updateRange(net *network, lo, hi int, lr, c1, c2 float64) {
+	for _, s := range o.segs {
+		a, b := max(lo, s.off), min(hi, s.off+s.n)
+		if a < b {
+			o.apply(a, net.params[a:b], net.grads[a:b], lr, s.l2, c1, c2)
+		}
+	}
+}
+
+// updateOp is an optimizer update shared out in chunks over a pool.
+type updateOp struct {
+	o          *optimizer
+	net        *network
+	lr, c1, c2 float64
+	chunks     int
+	next       atomic.Int64
+}
+
+func (u *updateOp) run() {
+	n := len(u.net.params)
+	for {
+		i := int(u.next.Add(1) - 1)
+		if i >= u.chunks {
+			return
+		}
+		lo := i * updateChunk
+		u.o.updateRange(u.net, lo, min(lo+updateChunk, n), u.lr, u.c1, u.c2)
 	}
 }
 

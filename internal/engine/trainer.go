@@ -133,7 +133,7 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	specs := architecture(cfg.Network, train.Features, pr.outputs)
 	t.net = newNetwork(specs, cfg.Network.Loss, nil, true)
 	t.ws = newWorkspace(t.net, min(cfg.Training.BatchSize, len(pr.trainIdx)), true)
-	t.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, len(t.net.params))
+	t.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, t.net)
 	t.pcg = rand.NewPCG(uint64(*cfg.Training.Seed), trainStream)
 	t.rng = rand.New(t.pcg)
 	t.perm = make([]int, len(pr.trainIdx))
@@ -303,7 +303,7 @@ func (t *Trainer) step(idx []int, lr float64, pool *gemmPool) (loss float64, cor
 	if c := t.cfg.Training.ClipNorm; c > 0 {
 		clipGradients(t.net.grads, c)
 	}
-	t.opt.update(t.net, lr)
+	t.opt.update(t.net, lr, pool)
 	return loss, correct, judged
 }
 

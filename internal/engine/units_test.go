@@ -39,10 +39,10 @@ func TestOptimizerSteps(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			net := newNetwork([]layerSpec{{In: 1, Out: 1, Activation: Identity}}, MSE, []float64{0.5, 0.2}, true)
-			o := newOptimizer(c.cfg, c.l2, 2)
+			o := newOptimizer(c.cfg, c.l2, net)
 			for range 2 {
 				net.grads[0], net.grads[1] = gw, gb
-				o.update(net, lr)
+				o.update(net, lr, nil)
 			}
 			if math.Abs(net.params[0]-c.w2) > 1e-15 || math.Abs(net.params[1]-c.b2) > 1e-15 {
 				t.Errorf("after two steps w, b = %v, %v; want %v, %v", net.params[0], net.params[1], c.w2, c.b2)
