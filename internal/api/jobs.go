@@ -211,9 +211,20 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.jobs.Delete(r.Context(), id); err != nil {
+	job, err := s.jobs.Get(r.Context(), id)
+	if err == nil {
+		err = s.jobs.Delete(r.Context(), id)
+	}
+	if err != nil {
 		s.writeError(w, r, jobError(err, id))
 		return
+	}
+	// Inline data lives and dies with its job.
+	if meta, err := s.store.DatasetMeta(r.Context(), job.Spec.DatasetID); err == nil && meta.Hidden && !s.jobs.DatasetInUse(meta.ID) {
+		if err := s.store.DeleteDataset(r.Context(), meta.ID); err != nil {
+			s.logger.WarnContext(r.Context(), "delete the inline dataset of a deleted job",
+				"request_id", RequestID(r.Context()), "job_id", id, "dataset_id", meta.ID, "err", err)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

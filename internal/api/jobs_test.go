@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -348,6 +349,13 @@ func TestInlineDataJob(t *testing.T) {
 	}
 	if done := waitJob(t, env, j.ID); done.Status != jobs.Succeeded {
 		t.Fatalf("inline job: %s %s", done.Status, done.Error)
+	}
+	// Deleting the job deletes its inline data.
+	if res := doJSON(t, env.h, http.MethodDelete, "/v1/jobs/"+j.ID, nil); res.Status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	if _, err := env.store.DatasetMeta(t.Context(), j.Spec.DatasetID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the inline dataset outlived its job: %v", err)
 	}
 }
 
