@@ -138,38 +138,46 @@ func TestResume(t *testing.T) {
 				requireSameHistory(t, b.History(), ref.History())
 			})
 
-			t.Run("cancelled mid-epoch", func(t *testing.T) {
-				a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
-				ctx, cancel := context.WithCancel(context.Background())
-				batches := 0
-				a.afterBatch = func() {
-					batches++
-					if batches == 4*5+2 { // 5 batches per epoch: inside epoch 5
-						cancel()
+			for _, how := range []string{"cancelled", "stopped"} {
+				t.Run(how+" mid-epoch", func(t *testing.T) {
+					a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					batches := 0
+					a.afterBatch = func() {
+						batches++
+						if batches == 4*5+2 { // 5 batches per epoch: inside epoch 5
+							if how == "cancelled" {
+								cancel()
+							} else {
+								a.Stop()
+							}
+						}
 					}
-				}
-				if err := a.Run(ctx, nil); !errors.Is(err, context.Canceled) {
-					t.Fatalf("Run = %v, want context.Canceled", err)
-				}
-				state, err := a.MarshalState()
-				if err != nil {
-					t.Fatal(err)
-				}
-				b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
-				if err := b.RestoreState(state); err != nil {
-					t.Fatal(err)
-				}
-				if b.EpochsDone() != 4 {
-					t.Fatalf("restored EpochsDone = %d, want 4 (the last completed epoch)", b.EpochsDone())
-				}
-				mustRun(t, b)
-				requireSameBits(t, "weights after restore", b.net.params, ref.net.params)
-				requireSameHistory(t, b.History(), ref.History())
+					err := a.Run(ctx, nil)
+					if how == "cancelled" && !errors.Is(err, context.Canceled) || how == "stopped" && err != nil {
+						t.Fatalf("Run = %v", err)
+					}
+					state, err := a.MarshalState()
+					if err != nil {
+						t.Fatal(err)
+					}
+					b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
+					if err := b.RestoreState(state); err != nil {
+						t.Fatal(err)
+					}
+					if b.EpochsDone() != 4 {
+						t.Fatalf("restored EpochsDone = %d, want 4 (the last completed epoch)", b.EpochsDone())
+					}
+					mustRun(t, b)
+					requireSameBits(t, "weights after restore", b.net.params, ref.net.params)
+					requireSameHistory(t, b.History(), ref.History())
 
-				a.afterBatch = nil // the same trainer, run again, rewinds to epoch 4
-				mustRun(t, a)
-				requireSameBits(t, "weights after re-Run", a.net.params, ref.net.params)
-			})
+					a.afterBatch = nil // the same trainer, run again, rewinds to epoch 4
+					mustRun(t, a)
+					requireSameBits(t, "weights after re-Run", a.net.params, ref.net.params)
+				})
+			}
 		})
 	}
 }
