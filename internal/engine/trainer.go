@@ -193,7 +193,13 @@ func (t *Trainer) StoppedEarly() bool { return t.stoppedEarly }
 func (t *Trainer) EpochsDone() int { return t.epoch }
 
 // History returns a copy of the per-epoch history so far.
-func (t *Trainer) History() []Epoch { return slices.Clone(t.history) }
+func (t *Trainer) History() []Epoch {
+	h := slices.Clone(t.history)
+	for i := range h {
+		h[i].ValLoss, h[i].Accuracy, h[i].ValAccuracy = clonePtr(h[i].ValLoss), clonePtr(h[i].Accuracy), clonePtr(h[i].ValAccuracy)
+	}
+	return h
+}
 
 func (t *Trainer) classifier() bool { return t.task != TaskRegression }
 
