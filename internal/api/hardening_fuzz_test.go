@@ -1,0 +1,290 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/backpropd/backpropd/internal/jobs"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// Fuzz targets that send arbitrary bodies through the real router and
+// handlers. FuzzPredictRequest (predict_test.go) and FuzzJobRequest
+// (fuzz_test.go) fuzz the decoders directly; these add the handler's view: whatever the body, the
+// answer is a 2xx or a 4xx that names the problem, never a 5xx, and the
+// request allocates a bounded amount.
+
+// fuzzAllocBound is the most one request may allocate for a body of n
+// bytes: the body itself, its decoded values (a JSON number of at least 1
+// byte becomes an 8-byte float64, plus the output), the error text and the
+// router's and recorder's overhead. 64 bytes per body byte plus 4 MiB is
+// far above that and far below what trusting a size from the input would
+// take (a shape of [1e9, 4] is 32 GB).
+func fuzzAllocBound(n int) uint64 { return 64*uint64(n) + 4<<20 }
+
+// serveMeasured sends one request through h and returns the recorder and
+// the bytes the request allocated. Fuzz workers run one input at a time,
+// so the process-wide counter is the request's own (give or take a GC
+// cycle's own bookkeeping).
+func serveMeasured(h http.Handler, method, target, contentType string, body []byte) (*httptest.ResponseRecorder, uint64) {
+	req := httptest.NewRequest(method, target, bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	h.ServeHTTP(rec, req)
+	runtime.ReadMemStats(&after)
+	return rec, after.TotalAlloc - before.TotalAlloc
+}
+
+// checkProblem fails unless rec is a 4xx application/problem+json whose
+// detail is not empty and whose status field matches.
+func checkProblem(t *testing.T, rec *httptest.ResponseRecorder, body []byte) {
+	t.Helper()
+	if rec.Code >= 500 || rec.Code < 400 {
+		t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("status %d with Content-Type %q, want application/problem+json", rec.Code, ct)
+	}
+	var p Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != rec.Code || p.Detail == "" {
+		t.Fatalf("problem %s (err %v) does not state status %d and a detail", rec.Body, err, rec.Code)
+	}
+}
+
+// reencodeStable decodes body strictly into a fresh *T, and if that works,
+// checks that encoding the value and decoding it again gives a value that
+// encodes to the same bytes: what the server understood is what it would
+// say back. Raw JSON fields (inline targets, tensor data) are compared
+// after encoding/json compacts them.
+func reencodeStable[T any](t *testing.T, body []byte) {
+	t.Helper()
+	var first T
+	if decodeStrict(body, &first) != nil {
+		return
+	}
+	b1, err := json.Marshal(&first)
+	if err != nil {
+		t.Fatalf("encode the decoded request: %v", err)
+	}
+	var second T
+	if err := decodeStrict(b1, &second); err != nil {
+		t.Fatalf("the re-encoded request %s does not decode: %v", b1, err)
+	}
+	b2, err := json.Marshal(&second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b1, b2) {
+		t.Fatalf("decode -> encode -> decode changed the request:\n%s\n%s", b1, b2)
+	}
+}
+
+// resolveOnly is the real job manager's validation without the queue:
+// Submit resolves the spec exactly as Manager.Submit does, then answers
+// ErrQueueFull so that nothing is queued and the handler cleans up any
+// inline dataset, as it must for a refused job.
+type resolveOnly struct {
+	*jobs.Manager
+}
+
+func (r resolveOnly) Submit(ctx context.Context, s jobs.Spec) (jobs.Job, error) {
+	if _, err := r.Resolve(ctx, s); err != nil {
+		return jobs.Job{}, err
+	}
+	return jobs.Job{}, jobs.ErrQueueFull
+}
+
+// FuzzJobHandler posts arbitrary bodies to POST /v1/jobs through the real
+// router, decoder and job manager validation (the manager's Resolve, over
+// a real store holding one dataset, whose id replaces "@" in the body).
+// Properties: every answer is 429 (the spec was valid) or a 4xx
+// problem naming what is wrong; no inline dataset is left behind; the
+// request allocates at most fuzzAllocBound; and the decoded request
+// re-encodes stably. FuzzResolve (internal/jobs) checks that a resolved
+// spec resolves to itself.
+func FuzzJobHandler(f *testing.F) {
+	for _, s := range []string{
+		`{"model_name":"m","dataset_id":"@"}`,
+		`{"model_name":"m","dataset_id":"@","validation":{"fraction":0.2},"network":{"hidden":[{"units":8,"activation":"relu"}],"output_activation":"softmax","loss":"cross_entropy"},"training":{"epochs":3,"batch_size":16,"optimizer":{"name":"adam","learning_rate":0.01}}}`,
+		`{"model_name":"m","data":{"features":[[1],[2],[3]],"targets":[1,2,3]},"network":{"loss":"mse"}}`,
+		`{"model_name":"m","dataset_id":"@","network":{"hidden":[{"units":8,"activation":"softmax"}]}}`,
+		`{"model_name":"m","dataset_id":"@","network":{"hidden":[{"units":100000},{"units":100000}]}}`,
+		`{"model_name":"m","dataset_id":"@","training":{"epochs":-1,"batch_size":0,"optimizer":{"name":"adamw","learning_rate":1e999}}}`,
+		`{"model_name":"m","dataset_id":"@","training":{"early_stopping":{"patience":2}}}`,
+		`{"model_name":"M/../x","dataset_id":"../../etc"}`,
+		`{"model_name":"m","dataset_id":"@","validation":{"fraction":1}}`,
+		`{"model_name":"m","data":{"features":[[1]],"targets":["a"]},"dataset_id":"@"}`,
+		`{"model_name":"m","dataset_id":"@"} x`,
+		`{"model_name":"m","dataset_id":"@","network":{"hidden":[{"units":3,"activaton":"relu"}]}}`,
+		`[` + strings.Repeat(`[`, 200) + strings.Repeat(`]`, 200) + `]`,
+	} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	m, err := jobs.New(st, jobs.Options{Workers: 1, QueueSize: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv := New(Options{Store: st, Jobs: resolveOnly{m}})
+	h := srv.Handler()
+	rec, _ := serveMeasured(h, http.MethodPost, "/v1/datasets?name=iris&target=species", "text/csv", readIris(f))
+	if rec.Code != http.StatusCreated {
+		f.Fatalf("upload iris: %d %s", rec.Code, rec.Body)
+	}
+	var ds store.DatasetMeta
+	if err := json.Unmarshal(rec.Body.Bytes(), &ds); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		body = bytes.ReplaceAll(body, []byte(`"@"`), []byte(`"`+ds.ID+`"`))
+		rec, n := serveMeasured(h, http.MethodPost, "/v1/jobs", "application/json", body)
+		if n > fuzzAllocBound(len(body)) {
+			t.Fatalf("a %d-byte job request allocated %d bytes, more than %d", len(body), n, fuzzAllocBound(len(body)))
+		}
+		checkProblem(t, rec, body)
+		if rec.Code == http.StatusTooManyRequests {
+			if rec.Header().Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+		}
+		list, err := st.ListDatasets(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 {
+			t.Fatalf("%d datasets after a refused job, want only the uploaded one: %+v", len(list), list)
+		}
+		reencodeStable[jobRequest](t, body)
+	})
+}
+
+// fuzzModelEnv is a server holding a trained four-feature classifier named
+// iris, with its model already in the cache, so that a fuzz input measures
+// only its own request.
+func fuzzModelEnv(f *testing.F) http.Handler {
+	e := newModelEnv(f)
+	e.putModel("iris", mustTrain(f, "classifier"))
+	rec, _ := serveMeasured(e.h, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(`{"inputs":[[5.1,3.5,1.4,0.2]]}`))
+	if rec.Code != http.StatusOK {
+		f.Fatalf("warm-up prediction: %d %s", rec.Code, rec.Body)
+	}
+	return e.h
+}
+
+// FuzzPredictHandler posts arbitrary bodies to POST
+// /v1/models/iris/predict. Properties: 200 with one prediction per input
+// row, or a 4xx problem; bounded allocation; stable re-encoding of the
+// decoded request.
+func FuzzPredictHandler(f *testing.F) {
+	for _, s := range []string{
+		`{"inputs":[[5.1,3.5,1.4,0.2]]}`,
+		`{"instances":[[5.1,3.5,1.4,0.2],[6,3,5,2]]}`,
+		`{"inputs":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}]}`,
+		`{"inputs":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_wdth":0.2}]}`,
+		`{"inputs":[[1,2,3]]}`,
+		`{"inputs":[[1,2,3,4],[1,2]]}`,
+		`{"inputs":[["NaN",2,3,4]]}`,
+		`{"inputs":[[1e999,2,3,4]]}`,
+		`{"inputs":[[1e308,1e308,1e308,1e308]]}`,
+		`{"inputs":[]}`,
+		`{"inputs":null}`,
+		`{"inputs":[[1,2,3,4]],"inputs":[[1,2,3,4]]}`,
+		"{\"inputs\":[[1,2,3,4]]}\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	h := fuzzModelEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec, n := serveMeasured(h, http.MethodPost, "/v1/models/iris/predict", "application/json", body)
+		if n > fuzzAllocBound(len(body)) {
+			t.Fatalf("a %d-byte prediction request allocated %d bytes, more than %d", len(body), n, fuzzAllocBound(len(body)))
+		}
+		reencodeStable[predictRequest](t, body)
+		if rec.Code != http.StatusOK {
+			checkProblem(t, rec, body)
+			return
+		}
+		var res struct {
+			Predictions   []json.RawMessage `json:"predictions"`
+			Probabilities [][]float64       `json:"probabilities"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+			t.Fatalf("200 with a body that is not JSON: %v: %s", err, rec.Body)
+		}
+		if len(res.Predictions) == 0 || len(res.Probabilities) != len(res.Predictions) {
+			t.Fatalf("200 with %d predictions and %d probability rows", len(res.Predictions), len(res.Probabilities))
+		}
+	})
+}
+
+// FuzzV2Infer posts arbitrary bodies to POST /v2/models/iris/infer.
+// Properties: 200 with an output tensor of shape [rows, 3], or a 4xx with
+// the protocol's {"error": "..."} body; bounded allocation; stable
+// re-encoding of the decoded request.
+func FuzzV2Infer(f *testing.F) {
+	for _, s := range []string{
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[5.1,3.5,1.4,0.2]}]}`,
+		`{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6,3,5,2]]}],"outputs":[{"name":"label"}]}`,
+		`{"id":"x","inputs":[{"name":"input","shape":[1,4],"datatype":"INT8","data":[1,2,3,400]}]}`,
+		`{"inputs":[{"name":"input","shape":[1000000000,4],"datatype":"FP64","data":[1,2,3,4]}]}`,
+		`{"inputs":[{"name":"input","shape":[-1,4],"datatype":"FP64","data":[1,2,3,4]}]}`,
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"BYTES","data":["a","b","c","d"]}]}`,
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3]}]}`,
+		`{"inputs":[{"name":"other","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}`,
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}],"outputs":[{"name":"nope"}]}`,
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]},{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}`,
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4],"parameters":{"a":{"b":[1]}}}]}`,
+		`{"inputs":[]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	h := fuzzModelEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec, n := serveMeasured(h, http.MethodPost, "/v2/models/iris/infer", "application/json", body)
+		if n > fuzzAllocBound(len(body)) {
+			t.Fatalf("a %d-byte infer request allocated %d bytes, more than %d", len(body), n, fuzzAllocBound(len(body)))
+		}
+		reencodeStable[v2InferRequest](t, body)
+		if rec.Code != http.StatusOK {
+			if rec.Code < 400 || rec.Code >= 500 {
+				t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+			}
+			var e struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+				t.Fatalf("status %d without an error message: %s", rec.Code, rec.Body)
+			}
+			return
+		}
+		var res struct {
+			Outputs []struct {
+				Name  string `json:"name"`
+				Shape []int  `json:"shape"`
+			} `json:"outputs"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || len(res.Outputs) == 0 {
+			t.Fatalf("200 with %s (err %v), want output tensors", rec.Body, err)
+		}
+		for _, o := range res.Outputs {
+			if o.Name == "output" && (len(o.Shape) != 2 || o.Shape[0] < 1 || o.Shape[1] != 3) {
+				t.Fatalf("output shape %v, want [rows, 3]", o.Shape)
+			}
+		}
+	})
+}
