@@ -89,6 +89,7 @@ var badInputs = []badInput{
 	// HTTP.
 	{"no Content-Type on a dataset", "POST", "/v1/datasets?name=d", "", "a,y\n1,2\n", 415, "Content-Type"},
 	{"wrong Content-Type on a dataset", "POST", "/v1/datasets?name=d", "application/xml", "<a/>", 415, "Content-Type"},
+	{"curl's default Content-Type on a dataset", "POST", "/v1/datasets?name=d", "application/x-www-form-urlencoded", "a,y\n1,2\n", 415, "-H 'Content-Type: text/csv'"},
 	{"no Content-Type on a job", "POST", "/v1/jobs", "", `{"model_name":"m"}`, 415, "application/json"},
 	{"text/plain job", "POST", "/v1/jobs", "text/plain", `{"model_name":"m"}`, 415, "application/json"},
 	{"bad status filter", "GET", "/v1/jobs?status=done", "", "", 400, "query.status"},

@@ -29,7 +29,7 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var d *store.Dataset
 	switch {
-	case mt == "text/csv":
+	case mt == "text/csv" || mt == "application/csv":
 		q := r.URL.Query()
 		name := q.Get("name")
 		if err := checkDatasetName(name, "query.name"); err != nil {
@@ -96,8 +96,11 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 		if ct == "" {
 			ct = "none"
 		}
-		s.writeError(w, r, &Error{Status: http.StatusUnsupportedMediaType,
-			Detail: fmt.Sprintf("Content-Type must be text/csv or application/json, got %s", ct)})
+		detail := fmt.Sprintf("Content-Type must be text/csv or application/json, got %s", ct)
+		if mt == "application/x-www-form-urlencoded" {
+			detail += " (curl's default for --data; add -H 'Content-Type: text/csv')"
+		}
+		s.writeError(w, r, &Error{Status: http.StatusUnsupportedMediaType, Detail: detail})
 		return
 	}
 	meta, err := s.store.CreateDataset(r.Context(), d)
