@@ -88,24 +88,30 @@ func TestGemm(t *testing.T) {
 // was given.
 type recordingBLAS struct {
 	gonum.Implementation
-	mu         sync.Mutex
-	calls      int
-	maxM, maxN int
+	mu                    sync.Mutex
+	calls                 int
+	maxM, maxN            int
+	inFlight, maxInFlight int
 }
 
 func (r *recordingBLAS) Dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	r.mu.Lock()
 	r.calls++
 	r.maxM, r.maxN = max(r.maxM, m), max(r.maxN, n)
+	r.inFlight++
+	r.maxInFlight = max(r.maxInFlight, r.inFlight)
 	r.mu.Unlock()
 	r.Implementation.Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	r.mu.Lock()
+	r.inFlight--
+	r.mu.Unlock()
 }
 
 // TestGemmKeepsGonumSerial: gonum's Dgemm starts its own goroutines (up to
 // GOMAXPROCS) once C spans 4 or more 64×64 blocks. Every call the engine
-// makes during a training step and a prediction of a 784-256-128-10
+// makes during training steps and a prediction of a 784-256-128-10
 // network must stay within one block, so the only parallelism is the
-// job's own Threads.
+// job's own: at most Threads calls in flight at once.
 func TestGemmKeepsGonumSerial(t *testing.T) {
 	if blasOwnsThreads {
 		t.Skip("this build hands whole products to a BLAS with its own threads")
@@ -115,9 +121,12 @@ func TestGemmKeepsGonumSerial(t *testing.T) {
 	blas64.Use(rec)
 	defer blas64.Use(prev)
 
-	tr := benchTrainer(t, 2)
-	pool := newGemmPool(2)
-	tr.step(tr.data.trainIdx[:tr.ws.rows], 0.001, pool)
+	const threads = 3
+	tr := benchTrainer(t, threads)
+	pool := newGemmPool(threads)
+	for range 3 {
+		tr.step(tr.data.trainIdx[:tr.ws.rows], 0.001, pool)
+	}
 	pool.close()
 	m := tr.Model()
 	x := make([]float64, 256*m.Features())
@@ -126,5 +135,8 @@ func TestGemmKeepsGonumSerial(t *testing.T) {
 	}
 	if rec.calls == 0 || rec.maxM > gemmTile || rec.maxN > gemmTile {
 		t.Errorf("%d Dgemm calls, largest C block %d×%d; want calls, none over %d×%d", rec.calls, rec.maxM, rec.maxN, gemmTile, gemmTile)
+	}
+	if rec.maxInFlight > threads {
+		t.Errorf("%d Dgemm calls ran at once; want at most Threads = %d", rec.maxInFlight, threads)
 	}
 }
