@@ -253,3 +253,24 @@ func TestReadyz(t *testing.T) {
 		})
 	}
 }
+
+// TestMethodNotAllowedListsAllow: a 405 carries the Allow header RFC 9110
+// requires, listing the route's methods.
+func TestMethodNotAllowedListsAllow(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	id := "0b6f2c1e-8d3a-4f5e-9c7b-1a2b3c4d5e6f"
+	tests := []struct{ method, path, allow string }{
+		{"PUT", "/v1/datasets", "GET, POST"},
+		{"POST", "/v1/datasets/" + id, "GET, DELETE"},
+		{"GET", "/v1/jobs/" + id + "/cancel", "POST"},
+		{"POST", "/healthz", "GET"},
+		{"PUT", "/v1/models/iris", "GET, DELETE"},
+		{"DELETE", "/v2/health/live", "GET"},
+	}
+	for _, tc := range tests {
+		res := doRaw(t, env.h, tc.method, tc.path, "", nil)
+		if res.Status != http.StatusMethodNotAllowed || res.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", tc.method, tc.path, res.Status, res.Header.Get("Allow"), tc.allow)
+		}
+	}
+}

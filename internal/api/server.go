@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,8 +140,19 @@ func (s *Server) Handler() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no route for "+r.Method+" "+sanitizePath(r.URL.Path), nil)
 	})
+	root := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on this route", nil)
+		// RFC 9110 requires Allow on a 405: probe the router for the
+		// methods this path has.
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if root.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeProblem(w, r, http.StatusMethodNotAllowed,
+			"method "+r.Method+" is not allowed on this route; allowed: "+strings.Join(allowed, ", "), nil)
 	})
 
 	r.Get("/healthz", s.healthz)
