@@ -192,3 +192,26 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEListsEverySetting keeps the README's configuration table in
+// step with the flags.
+func TestREADMEListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "<!-- section: configuration -->")
+	end := strings.Index(readme, "<!-- section: api -->")
+	if start < 0 || end < start {
+		t.Fatal("no configuration section in README.md")
+	}
+	section := readme[start:end]
+	var c Config
+	newFlagSet(&c).VisitAll(func(f *flag.Flag) {
+		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
+		if !strings.Contains(section, row) {
+			t.Errorf("README's configuration table lacks the row %s", row)
+		}
+	})
+}
