@@ -24,8 +24,9 @@ type Data struct {
 }
 
 // Validation says where validation data comes from: a held-out Fraction of
-// the training data (stratified by class for classifiers, deterministic
-// from the seed), or a separate Set. Both zero means no validation.
+// the training data (stratified by class when the targets are class labels,
+// deterministic from the seed), or a separate Set. Both zero means no
+// validation.
 type Validation struct {
 	Fraction float64
 	Set      *Data
