@@ -158,6 +158,12 @@ var hostileInputs = []hostile{
 	{"job inline empty features", "POST", "/v1/jobs", jsonCT, `{"model_name":"h","data":{"features":[],"targets":[]}}`, 400, "data.features"},
 	{"job inline ragged", "POST", "/v1/jobs", jsonCT, `{"model_name":"h","data":{"features":[[1,2],[3]],"targets":[1,2]}}`, 400, "data.features[1]"},
 
+	{"predict feature given twice", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[{"sepal_length":1,"sepal_length":2,"sepal_width":2,"petal_length":3,"petal_width":4}]}`, 400, "inputs[0].sepal_length"},
+	{"predict boolean feature", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[[true,2,3,4]]}`, 400, "inputs[0][0]"},
+	{"predict output overflows", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[[1e308,1e308,1e308,1e308]]}`, 400, "inputs[0]"},
+	{"v2 FP32 out of range", "POST", "/v2/models/{model}/infer", jsonCT, `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1e300,2,3,4]}]}`, 400, "FP32"},
+	{"v2 fraction in INT64", "POST", "/v2/models/{model}/infer", jsonCT, `{"inputs":[{"name":"input","shape":[1,4],"datatype":"INT64","data":[1.5,2,3,4]}]}`, 400, "INT64"},
+
 	// Job specs: numbers out of range.
 	{"epochs zero", "POST", "/v1/jobs", jsonCT, training(`"epochs":0`), 400, "training.epochs"},
 	{"epochs negative", "POST", "/v1/jobs", jsonCT, training(`"epochs":-5`), 400, "training.epochs"},
@@ -176,6 +182,13 @@ var hostileInputs = []hostile{
 	{"learning rate 1e999", "POST", "/v1/jobs", jsonCT, training(`"optimizer":{"name":"sgd","learning_rate":1e999}`), 400, "training.optimizer.learning_rate"},
 	{"max duration negative", "POST", "/v1/jobs", jsonCT, training(`"max_duration_seconds":-1`), 400, "training.max_duration_seconds"},
 	{"validation fraction 1", "POST", "/v1/jobs", jsonCT, irisJob(`,"validation":{"fraction":1}`), 400, "validation.fraction"},
+	{"l2 negative", "POST", "/v1/jobs", jsonCT, training(`"l2":-1`), 400, "training.l2"},
+	{"clip norm negative", "POST", "/v1/jobs", jsonCT, training(`"clip_norm":-1`), 400, "training.clip_norm"},
+	{"adam beta1 of 1", "POST", "/v1/jobs", jsonCT, training(`"optimizer":{"name":"adam","beta1":1}`), 400, "training.optimizer.beta1"},
+	{"patience negative", "POST", "/v1/jobs", jsonCT, irisJob(`,"validation":{"fraction":0.2},"training":{"early_stopping":{"patience":-1}}`), 400, "training.early_stopping.patience"},
+	{"leaky slope negative", "POST", "/v1/jobs", jsonCT, hidden(`{"units":8,"activation":"leaky_relu","slope":-5}`), 400, "network.hidden[0].slope"},
+	{"step schedule negative", "POST", "/v1/jobs", jsonCT, training(`"lr_schedule":{"name":"step","step_size":-1,"gamma":0.5}`), 400, "training.lr_schedule.step_size"},
+	{"validation split leaves no rows", "POST", "/v1/jobs", jsonCT, irisJob(`,"validation":{"fraction":0.001}`), 400, "validation.fraction"},
 	// Job specs: names.
 	{"unknown activation", "POST", "/v1/jobs", jsonCT, hidden(`{"units":8,"activation":"gelu"}`), 400, "network.hidden[0].activation"},
 	{"unknown output activation", "POST", "/v1/jobs", jsonCT, irisJob(`,"network":{"output_activation":"swish"}`), 400, "network.output_activation"},
@@ -214,6 +227,19 @@ var hostileInputs = []hostile{
 	{"csv NUL in a cell", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n1\x00,p\n2,q\n", 400, "line 2, column 1 (a)"},
 	{"csv binary data", "POST", "/v1/datasets?name=d", "text/csv", pickle, 400, "no feature columns"},
 	{"csv name too long", "POST", "/v1/datasets?name=" + longName, "text/csv", "a,y\n1,p\n2,q\n", 400, "name"},
+
+	{"csv target named twice", "POST", "/v1/datasets?name=d&target=y,y", "text/csv", "a,y\n1,p\n2,q\n", 400, "named twice"},
+	{"csv empty target name", "POST", "/v1/datasets?name=d&target=a,,y", "text/csv", "a,b,y\n1,2,p\n2,3,q\n", 400, "query.target"},
+	{"csv name with NUL", "POST", "/v1/datasets?name=%00", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.name"},
+	{"csv empty name", "POST", "/v1/datasets?name=", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.name"},
+
+	// HTTP: query parameters.
+	{"jobs cursor traversal", "GET", "/v1/jobs?cursor=../../etc", "", "", 400, "query.cursor"},
+	{"jobs negative limit", "GET", "/v1/jobs?limit=-1", "", "", 400, "query.limit"},
+	{"jobs bad status", "GET", "/v1/jobs?status=done", "", "", 400, "query.status"},
+	{"version with a leading zero", "GET", "/v1/models/{model}/versions/01", "", "", 400, "path.version"},
+	{"version with a plus", "GET", "/v1/models/{model}/versions/+1", "", "", 400, "path.version"},
+	{"version past int64", "GET", "/v1/models/{model}/versions/99999999999999999999", "", "", 400, "path.version"},
 
 	// HTTP: content types.
 	{"job without Content-Type", "POST", "/v1/jobs", "", irisJob(""), 415, "Content-Type"},
@@ -271,6 +297,7 @@ var knownDefects = map[string]string{
 	"epochs zero":        "engine.TrainingConfig takes an explicit 0 as \"use the default\" (202 with epochs 10)",
 	"batch size zero":    "engine.TrainingConfig takes an explicit 0 as \"use the default\" (202 with batch_size 32)",
 	"learning rate zero": "engine.OptimizerConfig takes an explicit 0 as \"use the default\" (202 with learning_rate 0.001)",
+	"validation split leaves no rows": "jobs.Resolve accepts a validation fraction that leaves 0 validation rows (202); the job fails when it starts",
 }
 
 // traversal is a hostile path segment and the status it must get: 400
@@ -394,7 +421,19 @@ func newHardEnv(t *testing.T) *hardEnv {
 // send sends one request with its path exactly as written.
 func (e *hardEnv) send(t *testing.T, method, path, ct string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url, bytes.NewReader(body))
+	return e.sendFrom(t, method, path, ct, bytes.NewReader(body))
+}
+
+// sendChunked sends the body without a Content-Length (chunked), so that
+// only the server's reading can find it too large.
+func (e *hardEnv) sendChunked(t *testing.T, method, path, ct string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	return e.sendFrom(t, method, path, ct, io.MultiReader(bytes.NewReader(body)))
+}
+
+func (e *hardEnv) sendFrom(t *testing.T, method, path, ct string, body io.Reader) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,6 +490,13 @@ func TestHostileInput(t *testing.T) {
 				t.Errorf("the answer reveals %q: %.500s", s, body)
 			}
 			checkNamesProblem(t, hdr, body, tc.status, tc.want)
+			if tc.status == http.StatusRequestEntityTooLarge {
+				status, hdr, body := e.sendChunked(t, tc.method, e.vals.Replace(tc.path), tc.ct, []byte(e.vals.Replace(tc.body)))
+				if status != tc.status {
+					t.Fatalf("chunked: status %d, want %d: %.500s", status, tc.status, body)
+				}
+				checkNamesProblem(t, hdr, body, tc.status, tc.want)
+			}
 		})
 	}
 	if status, _, body := e.send(t, "GET", "/healthz", "", nil); status != http.StatusOK {
