@@ -2,9 +2,13 @@ package crash
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,7 +50,7 @@ func jobSpec(model, dataset string, epochs int) []byte {
 }
 
 // crashRounds is how many SIGKILL rounds TestKillRestart runs:
-// BACKPROPD_CRASH_ROUNDS, or 4 in the normal suite.
+// BACKPROPD_CRASH_ROUNDS, or 5 (one per phase) in the normal suite.
 func crashRounds(t *testing.T) int {
 	if v := os.Getenv("BACKPROPD_CRASH_ROUNDS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -58,7 +62,7 @@ func crashRounds(t *testing.T) int {
 	if testing.Short() {
 		return 2
 	}
-	return 4
+	return 5
 }
 
 // crashSeed is BACKPROPD_CRASH_SEED (to replay a failure) or the clock.
@@ -128,7 +132,8 @@ func TestKillRestart(t *testing.T) {
 		blobsCSV(12000, 10, seed), &ds); err != nil {
 		t.Fatalf("upload: %v", err)
 	}
-	phases := []string{"accepting", "checkpointing", "saving", "anywhere"}
+	datasets := map[string]int{ds.ID: 12000} // id -> rows, for every 201
+	phases := []string{"accepting", "checkpointing", "saving", "anywhere", "uploading"}
 	counts := map[string]int{}
 	n := 0
 	for round := range rounds {
@@ -188,6 +193,54 @@ func TestKillRestart(t *testing.T) {
 			cancel()
 			time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
 			s.kill()
+		case "uploading":
+			// One small upload completes; a large one streams in slowly
+			// and is cut by the kill.
+			var small struct {
+				ID string `json:"id"`
+			}
+			if _, err := s.call(context.Background(), "POST", "/v1/datasets?name=small&target=class", "text/csv",
+				blobsCSV(300, 10, seed+uint64(round)), &small); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			datasets[small.ID] = 300
+			big := blobsCSV(12000, 10, seed)
+			pr, pw := io.Pipe()
+			go func() {
+				for off := 0; off < len(big); off += 16 << 10 {
+					if _, err := pw.Write(big[off:min(off+16<<10, len(big))]); err != nil {
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				pw.Close()
+			}()
+			upload := make(chan struct{})
+			var bigID struct {
+				ID string `json:"id"`
+			}
+			var upErr error
+			go func() {
+				defer close(upload)
+				req, _ := http.NewRequest("POST", s.url+"/v1/datasets?name=big&target=class", pr)
+				req.Header.Set("Content-Type", "text/csv")
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					upErr = err
+					return
+				}
+				defer res.Body.Close()
+				if res.StatusCode != 201 || json.NewDecoder(res.Body).Decode(&bigID) != nil {
+					upErr = fmt.Errorf("status %d", res.StatusCode)
+				}
+			}()
+			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+			s.kill()
+			pw.CloseWithError(errors.New("server killed"))
+			<-upload
+			if upErr == nil {
+				datasets[bigID.ID] = 12000
+			}
 		case "anywhere":
 			for range 2 {
 				n++
@@ -207,11 +260,39 @@ func TestKillRestart(t *testing.T) {
 	final := waitAllTerminal(t, s, l)
 	checkJobs(t, l, final)
 	checkModels(t, s)
+	checkDatasets(t, s, datasets)
 	if took, code := s.terminate(15 * time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM (%v):\n%s", code, took, s.Logs())
 	}
 	checkNoLeftovers(t, dir)
 	checkModelFiles(t, dir)
+}
+
+// checkDatasets: every dataset answered 201 is listed with its rows, and
+// every listed dataset (a kill may have hidden a 201) is whole: its
+// metadata reads and it loads for training (checkModelFiles loads them
+// from the store).
+func checkDatasets(t *testing.T, s *server, accepted map[string]int) {
+	t.Helper()
+	var list struct {
+		Datasets []struct {
+			ID   string `json:"id"`
+			Rows int    `json:"rows"`
+		} `json:"datasets"`
+	}
+	if _, err := s.call(context.Background(), "GET", "/v1/datasets", "", nil, &list); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]int{}
+	for _, d := range list.Datasets {
+		listed[d.ID] = d.Rows
+	}
+	for id, rows := range accepted {
+		if got, ok := listed[id]; !ok || got != rows {
+			t.Errorf("dataset %s was created (201) with %d rows; listed: %v, %d rows", id, rows, ok, got)
+		}
+	}
+	t.Logf("%d datasets answered 201, %d listed", len(accepted), len(listed))
 }
 
 // checkFloors polls the jobs killed mid-training right after a restart:
@@ -369,8 +450,9 @@ func checkNoLeftovers(t *testing.T, dir string) {
 	}
 }
 
-// checkModelFiles opens the data directory with the store and decodes
-// every model file with the engine: files on disk are whole.
+// checkModelFiles opens the data directory with the store, loads every
+// dataset and decodes every model file with the engine: files on disk are
+// whole.
 func checkModelFiles(t *testing.T, dir string) {
 	t.Helper()
 	st, err := store.Open(dir, store.Options{})
@@ -382,6 +464,15 @@ func checkModelFiles(t *testing.T, dir string) {
 	names, err := st.ListModels(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	sets, err := st.ListDatasets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sets {
+		if got, err := st.LoadDataset(ctx, d.ID); err != nil || got.Meta.Rows != d.Rows {
+			t.Errorf("dataset %s does not load whole: %v", d.ID, err)
+		}
 	}
 	for _, n := range names {
 		for _, v := range n.Versions {
