@@ -60,6 +60,6 @@
 // at Start are all queued again even when they exceed it; new submissions
 // get ErrQueueFull until the queue drains below the capacity.
 //
-// Each worker trains with max(1, NumCPU/Workers) engine threads, so that the
+// Each worker trains with max(1, GOMAXPROCS/Workers) engine threads, so that the
 // workers together never use more threads than there are CPUs.
 package jobs

@@ -105,7 +105,7 @@ func New(st Store, opt Options) (*Manager, error) {
 		return nil, errors.New("jobs: nil store")
 	}
 	if opt.Workers <= 0 {
-		opt.Workers = runtime.NumCPU()
+		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opt.QueueSize <= 0 {
 		opt.QueueSize = 64
@@ -132,7 +132,7 @@ func New(st Store, opt Options) (*Manager, error) {
 		st:        st,
 		opt:       opt,
 		log:       opt.Logger,
-		threads:   max(1, runtime.NumCPU()/opt.Workers),
+		threads:   max(1, runtime.GOMAXPROCS(0)/opt.Workers),
 		jobs:      make(map[string]*job),
 		pendingDS: make(map[string]int),
 		nextSeq:   1,

@@ -131,10 +131,11 @@ const (
 
 // Options configure a Manager. Zero values take the defaults.
 type Options struct {
-	// Workers is how many jobs train at once, default runtime.NumCPU().
-	// Each job's engine gets max(1, NumCPU/Workers) threads, so the pool
+	// Workers is how many jobs train at once, default runtime.GOMAXPROCS(0),
+	// which since Go 1.25 follows a container's CPU limit (NumCPU does not).
+	// Each job's engine gets max(1, GOMAXPROCS/Workers) threads, so the pool
 	// never uses more threads than there are CPUs (unless Workers itself
-	// exceeds NumCPU).
+	// exceeds GOMAXPROCS).
 	Workers int
 	// QueueSize caps queued jobs for Submit, default 64. Jobs recovered at
 	// Start are queued even beyond it.
