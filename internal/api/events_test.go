@@ -17,7 +17,8 @@ import (
 // TestEventStreamLive follows a long job through a real HTTP server with
 // the metrics middleware in the chain, and checks that events arrive while
 // the job runs (each is flushed through every wrapper), that idle streams
-// get heartbeats, and that draining the server ends the stream.
+// get heartbeats, that the stream outlives the server's WriteTimeout, and
+// that draining the server ends the stream.
 func TestEventStreamLive(t *testing.T) {
 	old := heartbeat
 	heartbeat = 20 * time.Millisecond
@@ -29,7 +30,11 @@ func TestEventStreamLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := New(Options{Store: env.store, Jobs: env.jobs, Instrument: met.Instrument, Logger: slog.New(slog.DiscardHandler)})
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	// The stream must outlive the server's WriteTimeout: the handler lifts
+	// it through every wrapper's Unwrap.
+	ts.Config.WriteTimeout = 300 * time.Millisecond
+	ts.Start()
 	defer ts.Close()
 
 	ds := uploadIris(t, env)
@@ -55,7 +60,8 @@ func TestEventStreamLive(t *testing.T) {
 	}()
 	var sawStatus, sawEpoch, sawHeartbeat bool
 	deadline := time.After(30 * time.Second)
-	for !(sawStatus && sawEpoch && sawHeartbeat) {
+	opened := time.Now()
+	for !(sawStatus && sawEpoch && sawHeartbeat) || time.Since(opened) < time.Second {
 		select {
 		case l, ok := <-lines:
 			if !ok {
