@@ -7,13 +7,15 @@
 #   bash bench/predict_load/run.sh
 #
 # Environment: DURATION (per load run, default 10s), CONNS (64),
-# WRK_THREADS (2), FASHION_EPOCHS (1), TAGS (go build tags for the server,
+# WRK_THREADS (2), ROUNDS (interleaved load rounds per target, best
+# requests/s of each side counts; default 1), FASHION_EPOCHS (1), TAGS (go build tags for the server,
 # e.g. TAGS=openblas), DATA (the Fashion-MNIST IDX directory).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-64}"
 WRK_THREADS="${WRK_THREADS:-2}"
+ROUNDS="${ROUNDS:-1}"
 FASHION_EPOCHS="${FASHION_EPOCHS:-1}"
 TAGS="${TAGS:-}"
 DATA="${DATA:-/usr/share/datasets/fashion-mnist}"
@@ -48,5 +50,5 @@ fi
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 "$out/driver" -server "$out/backpropd" -baseline "$out/baseline" -fashion-csv "$csv" \
-  -iris-csv examples/iris.csv -duration "$DURATION" -conns "$CONNS" -wrk-threads "$WRK_THREADS" \
+  -iris-csv examples/iris.csv -duration "$DURATION" -conns "$CONNS" -wrk-threads "$WRK_THREADS" -rounds "$ROUNDS" \
   -fashion-epochs "$FASHION_EPOCHS"
