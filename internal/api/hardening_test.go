@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -681,5 +683,78 @@ func TestNoLeaks(t *testing.T) {
 		if strings.Contains(line, hardToken) {
 			t.Errorf("a log line holds the token: %s", line)
 		}
+	}
+}
+
+// TestPredictWhileModelsChange predicts from many goroutines while other
+// goroutines delete the model's versions, import new ones and delete the
+// whole model: every answer is 200 or a 404 naming the model, never a
+// 5xx or a dropped connection, also under -race.
+func TestPredictWhileModelsChange(t *testing.T) {
+	e := newHardEnv(t)
+	status, _, file := e.send(t, "GET", "/v1/models/iris/versions/1/file", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("export: %d", status)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad sync.Map
+	var oks, notFound atomic.Int64
+	for i := range 16 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path, body := "/v1/models/iris/predict", `{"inputs":[[5.1,3.5,1.4,0.2]]}`
+				switch (i + n) % 3 {
+				case 1:
+					path, body = "/v2/models/iris/infer", v2Body(`[5.1,3.5,1.4,0.2]`)
+				case 2:
+					path = "/v1/models/iris/versions/1/predict"
+				}
+				status, _, b := e.send(t, "POST", path, jsonCT, []byte(body))
+				switch {
+				case status == http.StatusOK:
+					oks.Add(1)
+				case status == http.StatusNotFound && bytes.Contains(b, []byte("iris")):
+					notFound.Add(1)
+				default:
+					bad.Store(fmt.Sprintf("%s: %d %s", path, status, b), true)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			switch n % 4 {
+			case 0, 1:
+				e.send(t, "POST", "/v1/models/iris/versions", "application/octet-stream", file)
+			case 2:
+				e.send(t, "DELETE", "/v1/models/iris/versions/"+strconv.Itoa(1+n%7), "", nil)
+			case 3:
+				if n%16 == 3 {
+					e.send(t, "DELETE", "/v1/models/iris", "", nil)
+				}
+			}
+		}
+	})
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d predictions answered 200, %d 404", oks.Load(), notFound.Load())
+	bad.Range(func(k, _ any) bool {
+		t.Errorf("unexpected answer %s", k)
+		return true
+	})
+	if oks.Load() == 0 {
+		t.Error("no prediction succeeded")
 	}
 }
