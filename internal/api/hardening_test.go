@@ -435,9 +435,18 @@ func (e *hardEnv) sendChunked(t *testing.T, method, path, ct string, body []byte
 
 func (e *hardEnv) sendFrom(t *testing.T, method, path, ct string, body io.Reader) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url, body)
+	status, hdr, b, err := e.try(method, path, ct, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return status, hdr, b
+}
+
+// try sends one request; it may be called from any goroutine.
+func (e *hardEnv) try(method, path, ct string, body io.Reader) (int, http.Header, []byte, error) {
+	req, err := http.NewRequest(method, e.url, body)
+	if err != nil {
+		return 0, nil, nil, err
 	}
 	p, q, _ := strings.Cut(path, "?")
 	req.URL.Opaque = p
@@ -447,14 +456,14 @@ func (e *hardEnv) sendFrom(t *testing.T, method, path, ct string, body io.Reader
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %.80s: %v", method, path, err)
+		return 0, nil, nil, fmt.Errorf("%s %.80s: %w", method, path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("read the answer: %v", err)
+		return 0, nil, nil, fmt.Errorf("%s %.80s: read the answer: %w", method, path, err)
 	}
-	return res.StatusCode, res.Header, b
+	return res.StatusCode, res.Header, b, nil
 }
 
 // leaks returns what b must not contain: the data directory, Go source
@@ -715,8 +724,10 @@ func TestPredictWhileModelsChange(t *testing.T) {
 				case 2:
 					path = "/v1/models/iris/versions/1/predict"
 				}
-				status, _, b := e.send(t, "POST", path, jsonCT, []byte(body))
+				status, _, b, err := e.try("POST", path, jsonCT, strings.NewReader(body))
 				switch {
+				case err != nil:
+					bad.Store(err.Error(), true)
 				case status == http.StatusOK:
 					oks.Add(1)
 				case status == http.StatusNotFound && bytes.Contains(b, []byte("iris")):
@@ -734,15 +745,21 @@ func TestPredictWhileModelsChange(t *testing.T) {
 				return
 			default:
 			}
+			var status int
+			var b []byte
+			var err error
 			switch n % 4 {
 			case 0, 1:
-				e.send(t, "POST", "/v1/models/iris/versions", "application/octet-stream", file)
+				status, _, b, err = e.try("POST", "/v1/models/iris/versions", "application/octet-stream", bytes.NewReader(file))
 			case 2:
-				e.send(t, "DELETE", "/v1/models/iris/versions/"+strconv.Itoa(1+n%7), "", nil)
+				status, _, b, err = e.try("DELETE", "/v1/models/iris/versions/"+strconv.Itoa(1+n%7), "", nil)
 			case 3:
 				if n%16 == 3 {
-					e.send(t, "DELETE", "/v1/models/iris", "", nil)
+					status, _, b, err = e.try("DELETE", "/v1/models/iris", "", nil)
 				}
+			}
+			if err != nil || status >= 500 {
+				bad.Store(fmt.Sprintf("model change: %d %s %v", status, b, err), true)
 			}
 		}
 	})
