@@ -368,10 +368,10 @@ func TestListJobs(t *testing.T) {
 		if i%2 == 1 {
 			name = "b"
 		}
-		ids = append(ids, submitJob(t, env, smallJob(name, ds.ID, 1)).ID)
-	}
-	for _, id := range ids {
+		// One at a time: the test queue holds 4.
+		id := submitJob(t, env, smallJob(name, ds.ID, 1)).ID
 		waitJob(t, env, id)
+		ids = append(ids, id)
 	}
 	type page struct {
 		Jobs       []jobs.Job
