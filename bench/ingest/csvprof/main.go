@@ -79,7 +79,9 @@ func run(path, target, cpuProfile string) error {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	t0 := time.Now()
-	d, err := ingest.ReadCSV(context.Background(), f, ingest.CSVOptions{Name: "csvprof", Targets: strings.Split(target, ",")})
+	d, err := ingest.ReadCSV(context.Background(), f, ingest.CSVOptions{
+		Name: "csvprof", Targets: strings.Split(target, ","), SizeHint: st.Size(), // as the server passes Content-Length
+	})
 	secs := time.Since(t0).Seconds()
 	close(stop)
 	<-sampled
