@@ -33,7 +33,7 @@ func TestEventStreamLive(t *testing.T) {
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	// The stream must outlive the server's WriteTimeout: the handler lifts
 	// it through every wrapper's Unwrap.
-	ts.Config.WriteTimeout = 300 * time.Millisecond
+	ts.Config.WriteTimeout = time.Second
 	ts.Start()
 	defer ts.Close()
 
@@ -61,7 +61,7 @@ func TestEventStreamLive(t *testing.T) {
 	var sawStatus, sawEpoch, sawHeartbeat bool
 	deadline := time.After(30 * time.Second)
 	opened := time.Now()
-	for !(sawStatus && sawEpoch && sawHeartbeat) || time.Since(opened) < time.Second {
+	for !(sawStatus && sawEpoch && sawHeartbeat) || time.Since(opened) < 2500*time.Millisecond {
 		select {
 		case l, ok := <-lines:
 			if !ok {
