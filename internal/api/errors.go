@@ -233,7 +233,6 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 		Errors:    fields,
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)
 }

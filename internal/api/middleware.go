@@ -52,7 +52,8 @@ func newRequestID() string {
 }
 
 // requestIDMiddleware takes a sane incoming X-Request-Id or makes one, puts
-// it into the request context and echoes it in the response.
+// it into the request context and echoes it in the response, which also
+// gets X-Content-Type-Options: nosniff.
 func requestIDMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -60,6 +61,8 @@ func requestIDMiddleware(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
+		// No response of this API is meant to be sniffed into HTML.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
 }
