@@ -34,13 +34,13 @@ run() {
     echo "$name failed" >&2
     exit 1
   fi
-  grep -E '^(--- |ok|PASS)|seed|round|accepted|predict|SIGTERM|^load ' "$log" || true
+  grep -E '^(--- |ok|PASS)|seed|round|accepted|predict|SIGTERM|cut off|^load ' "$log" || true
   rm -f "$log"
 }
 
 echo "--- crash safety: ${BACKPROPD_CRASH_ROUNDS:=25} SIGKILL rounds"
 run crash BACKPROPD_CRASH_ROUNDS="$BACKPROPD_CRASH_ROUNDS" \
-  go test -count=1 -v -run 'TestKillRestart|TestSIGTERMResumes' ./test/crash/
+  go test -count=1 -v -run 'TestKillRestart|TestSIGTERMResumes|TestBinaryCutsSlowHeaders' ./test/crash/
 
 echo "--- load: ${BACKPROPD_LOAD_SECONDS:=30} s, 4 training jobs and 100 prediction clients"
 run load BACKPROPD_LOAD_SECONDS="$BACKPROPD_LOAD_SECONDS" \

@@ -2,6 +2,8 @@ package crash
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -121,4 +123,56 @@ func startServerEnv(t *testing.T, env []string, flags ...string) *server {
 	extraEnv = env
 	defer func() { extraEnv = old }()
 	return startServer(t, t.TempDir(), flags...)
+}
+
+// TestBinaryCutsSlowHeaders sends a request's headers to the real binary
+// one byte a second: cmd/server's ReadHeaderTimeout (10 s) must close the
+// connection before the headers are complete, and the server must keep
+// answering others meanwhile. It takes about 11 s, so it runs with the
+// full crash run (BACKPROPD_CRASH_ROUNDS set, as in CI's hardening step);
+// test/load checks the same with a short timeout in every run.
+func TestBinaryCutsSlowHeaders(t *testing.T) {
+	if os.Getenv("BACKPROPD_CRASH_ROUNDS") == "" {
+		t.Skip("takes 11 s; runs when BACKPROPD_CRASH_ROUNDS is set")
+	}
+	s := startServer(t, t.TempDir())
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		closed <- time.Since(start)
+	}()
+	req := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 30) + "\r\n\r\n"
+	for i := 0; ; i++ {
+		select {
+		case d := <-closed:
+			t.Logf("cut off after %v and %d bytes", d, i)
+			if d < 9*time.Second || d > 12*time.Second {
+				t.Errorf("cut off after %v; ReadHeaderTimeout is 10 s", d)
+			}
+			if _, code := s.terminate(10 * time.Second); code != 0 {
+				t.Errorf("exit %d", code)
+			}
+			return
+		case <-time.After(time.Second):
+		}
+		if i >= len(req) {
+			t.Fatalf("the server read all %d bytes of headers over %v", len(req), time.Since(start))
+		}
+		if _, err := conn.Write([]byte{req[i]}); err != nil {
+			t.Logf("write after %v: %v", time.Since(start), err)
+		}
+		if i == 5 {
+			if res, err := http.Get(s.url + "/healthz"); err != nil || res.StatusCode != 200 {
+				t.Errorf("/healthz while a slow client holds a connection: %v", err)
+			} else {
+				res.Body.Close()
+			}
+		}
+	}
 }
