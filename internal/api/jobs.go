@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,9 +33,6 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
 	if err == nil {
 		err = decodeStrict(body, &req)
-	}
-	if err == nil {
-		err = explicitZeros(body)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -68,7 +68,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		hidden = meta.ID
 		spec.DatasetID = meta.ID
 	}
-	job, err := s.jobs.Submit(r.Context(), spec)
+	job, err := s.submitJob(r.Context(), body, spec)
 	if err != nil {
 		if hidden != "" {
 			// The job was refused: leave nothing behind. A fresh context, so
@@ -86,42 +86,129 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, job)
 }
 
-// explicitZeros rejects an explicit 0 for the settings where the engine's
-// config reads 0 as "unset, use the default": a client that writes
-// "epochs": 0 means something, and silently training 10 epochs is not it.
-// body has already been decoded strictly.
-func explicitZeros(body []byte) error {
-	var p struct {
-		Training struct {
-			Epochs             *float64 `json:"epochs"`
-			BatchSize          *float64 `json:"batch_size"`
-			MaxDurationSeconds *float64 `json:"max_duration_seconds"`
-			Optimizer          struct {
-				LearningRate *float64 `json:"learning_rate"`
-			} `json:"optimizer"`
-		} `json:"training"`
+// submitJob resolves spec, refuses it when a default replaced a value the
+// request body gave, and submits it.
+func (s *Server) submitJob(ctx context.Context, body []byte, spec jobs.Spec) (jobs.Job, error) {
+	resolved, err := s.jobs.Resolve(ctx, spec)
+	if err != nil {
+		return jobs.Job{}, err
 	}
-	if json.Unmarshal(body, &p) != nil {
-		return nil
+	if err := explicitOverrides(body, resolved); err != nil {
+		return jobs.Job{}, err
+	}
+	return s.jobs.Submit(ctx, spec)
+}
+
+// explicitOverrides fails when resolving the spec replaced a value that
+// the request gave explicitly. The engine's config reads a zero value as
+// "unset, use the default", so without this check "epochs": 0,
+// "beta1": 0 or "activation": "" would silently train with defaults.
+// Comparing the request with the resolved spec catches every such field,
+// present and future, instead of a hand-kept list. A JSON null asks for
+// the default and is allowed.
+func explicitOverrides(body []byte, resolved jobs.Spec) error {
+	var given, got any
+	if err := decodeNumbers(body, &given); err != nil {
+		return nil // decodeStrict has already accepted body; nothing to add
+	}
+	rb, err := json.Marshal(resolved)
+	if err != nil {
+		return fmt.Errorf("encode resolved job spec: %w", err)
+	}
+	if err := decodeNumbers(rb, &got); err != nil {
+		return fmt.Errorf("decode resolved job spec: %w", err)
 	}
 	var fields []FieldError
-	for _, f := range []struct {
-		name string
-		v    *float64
-	}{
-		{"training.epochs", p.Training.Epochs},
-		{"training.batch_size", p.Training.BatchSize},
-		{"training.max_duration_seconds", p.Training.MaxDurationSeconds},
-		{"training.optimizer.learning_rate", p.Training.Optimizer.LearningRate},
-	} {
-		if f.v != nil && *f.v == 0 {
-			fields = append(fields, FieldError{Field: f.name, Message: "must be positive (leave it out for the default)"})
-		}
-	}
+	walkOverrides("", given, got, &fields)
 	if len(fields) > 0 {
 		return badRequest(validationDetail(fields), fields...)
 	}
 	return nil
+}
+
+func decodeNumbers(b []byte, v *any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+func walkOverrides(path string, given, got any, out *[]FieldError) {
+	switch g := given.(type) {
+	case map[string]any:
+		m, _ := got.(map[string]any)
+		for _, k := range slices.Sorted(maps.Keys(g)) {
+			if path == "" && (k == "data" || k == "dataset_id") {
+				continue // inline data becomes a stored dataset id
+			}
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			walkOverrides(p, g[k], m[k], out)
+		}
+	case []any:
+		a, _ := got.([]any)
+		for i, v := range g {
+			var w any
+			if i < len(a) {
+				w = a[i]
+			}
+			walkOverrides(fmt.Sprintf("%s[%d]", path, i), v, w, out)
+		}
+	case nil:
+		// null: take the default.
+	default:
+		if sameLeaf(g, got) {
+			return
+		}
+		msg := fmt.Sprintf("%s is not allowed here; leave the field out to take the default", leafText(g))
+		if got != nil {
+			msg += " (" + leafText(got) + ")"
+		}
+		*out = append(*out, FieldError{Field: path, Message: msg})
+	}
+}
+
+// sameLeaf compares two decoded JSON scalars; a missing resolved value
+// (omitted as empty) equals the zero value of the given one.
+func sameLeaf(given, got any) bool {
+	switch g := given.(type) {
+	case json.Number:
+		gf, err := g.Float64()
+		if err != nil {
+			return false
+		}
+		if got == nil {
+			return gf == 0
+		}
+		n, ok := got.(json.Number)
+		if !ok {
+			return false
+		}
+		f, err := n.Float64()
+		return err == nil && f == gf
+	case string:
+		if got == nil {
+			return g == ""
+		}
+		v, ok := got.(string)
+		return ok && v == g
+	case bool:
+		if got == nil {
+			return !g
+		}
+		v, ok := got.(bool)
+		return ok && v == g
+	}
+	return false
+}
+
+func leafText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 // jobList is GET /v1/jobs.

@@ -245,6 +245,9 @@ func TestJobValidationNamesFields(t *testing.T) {
 		{"explicit zero batch size", `{"training":{"batch_size":0}}`, "training.batch_size"},
 		{"explicit zero learning rate", `{"training":{"optimizer":{"name":"adam","learning_rate":0}}}`, "training.optimizer.learning_rate"},
 		{"explicit zero time limit", `{"training":{"max_duration_seconds":0}}`, "training.max_duration_seconds"},
+		{"explicit zero beta1", `{"training":{"optimizer":{"name":"adam","beta1":0}}}`, "training.optimizer.beta1"},
+		{"explicit zero patience", `{"validation":{"fraction":0.2},"training":{"early_stopping":{"patience":0}}}`, "training.early_stopping.patience"},
+		{"explicit empty activation", `{"network":{"hidden":[{"units":4,"activation":""}]}}`, "network.hidden[0].activation"},
 		{"absurd epochs", `{"training":{"epochs":1000000000000}}`, "training.epochs"},
 		{"negative batch", `{"training":{"batch_size":-5}}`, "training.batch_size"},
 		{"zero units", `{"network":{"hidden":[{"units":4},{"units":0}]}}`, "network.hidden[1].units"},
@@ -414,5 +417,38 @@ func TestListJobs(t *testing.T) {
 	res := doJSON(t, env.h, http.MethodGet, "/v1/jobs?cursor=garbage", nil)
 	if pr := res.Problem(t); res.Status != http.StatusBadRequest || !problemMentions(pr, "query.cursor") {
 		t.Fatalf("bad cursor: %d %+v", res.Status, pr)
+	}
+}
+
+// A job's echoed spec, sent back as a new request, must be accepted
+// unchanged: every value the resolver wrote is one a client may give
+// explicitly, so the explicit-override check rejects only real overrides.
+func TestResolvedSpecResubmits(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	ds := uploadIris(t, env)
+	first := doJSON(t, env.h, http.MethodPost, "/v1/jobs", map[string]any{
+		"model_name": "echo", "dataset_id": ds.ID, "validation": map[string]any{"fraction": 0.2},
+		"training": map[string]any{"epochs": 1, "optimizer": map[string]any{"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": true}}})
+	if first.Status != http.StatusAccepted {
+		t.Fatalf("first submit: %d %s", first.Status, first.Body)
+	}
+	var job struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(first.Body, &job); err != nil {
+		t.Fatal(err)
+	}
+	again := doJSON(t, env.h, http.MethodPost, "/v1/jobs", []byte(job.Spec))
+	if again.Status != http.StatusAccepted {
+		t.Fatalf("resubmitting the resolved spec: %d %s", again.Status, again.Body)
+	}
+	var job2 struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(again.Body, &job2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(job.Spec, job2.Spec) {
+		t.Errorf("resolved spec changed on resubmission:\n first %s\nsecond %s", job.Spec, job2.Spec)
 	}
 }
