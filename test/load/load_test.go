@@ -421,3 +421,74 @@ func slowHeaders(url string) error {
 	}
 	return fmt.Errorf("the server read %d bytes of headers over %v without cutting the client off", len(req), time.Since(start))
 }
+
+// TestMetricsCardinality sends requests with hundreds of distinct paths,
+// methods, model names and ids: the /metrics exposition must not grow a
+// series per distinct value, or any client could exhaust the server's and
+// Prometheus's memory.
+func TestMetricsCardinality(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	svc := startService(t, 1)
+	defer svc.stop(t)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var last []string
+	series := func() int {
+		last = last[:0]
+		res, err := hc.Get(svc.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		n := 0
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
+				n++
+				name, _, _ := strings.Cut(line, " ")
+				last = append(last, name)
+			}
+		}
+		return n
+	}
+	hostile := func(i int) {
+		reqs := []struct{ method, path string }{
+			{"GET", fmt.Sprintf("/nothing/%d", i)},
+			{fmt.Sprintf("M%d", i), "/v1/jobs"},
+			{"POST", fmt.Sprintf("/v1/models/m%d/predict", i)},
+			{"GET", fmt.Sprintf("/v1/jobs/%08d-0000-4000-8000-000000000000", i)},
+			{"GET", fmt.Sprintf("/v2/models/m%d/ready", i)},
+			{"DELETE", fmt.Sprintf("/v1/datasets/x%d", i)},
+		}
+		for _, r := range reqs {
+			req, _ := http.NewRequest(r.method, svc.url+r.path, strings.NewReader(`{"inputs":[[1]]}`))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}
+	for i := range 5 {
+		hostile(i)
+	}
+	series() // the scrape's own series appear after the first one
+	before := series()
+	names := slices.Clone(last)
+	for i := 5; i < 500; i++ {
+		hostile(i)
+	}
+	if after := series(); after != before {
+		var added []string
+		for _, n := range last {
+			if !slices.Contains(names, n) {
+				added = append(added, n)
+			}
+		}
+		t.Errorf("/metrics went from %d to %d series after 495 more distinct paths, methods and names; new: %v", before, after, added)
+	}
+}
