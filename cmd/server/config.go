@@ -49,7 +49,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	c.MaxUploadBytes = 2 << 30
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "host:port to listen on; a non-loopback address needs --auth-token")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for datasets, models, jobs and checkpoints")
-	fs.IntVar(&c.Workers, "workers", runtime.NumCPU(), "training jobs run at once")
+	fs.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "training jobs run at once (default: usable CPUs, which follows a container's CPU limit)")
 	fs.IntVar(&c.QueueSize, "queue-size", 64, "queued jobs beyond which POST /v1/jobs answers 429")
 	fs.StringVar(&c.AuthToken, "auth-token", "", "bearer token required on /v1, /v2 and /openapi.yaml (prefer --auth-token-file or the environment: flags show in ps)")
 	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file holding the bearer token (surrounding whitespace is trimmed)")
