@@ -34,7 +34,7 @@ run() {
     echo "$name failed" >&2
     exit 1
   fi
-  grep -E '^(--- |ok|PASS)|seed|round|accepted|predict|SIGTERM|cut off|^load ' "$log" || true
+  grep -E '^(--- |ok|PASS)|seed|round|accepted|predict|datasets|SIGTERM|cut off|^load ' "$log" || true
   rm -f "$log"
 }
 
