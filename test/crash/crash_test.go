@@ -153,7 +153,8 @@ func TestKillRestart(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 4 {
 				n++
-				wg.Go(func() { _, _ = l.submit(s, ds.ID, n, 5+rng.IntN(10)) })
+				k, epochs := n, 5+rng.IntN(10) // rng stays on this goroutine
+				wg.Go(func() { _, _ = l.submit(s, ds.ID, k, epochs) })
 			}
 			time.Sleep(time.Duration(rng.IntN(40000)) * time.Microsecond)
 			s.kill()
