@@ -50,7 +50,7 @@ func jobSpec(model, dataset string, epochs int) []byte {
 }
 
 // crashRounds is how many SIGKILL rounds TestKillRestart runs:
-// BACKPROPD_CRASH_ROUNDS, or 5 (one per phase) in the normal suite.
+// BACKPROPD_CRASH_ROUNDS, or 6 (one per phase) in the normal suite.
 func crashRounds(t *testing.T) int {
 	if v := os.Getenv("BACKPROPD_CRASH_ROUNDS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -62,7 +62,7 @@ func crashRounds(t *testing.T) int {
 	if testing.Short() {
 		return 2
 	}
-	return 5
+	return 6
 }
 
 // crashSeed is BACKPROPD_CRASH_SEED (to replay a failure) or the clock.
@@ -88,6 +88,9 @@ type ledger struct {
 	floor map[string]int
 	// interrupted jobs were seen running when the server was killed.
 	interrupted map[string]bool
+	// want is the acknowledged end of a job the test cancelled ("cancelled"),
+	// stopped ("stopped") or deleted ("deleted") just before a kill.
+	want map[string]string
 }
 
 func (l *ledger) accept(id string, epochs int) {
@@ -122,7 +125,7 @@ func TestKillRestart(t *testing.T) {
 	t.Logf("seed %d (replay with BACKPROPD_CRASH_SEED=%d), %d rounds", seed, seed, rounds)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	dir := t.TempDir()
-	l := &ledger{accepted: map[string]int{}, floor: map[string]int{}, interrupted: map[string]bool{}}
+	l := &ledger{accepted: map[string]int{}, floor: map[string]int{}, interrupted: map[string]bool{}, want: map[string]string{}}
 
 	s := startServer(t, dir)
 	var ds struct {
@@ -133,7 +136,7 @@ func TestKillRestart(t *testing.T) {
 		t.Fatalf("upload: %v", err)
 	}
 	datasets := map[string]int{ds.ID: 12000} // id -> rows, for every 201
-	phases := []string{"accepting", "checkpointing", "saving", "anywhere", "uploading"}
+	phases := []string{"accepting", "checkpointing", "saving", "anywhere", "uploading", "mutating"}
 	counts := map[string]int{}
 	n := 0
 	for round := range rounds {
@@ -242,6 +245,37 @@ func TestKillRestart(t *testing.T) {
 			if upErr == nil {
 				datasets[bigID.ID] = 12000
 			}
+		case "mutating":
+			// Acknowledged changes must survive a kill right after the
+			// answer: a cancel, a stop, and the deletion of a finished job.
+			n++
+			id, err := l.submit(s, ds.ID, n, 200)
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			_ = s.followEpochs(ctx, id, func(e int) bool { return e >= 2 })
+			cancel()
+			op := []string{"cancel", "stop"}[rng.IntN(2)]
+			var j job
+			if _, err := s.call(context.Background(), "POST", "/v1/jobs/"+id+"/"+op, "", nil, &j); err != nil {
+				t.Fatalf("round %d: %s: %v", round, op, err)
+			}
+			l.want[id] = map[string]string{"cancel": "cancelled", "stop": "stopped"}[op]
+			for done := range l.accepted {
+				if done == id || l.want[done] != "" {
+					continue
+				}
+				if fj, _, err := s.getJob(done); err == nil && fj.terminal() {
+					status, err := s.call(context.Background(), "DELETE", "/v1/jobs/"+done, "", nil, nil)
+					if status == 204 {
+						l.want[done] = "deleted"
+						break
+					}
+					t.Logf("round %d: delete %s: %v", round, done, err)
+				}
+			}
+			s.kill()
 		case "anywhere":
 			for range 2 {
 				n++
@@ -338,6 +372,12 @@ func waitAllTerminal(t *testing.T, s *server, l *ledger) map[string]job {
 	for id := range l.accepted {
 		for {
 			j, status, err := s.getJob(id)
+			if l.want[id] == "deleted" {
+				if status != 404 {
+					t.Errorf("job %s was deleted (204) before a kill and is back: %d %s", id, status, j.Status)
+				}
+				break
+			}
 			if status == 404 {
 				t.Fatalf("job %s was accepted (202) and is gone", id)
 			}
@@ -365,6 +405,19 @@ func checkJobs(t *testing.T, l *ledger, final map[string]job) {
 	t.Helper()
 	succeeded, gaveUp := 0, 0
 	for id, j := range final {
+		switch l.want[id] {
+		case "cancelled":
+			if j.Status != "cancelled" {
+				t.Errorf("job %s was cancelled (200) before a kill and ended %s", id, j.Status)
+			}
+			continue
+		case "stopped":
+			if j.Status != "succeeded" || !j.StoppedEarly || j.ModelVersion < 1 {
+				t.Errorf("job %s was stopped (200) before a kill and ended %s, stopped_early %v, version %d: %s",
+					id, j.Status, j.StoppedEarly, j.ModelVersion, j.Error)
+			}
+			continue
+		}
 		switch {
 		case j.Status == "succeeded":
 			succeeded++
@@ -386,8 +439,8 @@ func checkJobs(t *testing.T, l *ledger, final map[string]job) {
 			t.Errorf("job %s was killed while running, yet counts %d attempt", id, j.Attempts)
 		}
 	}
-	t.Logf("%d jobs accepted: %d succeeded, %d given up after 3 interruptions, %d killed mid-training",
-		len(final), succeeded, gaveUp, len(l.interrupted))
+	t.Logf("%d jobs accepted: %d succeeded, %d given up after 3 interruptions, %d killed mid-training, %d cancelled, stopped or deleted before a kill",
+		len(final), succeeded, gaveUp, len(l.interrupted), len(l.want))
 	if succeeded == 0 {
 		t.Error("no job succeeded")
 	}
@@ -502,7 +555,7 @@ func TestSIGTERMResumes(t *testing.T) {
 		blobsCSV(12000, 10, 1), &ds); err != nil {
 		t.Fatal(err)
 	}
-	l := &ledger{accepted: map[string]int{}, floor: map[string]int{}, interrupted: map[string]bool{}}
+	l := &ledger{accepted: map[string]int{}, floor: map[string]int{}, interrupted: map[string]bool{}, want: map[string]string{}}
 	const epochs = 60
 	id, err := l.submit(s, ds.ID, 0, epochs)
 	if err != nil {

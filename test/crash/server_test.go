@@ -205,6 +205,7 @@ type job struct {
 	} `json:"history"`
 	ModelName    string `json:"model_name"`
 	ModelVersion int    `json:"model_version"`
+	StoppedEarly bool   `json:"stopped_early"`
 }
 
 func (j job) terminal() bool {
