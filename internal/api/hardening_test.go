@@ -296,9 +296,6 @@ var hostileInputs = []hostile{
 // code at fault; each is skipped (before it is sent, so that the data
 // directory check still holds) until it is fixed.
 var knownDefects = map[string]string{
-	"epochs zero":                     "engine.TrainingConfig takes an explicit 0 as \"use the default\" (202 with epochs 10)",
-	"batch size zero":                 "engine.TrainingConfig takes an explicit 0 as \"use the default\" (202 with batch_size 32)",
-	"learning rate zero":              "engine.OptimizerConfig takes an explicit 0 as \"use the default\" (202 with learning_rate 0.001)",
 	"validation split leaves no rows": "jobs.Resolve accepts a validation fraction that leaves 0 validation rows (202); the job fails when it starts",
 }
 
