@@ -591,3 +591,78 @@ func TestSIGTERMResumes(t *testing.T) {
 	}
 	checkNoLeftovers(t, dir)
 }
+
+// knownDefects names tests that fail today, reported to the owners of the
+// code at fault; each skips until it is fixed.
+var knownDefects = map[string]string{
+	"TestSIGTERMWithSlowClients": "cmd/server's Close returns the http.Server.Shutdown deadline error when a request is still in flight, and main exits 1",
+}
+
+// TestSIGTERMWithSlowClients: SIGTERM while a client streams an upload
+// slower than the shutdown budget allows and another holds an event stream
+// open: the process still exits 0 within --shutdown-timeout, cutting the
+// slow client off, and restarts cleanly.
+func TestSIGTERMWithSlowClients(t *testing.T) {
+	if why, ok := knownDefects[t.Name()]; ok {
+		t.Skip("known defect: " + why)
+	}
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	var ds struct {
+		ID string `json:"id"`
+	}
+	if _, err := s.call(context.Background(), "POST", "/v1/datasets?name=blobs&target=class", "text/csv",
+		blobsCSV(3000, 10, 1), &ds); err != nil {
+		t.Fatal(err)
+	}
+	l := &ledger{accepted: map[string]int{}, floor: map[string]int{}, interrupted: map[string]bool{}, want: map[string]string{}}
+	id, err := l.submit(s, ds.ID, 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streaming := make(chan struct{})
+	go func() {
+		defer close(streaming)
+		_ = s.followEpochs(context.Background(), id, func(int) bool { return false })
+	}()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		_, _ = pw.Write([]byte("a,y\n"))
+		for {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := pw.Write([]byte("1,p\n")); err != nil {
+				return
+			}
+		}
+	}()
+	uploading := make(chan struct{})
+	go func() {
+		defer close(uploading)
+		req, _ := http.NewRequest("POST", s.url+"/v1/datasets?name=slow", pr)
+		req.Header.Set("Content-Type", "text/csv")
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	took, code := s.terminate(8 * time.Second)
+	t.Logf("SIGTERM with a slow upload and an open event stream: exit %d after %v", code, took)
+	if code != 0 || took > 6500*time.Millisecond {
+		t.Errorf("exit code %d after %v, want 0 within the 6s shutdown timeout:\n%s", code, took, s.Logs())
+	}
+	<-streaming
+	pw.CloseWithError(errors.New("done"))
+	<-uploading
+	s = startServer(t, dir)
+	j, _, err := s.getJob(id)
+	if err != nil || j.terminal() {
+		t.Fatalf("the long job after the restart: %+v, %v; want it queued or running again", j, err)
+	}
+	if _, err := s.call(context.Background(), "POST", "/v1/jobs/"+id+"/cancel", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := s.terminate(10 * time.Second); code != 0 {
+		t.Errorf("second SIGTERM: exit %d", code)
+	}
+}
