@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/backpropd/backpropd/internal/jobs"
 	"github.com/backpropd/backpropd/internal/store"
@@ -833,4 +836,68 @@ func TestClientAbortIsNotAServerFault(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNoRouteRevealsPaths walks every route of the seeded server (a
+// dataset, a finished job and its model) and calls each with valid
+// parameters: no answer, successful or not, holds the data directory, a
+// stack trace or a Go source location. Deleting routes run last, so that
+// the others see the stored objects.
+func TestNoRouteRevealsPaths(t *testing.T) {
+	e := newHardEnv(t)
+	var routes [][2]string
+	err := chi.Walk(e.h.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		routes = append(routes, [2]string{method, route})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortStableFunc(routes, func(a, b [2]string) int {
+		return cmpBool(a[0] == "DELETE", b[0] == "DELETE")
+	})
+	ids := strings.NewReplacer("{name}", "iris", "{version}", "1")
+	for _, rt := range routes {
+		method, path := rt[0], rt[1]
+		switch {
+		case strings.Contains(path, "/datasets/{id}"):
+			path = strings.Replace(path, "{id}", "{ds}", 1)
+		case strings.Contains(path, "{id}"):
+			path = strings.Replace(path, "{id}", "{job}", 1)
+		}
+		path = e.vals.Replace(ids.Replace(path))
+		ct, body := "", ""
+		switch {
+		case method == "POST" && strings.HasSuffix(path, "/infer"):
+			ct, body = jsonCT, v2Body(`[5.1,3.5,1.4,0.2]`)
+		case method == "POST" && strings.HasSuffix(path, "/predict"):
+			ct, body = jsonCT, `{"inputs":[[5.1,3.5,1.4,0.2]]}`
+		case method == "POST" && strings.HasSuffix(path, "/jobs"):
+			ct, body = jsonCT, e.vals.Replace(irisJob(""))
+		case method == "POST" && strings.HasSuffix(path, "/datasets"):
+			ct, body = "text/csv", "a,y\n1,p\n2,q\n"
+		case method == "POST" && strings.HasSuffix(path, "/versions"):
+			ct, body = "application/octet-stream", pickle
+		}
+		status, _, b := e.send(t, method, path, ct, []byte(body))
+		if status >= 500 {
+			t.Errorf("%s %s: %d %.300s", method, path, status, b)
+		}
+		if s := leaks(b, e.dir); s != "" {
+			t.Errorf("%s %s: the answer reveals %q: %.300s", method, path, s, b)
+		}
+	}
+	if len(routes) < 30 {
+		t.Fatalf("walked %d routes", len(routes))
+	}
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
