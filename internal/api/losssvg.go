@@ -67,8 +67,9 @@ func (s *Server) lossSVG(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderLossSVG draws hist as an SVG document into w. Points whose value is
-// missing (nil) or not finite are left out of their series; a series with no
-// point is not drawn at all.
+// missing (nil) or not finite are left out of their series, values beyond
+// ±plotLimit are clamped to it, and the title says how many of each; a series
+// with no point is not drawn at all. It does not panic on any history.
 func renderLossSVG(w io.Writer, title string, hist []engine.Epoch) error {
 	loss := plot.New()
 	loss.Title.Text = title
@@ -77,22 +78,26 @@ func renderLossSVG(w io.Writer, title string, hist []engine.Epoch) error {
 	loss.Legend.Top = true
 	loss.Add(lightGrid())
 
+	var n plotNotes
 	trainLoss := make(plotter.XYs, 0, len(hist))
 	var valLoss, trainAcc, valAcc plotter.XYs
 	for _, e := range hist {
 		x := float64(e.Epoch)
-		trainLoss = appendFinite(trainLoss, x, &e.Loss)
-		valLoss = appendFinite(valLoss, x, e.ValLoss)
-		trainAcc = appendFinite(trainAcc, x, e.Accuracy)
-		valAcc = appendFinite(valAcc, x, e.ValAccuracy)
+		trainLoss = n.appendPoint(trainLoss, x, &e.Loss)
+		valLoss = n.appendPoint(valLoss, x, e.ValLoss)
+		trainAcc = n.appendPoint(trainAcc, x, e.Accuracy)
+		valAcc = n.appendPoint(valAcc, x, e.ValAccuracy)
 	}
 	if err := addSeries(loss, trainLoss, valLoss); err != nil {
 		return err
 	}
+	widenRange(&loss.X.Min, &loss.X.Max)
+	widenRange(&loss.Y.Min, &loss.Y.Max)
 	if len(trainLoss) == 0 && len(valLoss) == 0 {
 		loss.Title.Text = title + " · no epoch finished yet"
 		emptyAxes(loss)
 	}
+	loss.Title.Text += n.String()
 	plots := []*plot.Plot{loss}
 	if len(trainAcc) > 0 || len(valAcc) > 0 {
 		acc := plot.New()
@@ -105,6 +110,8 @@ func renderLossSVG(w io.Writer, title string, hist []engine.Epoch) error {
 		if err := addSeries(acc, trainAcc, valAcc); err != nil {
 			return err
 		}
+		widenRange(&acc.X.Min, &acc.X.Max)
+		widenRange(&acc.Y.Min, &acc.Y.Max)
 		plots = append(plots, acc)
 	}
 
@@ -126,12 +133,59 @@ func renderLossSVG(w io.Writer, title string, hist []engine.Epoch) error {
 	return err
 }
 
-// appendFinite appends (x, *v) when v is set and finite.
-func appendFinite(xys plotter.XYs, x float64, v *float64) plotter.XYs {
-	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+// plotLimit bounds the values drawn. gonum/plot's tick search runs on
+// max-min; with values near ±MaxFloat64 that difference overflows and the
+// search does not end. A loss this large means the job diverged, and its exact
+// size is no longer worth a picture.
+const plotLimit = 1e300
+
+// plotNotes counts the points that renderLossSVG could not draw as they are,
+// so that the title can say so rather than show a silently edited curve.
+type plotNotes struct {
+	nonFinite, clamped int
+}
+
+// appendPoint appends (x, *v) when v is set. A non-finite value is left out
+// and a value beyond ±plotLimit is clamped to it; both are counted.
+func (n *plotNotes) appendPoint(xys plotter.XYs, x float64, v *float64) plotter.XYs {
+	switch {
+	case v == nil:
 		return xys
+	case math.IsNaN(*v) || math.IsInf(*v, 0):
+		n.nonFinite++
+		return xys
+	case math.Abs(*v) > plotLimit:
+		n.clamped++
+		return append(xys, plotter.XY{X: x, Y: math.Copysign(plotLimit, *v)})
 	}
 	return append(xys, plotter.XY{X: x, Y: *v})
+}
+
+// String is the note to append to the title, empty when every point is drawn
+// as it is.
+func (n plotNotes) String() string {
+	var s string
+	if n.nonFinite > 0 {
+		s += fmt.Sprintf(" · %d non-finite values left out", n.nonFinite)
+	}
+	if n.clamped > 0 {
+		s += fmt.Sprintf(" · %d values beyond ±%.0e clamped", n.clamped, plotLimit)
+	}
+	return s
+}
+
+// widenRange makes [*min, *max] a range gonum/plot can put ticks on when the
+// data leave it empty. plot widens a flat range by ±1, which does nothing to
+// values beyond 2^53 and then panics ("illegal range"); here a flat range is
+// widened by 10% of its magnitude (at least 1) instead. An infinite range (no
+// data) is left for the caller.
+func widenRange(min, max *float64) {
+	lo, hi := *min, *max
+	if math.IsInf(lo, 0) || math.IsInf(hi, 0) || lo < hi {
+		return
+	}
+	d := math.Max(1, 0.1*math.Abs(lo))
+	*min, *max = lo-d, hi+d
 }
 
 // addSeries adds the train and validation lines that have points, with

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -179,4 +180,84 @@ func TestLossSVG(t *testing.T) {
 			t.Errorf("errors = %+v, want path.id", p.Errors)
 		}
 	})
+}
+
+// TestRenderLossSVGAnyHistory holds renderLossSVG to its promise of a picture
+// for every history: before plotLimit and widenRange, a flat loss beyond 2^53
+// panicked in gonum/plot ("illegal range") and a loss spanning ±MaxFloat64
+// never returned. Each case must give well-formed SVG with finite
+// coordinates within a few seconds, and say in the title what it left out.
+func TestRenderLossSVGAnyHistory(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	losses := func(vs ...float64) []engine.Epoch {
+		h := make([]engine.Epoch, len(vs))
+		for i, v := range vs {
+			h[i] = engine.Epoch{Epoch: i + 1, Loss: v, ValLoss: f(v), Accuracy: f(v)}
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name string
+		hist []engine.Epoch
+		note string // in the title; "" for none
+	}{
+		{"empty", nil, "no epoch finished yet"},
+		{"single epoch", losses(0.5), ""},
+		{"single huge epoch", losses(2.1e301), "3 values beyond ±1e+300 clamped"},
+		{"all equal", losses(2, 2, 2), ""},
+		{"all equal zero", losses(0, 0), ""},
+		{"all equal beyond 2^53", losses(1e20, 1e20), ""},
+		{"all equal huge", losses(1e200, 1e200, 1e200), ""},
+		{"negative", losses(-1, -3, -2), ""},
+		{"both extremes", losses(math.MaxFloat64, -math.MaxFloat64), "6 values beyond ±1e+300 clamped"},
+		{"diverged", losses(1, 1e150, 2.1e301, inf, nan), "6 non-finite values left out · 3 values beyond ±1e+300 clamped"},
+		{"only NaN", losses(nan, nan), "no epoch finished yet · 6 non-finite values left out"},
+		{"only -Inf", losses(-inf), "no epoch finished yet · 3 non-finite values left out"},
+		{"tiny spread", losses(1, math.Nextafter(1, 2)), ""},
+		{"subnormal", losses(5e-324, 1e-323), ""},
+		{"epoch zero and negative", []engine.Epoch{{Epoch: 0, Loss: 1}, {Epoch: -5, Loss: 1}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			type result struct {
+				doc   []byte
+				err   error
+				panic any
+			}
+			done := make(chan result, 1)
+			go func() {
+				var r result
+				defer func() {
+					r.panic = recover()
+					done <- r
+				}()
+				var buf bytes.Buffer
+				r.err = renderLossSVG(&buf, "t", tc.hist)
+				r.doc = buf.Bytes()
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("renderLossSVG did not return within 10s")
+			}
+			if r.panic != nil {
+				t.Fatalf("renderLossSVG panicked: %v", r.panic)
+			}
+			if r.err != nil {
+				t.Fatalf("renderLossSVG: %v", r.err)
+			}
+			parseSVG(t, r.doc)
+			if bytes.Contains(r.doc, []byte("NaN")) || bytes.Contains(r.doc, []byte("Inf")) {
+				t.Errorf("SVG has non-finite coordinates")
+			}
+			clamped := bytes.Contains(r.doc, []byte("clamped"))
+			left := bytes.Contains(r.doc, []byte("left out"))
+			if tc.note == "" && (clamped || left) {
+				t.Errorf("title notes a change nothing called for")
+			}
+			if tc.note != "" && !bytes.Contains(r.doc, []byte(tc.note)) {
+				t.Errorf("title lacks %q", tc.note)
+			}
+		})
+	}
 }
