@@ -61,7 +61,50 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM/SIGINT, time to finish requests and checkpoint jobs before exiting")
+	fs.VisitAll(func(f *flag.Flag) { f.Value = explained(f.Value) })
 	return fs
+}
+
+// explainedValue wraps a flag's value so that a bad setting says what was
+// expected: the flag package's own int, bool and duration values only answer
+// "parse error", which names neither the value nor the type.
+type explainedValue struct{ flag.Getter }
+
+// explainedBool is an explainedValue of a boolean flag, which the flag
+// package lets stand without a value (--insecure-no-auth).
+type explainedBool struct{ explainedValue }
+
+func (explainedBool) IsBoolFlag() bool { return true }
+
+// explained wraps v; a value the flag package did not make is returned as it
+// is, since it explains its own errors (byteSize does).
+func explained(v flag.Value) flag.Value {
+	g, ok := v.(flag.Getter)
+	if !ok {
+		return v
+	}
+	switch g.Get().(type) {
+	case bool:
+		return explainedBool{explainedValue{g}}
+	case int, time.Duration:
+		return explainedValue{g}
+	}
+	return v
+}
+
+func (v explainedValue) Set(s string) error {
+	if err := v.Getter.Set(s); err != nil {
+		switch v.Get().(type) {
+		case bool:
+			return fmt.Errorf("%q is not a boolean (true or false)", s)
+		case int:
+			return fmt.Errorf("%q is not an integer", s)
+		case time.Duration:
+			return fmt.Errorf("%q is not a duration such as 90s, 15m or 24h", s)
+		}
+		return err
+	}
+	return nil
 }
 
 // parseConfig fills a Config from args and the environment (getenv). On
@@ -89,7 +132,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		}
 		if v, ok := lookup(getenv, envName(f.Name)); ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
+				err = fmt.Errorf("%s: %v", envName(f.Name), e)
 			}
 		}
 	})
@@ -227,8 +270,8 @@ func (b *byteSize) String() string {
 }
 
 // Set parses a size such as 8MiB, 2GB or 1048576.
-func (b *byteSize) Set(s string) error {
-	s = strings.TrimSpace(s)
+func (b *byteSize) Set(given string) error {
+	s := strings.TrimSpace(given)
 	mult := int64(1)
 	for _, u := range byteUnits {
 		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) {
@@ -239,7 +282,7 @@ func (b *byteSize) Set(s string) error {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || (n > 0 && mult > 1<<62/n) {
-		return fmt.Errorf("not a size: want a number of bytes with an optional unit such as 512KiB, 8MiB or 2GiB")
+		return fmt.Errorf("%q is not a size: want a number of bytes with an optional unit such as 512KiB, 8MiB or 2GiB", given)
 	}
 	*b = byteSize(n * mult)
 	return nil
