@@ -222,13 +222,15 @@ func usage(fs *flag.FlagSet, out io.Writer) {
 
 Usage:
   backpropd [flags]
-  backpropd healthcheck [--addr host:port]   exit 0 if GET /healthz answers 200
+  backpropd healthcheck [--addr host:port] [--timeout 3s]
+      exit 0 if GET /healthz answers 200 within the timeout; --addr defaults
+      to $%s, then 127.0.0.1:8080
 
 Every flag can also be set by the environment variable shown; a flag given
 on the command line wins.
 
 Flags:
-`)
+`, envName("addr"))
 	fs.VisitAll(func(f *flag.Flag) {
 		def := f.DefValue
 		if f.Name == "workers" {

@@ -165,7 +165,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 	if n != 14 {
 		t.Errorf("%d flags, want 14", n)
 	}
-	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck"} {
+	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck [--addr host:port] [--timeout 3s]"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("--help lacks %q:\n%s", s, out.String())
 		}
