@@ -421,6 +421,28 @@ func TestReadyzDrains(t *testing.T) {
 	}
 }
 
+// TestOneVersion checks that /v2 server metadata and the build_info metric
+// report the version set with -ldflags "-X main.buildVersion=...".
+func TestOneVersion(t *testing.T) {
+	old := buildVersion
+	buildVersion = "v9.8.7-test"
+	t.Cleanup(func() { buildVersion = old })
+	m, base, _ := startServer(t, t.TempDir())
+	defer m.Close()
+	c := client{t, base}
+	var meta struct {
+		Version string `json:"version"`
+	}
+	c.json(http.MethodGet, "/v2", nil, http.StatusOK, &meta)
+	if meta.Version != buildVersion {
+		t.Errorf("/v2 version %q, want %q", meta.Version, buildVersion)
+	}
+	_, _, metrics := c.do(http.MethodGet, "/metrics", "", nil)
+	if want := `version="` + buildVersion + `"`; !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s in backpropd_build_info", want)
+	}
+}
+
 func TestHealthcheckSubcommand(t *testing.T) {
 	m, _, _ := startServer(t, t.TempDir())
 	var errOut bytes.Buffer

@@ -161,6 +161,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			AuthToken:       c.AuthToken,
 			MaxRequestBytes: int64(c.MaxRequestBytes),
 			MaxUploadBytes:  int64(c.MaxUploadBytes),
+			Version:         version(),
 		},
 		Store:      m.store,
 		Jobs:       m.jobs,
@@ -246,8 +247,18 @@ func (m *Main) closeAll() {
 	}
 }
 
-// version is the module version the binary was built from, or "devel".
+// buildVersion is set at build time:
+//
+//	go build -ldflags "-X main.buildVersion=1.4.0" ./cmd/server
+var buildVersion string
+
+// version is the one version the server reports (start-up log, /v2 server
+// metadata, backpropd_build_info): buildVersion when set, else the module
+// version the binary was built from, else "devel".
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}

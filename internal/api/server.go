@@ -62,6 +62,10 @@ type Config struct {
 	AuthToken       string
 	MaxRequestBytes int64 // default 8 MiB
 	MaxUploadBytes  int64 // datasets and model imports, default 2 GiB
+	// Version is the server's version, reported by /v2 server metadata;
+	// "" reports "devel". cmd/server sets it, so that the metadata, the
+	// build_info metric and the start-up log agree.
+	Version string
 }
 
 // Server holds the handlers' dependencies.
@@ -112,6 +116,9 @@ func New(opt Options) *Server {
 	}
 	if s.cfg.MaxUploadBytes <= 0 {
 		s.cfg.MaxUploadBytes = 2 << 30
+	}
+	if s.cfg.Version == "" {
+		s.cfg.Version = "devel"
 	}
 	s.models = newModelCache(s.store, defaultModelCacheSize)
 	return s

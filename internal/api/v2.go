@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"runtime/debug"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -80,7 +78,7 @@ type v2ServerMetadataBody struct {
 }
 
 func (s *Server) v2ServerMetadata(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, v2ServerMetadataBody{Name: "backpropd", Version: s.version(),
+	writeJSON(w, http.StatusOK, v2ServerMetadataBody{Name: "backpropd", Version: s.cfg.Version,
 		Extensions: []string{}})
 }
 
@@ -484,20 +482,3 @@ func (s *Server) readiness() error {
 	}
 	return s.store.Writable()
 }
-
-// version is the server's version for server metadata: the main module's
-// version from the build information, or "dev" for a source build.
-func (s *Server) version() string {
-	serverVersionOnce.Do(func() {
-		serverVersion = "dev"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			serverVersion = bi.Main.Version
-		}
-	})
-	return serverVersion
-}
-
-var (
-	serverVersionOnce sync.Once
-	serverVersion     string
-)

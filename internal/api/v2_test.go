@@ -50,7 +50,7 @@ func TestV2Server(t *testing.T) {
 	}{
 		{"/v2/health/live", `{"live":true}`},
 		{"/v2/health/ready", `{"ready":true}`},
-		{"/v2", `{"name":"backpropd","version":"dev","extensions":[]}`},
+		{"/v2", `{"name":"backpropd","version":"devel","extensions":[]}`},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			res := e.get(t, tc.target)
@@ -59,6 +59,15 @@ func TestV2Server(t *testing.T) {
 			}
 		})
 	}
+	t.Run("version from Config", func(t *testing.T) {
+		// cmd/server passes the one version it also logs and exports.
+		srv := New(Options{Config: Config{Version: "v1.2.3-test"}, Store: e.store, Jobs: e.jobs})
+		res := doRaw(t, srv.Handler(), http.MethodGet, "/v2", "", nil)
+		want := `{"name":"backpropd","version":"v1.2.3-test","extensions":[]}`
+		if res.Status != http.StatusOK || strings.TrimSpace(string(res.Body)) != want {
+			t.Errorf("%d %s, want 200 %s", res.Status, res.Body, want)
+		}
+	})
 	t.Run("not ready while draining", func(t *testing.T) {
 		e.srv.SetDraining()
 		res := e.get(t, "/v2/health/ready")
