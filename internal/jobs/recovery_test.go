@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -125,7 +126,10 @@ func TestShutdownAndResume(t *testing.T) {
 	dir := t.TempDir()
 	st1 := openStore(t, dir)
 	g := newGate()
-	m1 := newManager(t, st1, testOptions(), testHooks{afterEpoch: stopAt(g, "resume", 3)})
+	opt := testOptions()
+	var log bytes.Buffer
+	opt.Logger = slog.New(slog.NewJSONHandler(&logWriter{buf: &log}, nil))
+	m1 := newManager(t, st1, opt, testHooks{afterEpoch: stopAt(g, "resume", 3)})
 
 	bin := mustDataset(t, st1, binaryData(40))
 	s := smallSpec("resume", bin, resumeEpochs)
@@ -149,6 +153,17 @@ func TestShutdownAndResume(t *testing.T) {
 	}
 	if _, err := st1.Checkpoint(context.Background(), j.ID); err != nil {
 		t.Fatalf("no checkpoint after Shutdown: %v", err)
+	}
+	// The interrupted job has not ended: the log must not say it has.
+	var msgs []string
+	for line := range strings.Lines(log.String()) {
+		var e struct{ Msg, Job string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Job == j.ID {
+			msgs = append(msgs, e.Msg)
+		}
+	}
+	if !slices.Contains(msgs, "job checkpointed for resume at next start") || slices.Contains(msgs, "job ended") {
+		t.Errorf("log of the job interrupted by Shutdown: %q, want \"job checkpointed for resume at next start\" and no \"job ended\"", msgs)
 	}
 	st1.Close()
 

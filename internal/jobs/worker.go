@@ -400,8 +400,15 @@ func (m *Manager) finish(j *job, o outcome) {
 	j.wmu.Unlock()
 	cancel(context.Canceled) // releases the job context's resources
 
-	m.log.Info("job ended", "job", snap.ID, "status", snap.Status, "attempts", snap.Attempts,
-		"epochs", snap.Progress.Epoch, "model_version", snap.ModelVersion, "error", snap.Error)
+	if o.status == Queued {
+		// Shutdown interrupted the run: the job has not ended, and its
+		// status (queued) and attempts (not counting this run) would read
+		// as if it never started.
+		m.log.Info("job checkpointed for resume at next start", "job", snap.ID, "epochs", snap.Progress.Epoch)
+	} else {
+		m.log.Info("job ended", "job", snap.ID, "status", snap.Status, "attempts", snap.Attempts,
+			"epochs", snap.Progress.Epoch, "model_version", snap.ModelVersion, "error", snap.Error)
+	}
 	if m.observer != nil {
 		if o.status.Terminal() {
 			m.observer.JobFinished(snap)
