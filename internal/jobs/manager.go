@@ -456,7 +456,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 	case Succeeded, Failed, Cancelled:
 		snap := j.snapshotLocked()
 		m.mu.Unlock()
-		return snap, fmt.Errorf("job %s is %s: %w", id, snap.Status, ErrConflict)
+		return snap, conflict(id, snap.Status, "only a queued or running job can be cancelled")
 	case Queued:
 		if i := slices.Index(m.queue, j); i >= 0 {
 			m.queue = slices.Delete(m.queue, i, i+1)
@@ -494,7 +494,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 	if snap.Status == Cancelled {
 		return snap, nil
 	}
-	return snap, fmt.Errorf("job %s is %s: %w", id, snap.Status, ErrConflict)
+	return snap, conflict(id, snap.Status, "only a queued or running job can be cancelled")
 }
 
 // Stop stops a running job at the end of the current mini-batch and saves
@@ -511,7 +511,11 @@ func (m *Manager) Stop(ctx context.Context, id string) (Job, error) {
 	if j.status != Running || j.cancelReq {
 		snap := j.snapshotLocked()
 		m.mu.Unlock()
-		return snap, fmt.Errorf("job %s is %s, not running: %w", id, snap.Status, ErrConflict)
+		st := snap.Status
+		if j.cancelReq {
+			st = "being cancelled"
+		}
+		return snap, conflict(id, st, "only a running job can be stopped")
 	}
 	first := !j.rec.StopRequested
 	j.rec.StopRequested = true
@@ -552,7 +556,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if !j.status.Terminal() {
 		st := j.status
 		m.mu.Unlock()
-		return fmt.Errorf("job %s is %s: %w", id, st, ErrConflict)
+		return conflict(id, st, "only a finished job can be deleted; cancel it first")
 	}
 	if j.deleted {
 		m.mu.Unlock()
@@ -747,4 +751,27 @@ func (j *job) snapshotLocked() Job {
 		out.Progress.Fraction = min(1, float64(out.Progress.Epoch)/float64(out.Progress.Epochs))
 	}
 	return out
+}
+
+// conflictError is an ErrConflict whose text reads as a sentence for the
+// client: "job … has already succeeded; only a running job can be stopped".
+type conflictError struct{ msg string }
+
+func (e *conflictError) Error() string        { return e.msg }
+func (e *conflictError) Is(target error) bool { return target == ErrConflict }
+
+// conflict says that job id, in state st, does not allow what rule names.
+func conflict(id string, st Status, rule string) error {
+	var state string
+	switch st {
+	case Succeeded:
+		state = "has already succeeded"
+	case Failed:
+		state = "has already failed"
+	case Cancelled:
+		state = "has already been cancelled"
+	default:
+		state = "is " + string(st)
+	}
+	return &conflictError{msg: fmt.Sprintf("job %s %s; %s", id, state, rule)}
 }

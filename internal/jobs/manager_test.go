@@ -175,8 +175,9 @@ func TestCancelQueued(t *testing.T) {
 	if rec := storedJob(t, e.st, queued.ID); rec.Status != string(Cancelled) {
 		t.Errorf("stored status %s, want cancelled", rec.Status)
 	}
-	if _, err := e.m.Cancel(context.Background(), queued.ID); !errors.Is(err, ErrConflict) {
-		t.Errorf("second Cancel: %v, want ErrConflict", err)
+	want := "job " + queued.ID + " has already been cancelled; only a queued or running job can be cancelled"
+	if _, err := e.m.Cancel(context.Background(), queued.ID); !errors.Is(err, ErrConflict) || err.Error() != want {
+		t.Errorf("second Cancel: %v, want ErrConflict saying %q", err, want)
 	}
 	g.release()
 	waitTerminal(t, e.m, running.ID)
@@ -256,8 +257,10 @@ func TestStopKeepsModel(t *testing.T) {
 	if err != nil || !meta.StoppedEarly {
 		t.Errorf("model meta %+v, %v; want stopped_early", meta, err)
 	}
-	if _, err := m.Stop(context.Background(), j.ID); !errors.Is(err, ErrConflict) {
-		t.Errorf("Stop of a finished job: %v, want ErrConflict", err)
+	// The text is the 409's detail.
+	want := "job " + j.ID + " has already succeeded; only a running job can be stopped"
+	if _, err := m.Stop(context.Background(), j.ID); !errors.Is(err, ErrConflict) || err.Error() != want {
+		t.Errorf("Stop of a finished job: %v, want ErrConflict saying %q", err, want)
 	}
 }
 
@@ -270,8 +273,9 @@ func TestDelete(t *testing.T) {
 	g.await(t)
 	queued := mustSubmit(t, e.m, smallSpec("b", bin, 1))
 	for _, id := range []string{running.ID, queued.ID} {
-		if err := e.m.Delete(context.Background(), id); !errors.Is(err, ErrConflict) {
-			t.Errorf("Delete(unfinished) = %v, want ErrConflict", err)
+		err := e.m.Delete(context.Background(), id)
+		if !errors.Is(err, ErrConflict) || !strings.HasSuffix(err.Error(), "; only a finished job can be deleted; cancel it first") {
+			t.Errorf("Delete(unfinished) = %v, want ErrConflict saying only a finished job can be deleted", err)
 		}
 	}
 	g.release()
