@@ -91,7 +91,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		i, ok := index[t]
 		if !ok {
 			return nil, &Error{Field: "target", Message: fmt.Sprintf("target column %q is not in the header (columns: %s)",
-				truncate(t), truncate(strings.Join(names, ",")))}
+				truncate(t), columnList(names))}
 		}
 		if isTarget[i] {
 			return nil, &Error{Field: "target", Message: fmt.Sprintf("target column %q named twice", truncate(t))}

@@ -195,6 +195,25 @@ func parseNumber(s string) (float64, error) {
 	return v, nil
 }
 
+// maxListedColumns bounds the column names an error lists: enough for
+// any hand-made table, short enough for a header of thousands of pixels.
+const maxListedColumns = 20
+
+// columnList is names for an error message: each name shortened by
+// truncate, at most maxListedColumns of them, then how many more there are.
+func columnList(names []string) string {
+	n := min(len(names), maxListedColumns)
+	parts := make([]string, n)
+	for i, name := range names[:n] {
+		parts[i] = truncate(name)
+	}
+	s := strings.Join(parts, ", ")
+	if more := len(names) - n; more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
+}
+
 func truncate(s string) string {
 	if len(s) > 40 {
 		return s[:40] + "..."

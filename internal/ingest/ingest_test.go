@@ -72,6 +72,11 @@ func TestReadCSVErrors(t *testing.T) {
 		{"empty name", "a,,y\n1,2,3\n", CSVOptions{}, 1, 2, "", "no name"},
 		{"duplicate", "a,b,a\n1,2,3\n", CSVOptions{}, 1, 3, "a", "duplicate"},
 		{"missing target", "a,b\n1,2\n", CSVOptions{Targets: []string{"c"}}, 0, 0, "target", `"c" is not in the header`},
+		{"missing target lists every column", "sepal_length,sepal_width,petal_length,petal_width,species\n1,2,3,4,5\n",
+			CSVOptions{Targets: []string{"class"}}, 0, 0, "target",
+			`(columns: sepal_length, sepal_width, petal_length, petal_width, species)`},
+		{"missing target among many columns", manyColumns(25) + "\n" + strings.Repeat("1,", 24) + "1\n",
+			CSVOptions{Targets: []string{"class"}}, 0, 0, "target", `c18, c19 and 5 more)`},
 		{"header only", "a,y\n", CSVOptions{}, 2, 0, "", "no data rows"},
 		{"letters", "a,b,y\n1,2,3\n1,x,3\n", CSVOptions{}, 3, 2, "b", `not a finite number: "x"`},
 		{"empty cell", "a,b,y\n1,,3\n", CSVOptions{}, 2, 2, "b", "missing value"},
@@ -310,4 +315,13 @@ func BenchmarkReadCSV(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// manyColumns is a header of n columns c0, c1, ….
+func manyColumns(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d", i)
+	}
+	return strings.Join(names, ",")
 }
