@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -71,8 +74,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 	for _, want := range []string{
 		`"task":"multiclass"`,                  // the dataset
-		"event: epoch",                         // the event stream
-		`"status":"succeeded"`,                 // its end
+		`"status":"succeeded"`,                 // the event stream's end
 		`"predictions":["setosa","virginica"]`, // /v1 predict
 		`"predictions":["versicolor"]`,         // by feature name
 		`"data":["setosa","virginica"]`,        // /v2 labels
@@ -82,8 +84,68 @@ func TestWalkthrough(t *testing.T) {
 			t.Errorf("the walk-through's output lacks %s:\n%.3000s", want, out)
 		}
 	}
+	if err := streamShowsEpochs(string(out)); err != nil {
+		t.Errorf("the walk-through's event stream: %v:\n%.3000s", err, out)
+	}
 	svg, err := os.ReadFile(filepath.Join(dir, "loss.svg"))
 	if err != nil || !strings.Contains(string(svg), "<svg") {
 		t.Errorf("loss.svg: %v, %.100s", err, svg)
+	}
+}
+
+// sseEvent matches one event of a text/event-stream as curl prints it.
+var sseEvent = regexp.MustCompile(`(?m)^event: (\w+)\ndata: (.*)$`)
+
+// streamShowsEpochs checks out's event stream as the README documents it: it
+// begins with a status event holding the job's history so far, then one
+// epoch event per further epoch. A job may finish before curl connects; then
+// the only epochs are in that first history, and there is no epoch event.
+// Either way the stream must show at least one epoch.
+func streamShowsEpochs(out string) error {
+	events := sseEvent.FindAllStringSubmatch(out, -1)
+	if len(events) == 0 {
+		return errors.New("no events")
+	}
+	if events[0][1] != "status" {
+		return fmt.Errorf("first event is %q, want status", events[0][1])
+	}
+	var first struct {
+		History []json.RawMessage `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(events[0][2]), &first); err != nil {
+		return fmt.Errorf("first status event: %v", err)
+	}
+	epochs := len(first.History)
+	for _, e := range events[1:] {
+		if e[1] == "epoch" {
+			epochs++
+		}
+	}
+	if epochs == 0 {
+		return errors.New("no epoch: neither epoch events nor a history in the first status event")
+	}
+	return nil
+}
+
+func TestStreamShowsEpochs(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		ok        bool
+	}{
+		{"epochs as they come", "event: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
+			"event: epoch\ndata: {\"epoch\":1}\n\nevent: status\ndata: {\"status\":\"succeeded\"}\n", true},
+		// The job finished before curl connected: the flake this check replaced
+		// "event: epoch" for.
+		{"finished before the stream began", "event: status\ndata: {\"status\":\"succeeded\",\"history\":[{\"epoch\":1},{\"epoch\":2}]}\n", true},
+		{"no epoch at all", "event: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
+			"event: status\ndata: {\"status\":\"failed\"}\n", false},
+		{"epoch first", "event: epoch\ndata: {\"epoch\":1}\n", false},
+		{"no stream", "{\"task\":\"multiclass\"}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := streamShowsEpochs(tc.out); (err == nil) != tc.ok {
+				t.Errorf("streamShowsEpochs = %v, want ok %v", err, tc.ok)
+			}
+		})
 	}
 }
