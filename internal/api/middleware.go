@@ -131,8 +131,23 @@ func (s *Server) redact(text string) string {
 // carries "Authorization: Bearer <token>". Tokens are compared through
 // their SHA-256 digests with subtle.ConstantTimeCompare, so neither the
 // token's bytes nor its length leak through timing. With no token
-// configured, it passes everything.
+// configured, it passes everything. The 401 is a problem document.
 func (s *Server) requireToken(next http.Handler) http.Handler {
+	return s.requireTokenWith(next, func(w http.ResponseWriter, r *http.Request, detail string) {
+		writeProblem(w, r, http.StatusUnauthorized, detail, nil)
+	})
+}
+
+// requireTokenV2 is requireToken for /v2, whose clients expect the Open
+// Inference Protocol's error object, {"error": "..."}, on every failure.
+func (s *Server) requireTokenV2(next http.Handler) http.Handler {
+	return s.requireTokenWith(next, func(w http.ResponseWriter, _ *http.Request, detail string) {
+		v2Error(w, http.StatusUnauthorized, detail)
+	})
+}
+
+// requireTokenWith is requireToken with unauthorized writing the 401's body.
+func (s *Server) requireTokenWith(next http.Handler, unauthorized func(http.ResponseWriter, *http.Request, string)) http.Handler {
 	if s.cfg.AuthToken == "" {
 		return next
 	}
@@ -146,7 +161,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			if r.Header.Get("Authorization") != "" {
 				detail = "invalid bearer token"
 			}
-			writeProblem(w, r, http.StatusUnauthorized, detail, nil)
+			unauthorized(w, r, detail)
 			return
 		}
 		next.ServeHTTP(w, r)

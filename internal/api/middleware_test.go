@@ -62,6 +62,16 @@ func TestAuthOnEveryRoute(t *testing.T) {
 				if bytes.Contains(res.Body, []byte(tok)) {
 					t.Fatalf("the 401 body holds the token")
 				}
+				// /v2 clients read the protocol's error object; /v1 a problem.
+				if strings.HasPrefix(route, "/v2") {
+					var body map[string]any
+					if ct := res.Header.Get("Content-Type"); ct != "application/json" ||
+						json.Unmarshal(res.Body, &body) != nil || len(body) != 1 || body["error"] == "" || body["error"] == nil {
+						t.Fatalf("Authorization %q: %s %s, want application/json {\"error\": \"...\"}", auth, ct, res.Body)
+					}
+				} else if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
+					t.Fatalf("Authorization %q: Content-Type %s, want application/problem+json", auth, ct)
+				}
 			}
 			res := doRaw(t, env.h, method, path, "", nil, "Authorization", "Bearer "+tok)
 			if res.Status == http.StatusUnauthorized {

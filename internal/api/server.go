@@ -191,7 +191,7 @@ func (s *Server) Handler() http.Handler {
 		s.modelRoutes(r)
 	})
 	r.Route("/v2", func(r chi.Router) {
-		r.Use(s.requireToken)
+		r.Use(s.requireTokenV2)
 		s.v2Routes(r)
 	})
 	return r
