@@ -23,6 +23,17 @@ type datasetUpload struct {
 	ingest.JSONData
 }
 
+// csvUploadParams are the query parameters of a CSV upload.
+var csvUploadParams = []string{"name", "target", "task"}
+
+// jsonUploadCSVParams are the CSV upload's query parameters, which a JSON
+// upload rejects rather than ignores: it carries all it needs in its body.
+var jsonUploadCSVParams = map[string]string{
+	"name":   "applies to text/csv uploads only; a JSON upload gives name in its body",
+	"target": "applies to text/csv uploads only; a JSON upload's targets are its targets array",
+	"task":   "applies to text/csv uploads only; a JSON upload gives task in its body",
+}
+
 // createDataset stores an uploaded dataset: text/csv with ?name=&target=,
 // or application/json.
 func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
@@ -30,6 +41,10 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 	var d *store.Dataset
 	switch {
 	case mt == "text/csv" || mt == "application/csv":
+		if err := checkQuery(r, csvUploadParams, nil); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		q := r.URL.Query()
 		name := q.Get("name")
 		if err := checkDatasetName(name, "query.name"); err != nil {
@@ -72,6 +87,10 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case mt == "application/json":
+		if err := checkQuery(r, nil, jsonUploadCSVParams); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		var up datasetUpload
 		if err := decodeJSON(w, r, s.cfg.MaxUploadBytes, &up); err != nil {
 			s.writeError(w, r, err)

@@ -401,3 +401,30 @@ func fieldByJSONName(t reflect.Type, name string) (reflect.Type, bool) {
 	}
 	return nil, false
 }
+
+// checkQuery fails with a 400 naming each query parameter of r that is not in
+// allowed ("query.taget": a typo would otherwise be ignored and the request
+// served as if the parameter were absent). csvOnly names parameters that
+// apply to another form of the request: they are rejected with why, given
+// in csvOnly's value.
+func checkQuery(r *http.Request, allowed []string, csvOnly map[string]string) error {
+	q := r.URL.Query()
+	var fields []FieldError
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		switch {
+		case slices.Contains(allowed, name):
+		case csvOnly[name] != "":
+			fields = append(fields, FieldError{Field: "query." + name, Message: csvOnly[name]})
+		default:
+			msg := "unknown query parameter; this route takes none"
+			if len(allowed) > 0 {
+				msg = "unknown query parameter; this route takes " + strings.Join(allowed, ", ")
+			}
+			fields = append(fields, FieldError{Field: "query." + truncate(name), Message: msg})
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return badRequest(validationDetail(fields), fields...)
+}

@@ -219,6 +219,10 @@ type jobList struct {
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, []string{"status", "model_name", "limit", "cursor"}, nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	f := jobs.ListFilter{ModelName: q.Get("model_name"), Cursor: q.Get("cursor")}
 	if st := q.Get("status"); st != "" {
