@@ -92,7 +92,7 @@ func run() error {
 			Seed:        seed,
 			Standardize: &standardize,
 			Optimizer: engine.OptimizerConfig{
-				Name: "adam", LearningRate: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8,
+				Name: "adam", LearningRate: 1e-3, Beta1: new(0.9), Beta2: new(0.999), Epsilon: 1e-8,
 			},
 			LRSchedule: engine.ScheduleConfig{Name: *schedule},
 		},

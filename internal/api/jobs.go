@@ -100,9 +100,10 @@ func (s *Server) submitJob(ctx context.Context, body []byte, spec jobs.Spec) (jo
 }
 
 // explicitOverrides fails when resolving the spec replaced a value that
-// the request gave explicitly. The engine's config reads a zero value as
-// "unset, use the default", so without this check "epochs": 0,
-// "beta1": 0 or "activation": "" would silently train with defaults.
+// the request gave explicitly. The engine's config reads zero in a plain
+// (non-pointer) field as "unset, use the default", so without this check
+// "epochs": 0, "learning_rate": 0 or "activation": "" would silently train
+// with defaults.
 // Comparing the request with the resolved spec catches every such field,
 // present and future, instead of a hand-kept list. A JSON null asks for
 // the default and is allowed.

@@ -245,8 +245,8 @@ func TestJobValidationNamesFields(t *testing.T) {
 		{"explicit zero batch size", `{"training":{"batch_size":0}}`, "training.batch_size"},
 		{"explicit zero learning rate", `{"training":{"optimizer":{"name":"adam","learning_rate":0}}}`, "training.optimizer.learning_rate"},
 		{"explicit zero time limit", `{"training":{"max_duration_seconds":0}}`, "training.max_duration_seconds"},
-		{"explicit zero beta1", `{"training":{"optimizer":{"name":"adam","beta1":0}}}`, "training.optimizer.beta1"},
-		{"explicit zero patience", `{"validation":{"fraction":0.2},"training":{"early_stopping":{"patience":0}}}`, "training.early_stopping.patience"},
+		{"beta1 1", `{"training":{"optimizer":{"name":"adam","beta1":1}}}`, "training.optimizer.beta1"},
+		{"negative patience", `{"validation":{"fraction":0.2},"training":{"early_stopping":{"patience":-1}}}`, "training.early_stopping.patience"},
 		{"explicit empty activation", `{"network":{"hidden":[{"units":4,"activation":""}]}}`, "network.hidden[0].activation"},
 		{"absurd epochs", `{"training":{"epochs":1000000000000}}`, "training.epochs"},
 		{"negative batch", `{"training":{"batch_size":-5}}`, "training.batch_size"},
@@ -307,6 +307,57 @@ func TestJobValidationNamesFields(t *testing.T) {
 	after := snapshotDir(t, env.dir)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("refused jobs changed the data directory:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// TestJobExplicitZerosAccepted: zeros that are valid and differ from the
+// default (adam's betas, rmsprop's rho, early-stopping patience) are
+// accepted, kept in the resolved spec and trained with, not replaced.
+func TestJobExplicitZerosAccepted(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	ds := uploadIris(t, env)
+	tests := []struct {
+		name      string
+		optimizer map[string]any
+		es        map[string]any
+		check     func(jobs.Spec) bool
+	}{
+		{"explicit zero beta1", map[string]any{"name": "adam", "beta1": 0}, nil, func(s jobs.Spec) bool {
+			b := s.Training.Optimizer.Beta1
+			return b != nil && *b == 0
+		}},
+		{"explicit zero beta2", map[string]any{"name": "adam", "beta2": 0}, nil, func(s jobs.Spec) bool {
+			b := s.Training.Optimizer.Beta2
+			return b != nil && *b == 0
+		}},
+		{"explicit zero rho", map[string]any{"name": "rmsprop", "rho": 0}, nil, func(s jobs.Spec) bool {
+			r := s.Training.Optimizer.Rho
+			return r != nil && *r == 0
+		}},
+		{"explicit zero patience", nil, map[string]any{"patience": 0}, func(s jobs.Spec) bool {
+			es := s.Training.EarlyStopping
+			return es != nil && es.Patience != nil && *es.Patience == 0
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			training := map[string]any{"epochs": 2}
+			if tc.optimizer != nil {
+				training["optimizer"] = tc.optimizer
+			}
+			if tc.es != nil {
+				training["early_stopping"] = tc.es
+			}
+			j := submitJob(t, env, map[string]any{
+				"model_name": "zeros", "dataset_id": ds.ID, "validation": map[string]any{"fraction": 0.2}, "training": training})
+			if !tc.check(j.Spec) {
+				t.Errorf("the resolved spec lost the explicit zero: %+v", j.Spec.Training.TrainingConfig)
+			}
+			// The worker queue is small: let each job finish before the next.
+			if done := waitJob(t, env, j.ID); done.Status != jobs.Succeeded {
+				t.Fatalf("job %s, error %q; want succeeded", done.Status, done.Error)
+			}
+		})
 	}
 }
 

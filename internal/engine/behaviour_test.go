@@ -64,7 +64,7 @@ func mediumConfig(opt OptimizerConfig) Config {
 		Training: TrainingConfig{
 			Epochs: 6, BatchSize: 70, Optimizer: opt, L2: 1e-4, ClipNorm: 5,
 			LRSchedule:    ScheduleConfig{Name: "cosine", MinLR: opt.LearningRate / 10},
-			EarlyStopping: &EarlyStoppingConfig{Patience: 100},
+			EarlyStopping: &EarlyStoppingConfig{Patience: ptr(100)},
 		},
 	}
 }
@@ -282,7 +282,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 		Network: NetworkConfig{Hidden: hidden(128, ReLU, 2)},
 		Training: TrainingConfig{
 			Epochs: 400, BatchSize: 8, Optimizer: OptimizerConfig{LearningRate: 0.01},
-			EarlyStopping: &EarlyStoppingConfig{Patience: 4},
+			EarlyStopping: &EarlyStoppingConfig{Patience: ptr(4)},
 		},
 	}
 	tr := mustTrainer(t, cfg, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
@@ -315,7 +315,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 
 	t.Run("restore_best false keeps the last weights", func(t *testing.T) {
 		c := cfg
-		c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: 4, RestoreBest: boolp(false)}
+		c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: ptr(4), RestoreBest: boolp(false)}
 		tr := mustTrainer(t, c, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
 		var last []float64
 		if err := tr.Run(context.Background(), func(Epoch) bool { last = slices.Clone(tr.net.params); return false }); err != nil {
@@ -323,6 +323,69 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 		}
 		requireSameBits(t, "model weights", tr.Model().net.params, last)
 	})
+}
+
+// TestPatienceZero: with patience 0 training stops at the end of the first
+// epoch whose validation loss does not improve on the best so far (Keras's
+// EarlyStopping with patience=0), and patience 1 behaves the same.
+func TestPatienceZero(t *testing.T) {
+	d := moonsData(120, 0.35, 4)
+	run := func(t *testing.T, patience int) (*Trainer, []Epoch) {
+		cfg := Config{
+			Network: NetworkConfig{Hidden: hidden(128, ReLU, 2)},
+			Training: TrainingConfig{
+				Epochs: 400, BatchSize: 8, Optimizer: OptimizerConfig{LearningRate: 0.01},
+				EarlyStopping: &EarlyStoppingConfig{Patience: ptr(patience), RestoreBest: boolp(false)},
+			},
+		}
+		tr := mustTrainer(t, cfg, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
+		mustRun(t, tr)
+		return tr, tr.History()
+	}
+	tr, h := run(t, 0)
+	if !tr.StoppedEarly() || len(h) < 2 {
+		t.Fatalf("patience 0: StoppedEarly %v after %d epochs; want an early stop after at least 2", tr.StoppedEarly(), len(h))
+	}
+	// The stop epoch is the first one not below the running minimum.
+	want := 0
+	for i, best := 1, *h[0].ValLoss; i < len(h); i++ {
+		if !(*h[i].ValLoss < best) {
+			want = h[i].Epoch
+			break
+		}
+		best = *h[i].ValLoss
+	}
+	if got := h[len(h)-1].Epoch; want == 0 || got != want {
+		t.Fatalf("patience 0 stopped after epoch %d; the first epoch without improvement is %d", got, want)
+	}
+	if _, h1 := run(t, 1); len(h1) != len(h) {
+		t.Errorf("patience 1 stopped after %d epochs, patience 0 after %d; want the same", len(h1), len(h))
+	}
+	if _, h5 := run(t, 5); len(h5) <= len(h) {
+		t.Errorf("patience 5 stopped after %d epochs, no later than patience 0 (%d)", len(h5), len(h))
+	}
+}
+
+// TestAdamBeta1Zero: adam with beta1 0 (no first-moment averaging, which
+// PyTorch allows) trains, and its weights differ bit for bit from those of
+// the default beta1 0.9 on the same data and seed.
+func TestAdamBeta1Zero(t *testing.T) {
+	train := func(beta1 *float64) *Trainer {
+		tr := mustTrainer(t, mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001, Beta1: beta1}), TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{})
+		mustRun(t, tr)
+		return tr
+	}
+	zero, dflt := train(ptr(0.0)), train(nil)
+	if got := *zero.Config().Training.Optimizer.Beta1; got != 0 {
+		t.Fatalf("resolved beta1 = %v, want the explicit 0", got)
+	}
+	h := zero.History()
+	if first, last := h[0].Loss, h[len(h)-1].Loss; !(last < first/2) {
+		t.Errorf("beta1 0: training loss went from %v to %v; want it at least halved", first, last)
+	}
+	if sameBits(zero.net.params, dflt.net.params) < 0 {
+		t.Error("beta1 0 gave the same weights as the default beta1 0.9")
+	}
 }
 
 func TestDivergenceNamesTheEpoch(t *testing.T) {

@@ -63,16 +63,16 @@ type NetworkConfig struct {
 
 // OptimizerConfig selects and tunes the weight-update rule.
 // Name is "sgd", "adam" or "rmsprop". Fields that do not apply to the chosen
-// optimizer must be zero.
+// optimizer must be zero or, for pointers, nil or zero.
 type OptimizerConfig struct {
-	Name         string  `json:"name"`
-	LearningRate float64 `json:"learning_rate"`
-	Momentum     float64 `json:"momentum,omitempty"` // sgd
-	Nesterov     bool    `json:"nesterov,omitempty"` // sgd, requires momentum > 0
-	Beta1        float64 `json:"beta1,omitempty"`    // adam, default 0.9
-	Beta2        float64 `json:"beta2,omitempty"`    // adam, default 0.999
-	Rho          float64 `json:"rho,omitempty"`      // rmsprop, default 0.9
-	Epsilon      float64 `json:"epsilon,omitempty"`  // adam 1e-8, rmsprop 1e-8
+	Name         string   `json:"name"`
+	LearningRate float64  `json:"learning_rate"`
+	Momentum     float64  `json:"momentum,omitempty"` // sgd
+	Nesterov     bool     `json:"nesterov,omitempty"` // sgd, requires momentum > 0
+	Beta1        *float64 `json:"beta1,omitempty"`    // adam, default 0.9
+	Beta2        *float64 `json:"beta2,omitempty"`    // adam, default 0.999
+	Rho          *float64 `json:"rho,omitempty"`      // rmsprop, default 0.9
+	Epsilon      float64  `json:"epsilon,omitempty"`  // adam 1e-8, rmsprop 1e-8
 }
 
 // ScheduleConfig is a learning-rate schedule evaluated once per epoch.
@@ -90,8 +90,11 @@ type ScheduleConfig struct {
 type EarlyStoppingConfig struct {
 	// Enabled nil means true; false turns early stopping off even though
 	// validation data exists.
-	Enabled     *bool   `json:"enabled,omitempty"`
-	Patience    int     `json:"patience"` // default 5
+	Enabled *bool `json:"enabled,omitempty"`
+	// Patience nil means 5. As in Keras, training stops once the number
+	// of epochs since the last improvement reaches max(Patience, 1), so 0
+	// and 1 both stop at the first epoch without improvement.
+	Patience    *int    `json:"patience,omitempty"`
 	MinDelta    float64 `json:"min_delta"`
 	RestoreBest *bool   `json:"restore_best,omitempty"` // nil means true
 }
@@ -117,6 +120,17 @@ type TrainingConfig struct {
 }
 
 // Config is a complete training configuration.
+//
+// Unset fields take defaults in Resolve. A field is a pointer, with nil
+// meaning "unset", exactly when zero (or false) is a valid value that
+// differs from its default: leaky_relu's slope, adam's beta1 and beta2,
+// rmsprop's rho, early stopping's patience, enabled and restore_best, and
+// shuffle, seed and standardize. Every other field is a plain value whose
+// zero means "unset": either its default is zero itself (momentum, l2,
+// clip_norm, min_lr, min_delta), or zero is outside its valid range (units,
+// epochs, batch_size, learning_rate, epsilon, step_size, gamma), so an
+// explicit zero there cannot be told from a missing value and callers that
+// see the request (the API) must refuse it themselves.
 type Config struct {
 	Network  NetworkConfig  `json:"network"`
 	Training TrainingConfig `json:"training"`

@@ -18,9 +18,9 @@ func TestResolveDefaults(t *testing.T) {
 		},
 		Training: TrainingConfig{
 			Epochs: 10, BatchSize: 32, Shuffle: boolp(true), Seed: seed(1), Standardize: boolp(true),
-			Optimizer:     OptimizerConfig{Name: "adam", LearningRate: 0.001, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8},
+			Optimizer:     OptimizerConfig{Name: "adam", LearningRate: 0.001, Beta1: ptr(0.9), Beta2: ptr(0.999), Epsilon: 1e-8},
 			LRSchedule:    ScheduleConfig{Name: "constant"},
-			EarlyStopping: &EarlyStoppingConfig{Enabled: boolp(true), Patience: 5, RestoreBest: boolp(true)},
+			EarlyStopping: &EarlyStoppingConfig{Enabled: boolp(true), Patience: ptr(5), RestoreBest: boolp(true)},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -49,11 +49,11 @@ func TestResolveDefaults(t *testing.T) {
 		}},
 		{"sgd", Config{Training: TrainingConfig{Optimizer: OptimizerConfig{Name: "sgd"}}}, TaskRegression, false, func(c Config) bool {
 			o := c.Training.Optimizer
-			return o.LearningRate == 0.01 && o.Momentum == 0 && o.Beta1 == 0 && o.Epsilon == 0
+			return o.LearningRate == 0.01 && o.Momentum == 0 && o.Beta1 == nil && o.Beta2 == nil && o.Rho == nil && o.Epsilon == 0
 		}},
 		{"rmsprop", Config{Training: TrainingConfig{Optimizer: OptimizerConfig{Name: "rmsprop"}}}, TaskRegression, false, func(c Config) bool {
 			o := c.Training.Optimizer
-			return o.LearningRate == 0.001 && o.Rho == 0.9 && o.Epsilon == 1e-8
+			return o.LearningRate == 0.001 && *o.Rho == 0.9 && o.Beta1 == nil && o.Epsilon == 1e-8
 		}},
 		{"step schedule", Config{Training: TrainingConfig{LRSchedule: ScheduleConfig{Name: "step"}}}, TaskRegression, false, func(c Config) bool {
 			return c.Training.LRSchedule.StepSize == 10 && c.Training.LRSchedule.Gamma == 0.1
@@ -63,7 +63,7 @@ func TestResolveDefaults(t *testing.T) {
 		}},
 		{"early stopping filled", Config{Training: TrainingConfig{EarlyStopping: &EarlyStoppingConfig{MinDelta: 0.1}}}, TaskRegression, true, func(c Config) bool {
 			es := c.Training.EarlyStopping
-			return *es.Enabled && es.Patience == 5 && es.MinDelta == 0.1 && *es.RestoreBest
+			return *es.Enabled && *es.Patience == 5 && es.MinDelta == 0.1 && *es.RestoreBest
 		}},
 	}
 	for _, c := range cases {
@@ -80,6 +80,75 @@ func TestResolveDefaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResolveKeepsExplicitZeros: for the pointer fields, whose valid range
+// includes 0 while the default does not, an explicit 0 survives Resolve
+// (and a JSON round trip) and validates, and nil still takes the default.
+func TestResolveKeepsExplicitZeros(t *testing.T) {
+	cases := []struct {
+		name  string
+		in    string // the training part of a config, as a client sends it
+		check func(TrainingConfig) bool
+	}{
+		{"adam beta1 0", `{"optimizer":{"name":"adam","beta1":0}}`, func(c TrainingConfig) bool {
+			return *c.Optimizer.Beta1 == 0 && *c.Optimizer.Beta2 == 0.999
+		}},
+		{"adam beta2 0", `{"optimizer":{"name":"adam","beta2":0}}`, func(c TrainingConfig) bool {
+			return *c.Optimizer.Beta1 == 0.9 && *c.Optimizer.Beta2 == 0
+		}},
+		{"rmsprop rho 0", `{"optimizer":{"name":"rmsprop","rho":0}}`, func(c TrainingConfig) bool { return *c.Optimizer.Rho == 0 }},
+		{"patience 0", `{"early_stopping":{"patience":0}}`, func(c TrainingConfig) bool { return *c.EarlyStopping.Patience == 0 }},
+		{"patience 0 while disabled", `{"early_stopping":{"enabled":false,"patience":0}}`, func(c TrainingConfig) bool {
+			return !*c.EarlyStopping.Enabled && *c.EarlyStopping.Patience == 0
+		}},
+		{"patience unset", `{"early_stopping":{"min_delta":0.5}}`, func(c TrainingConfig) bool { return *c.EarlyStopping.Patience == 5 }},
+		// A zero where the field does not apply changes nothing, as a zero
+		// momentum with adam does; it is kept and accepted.
+		{"sgd beta1 0", `{"optimizer":{"name":"sgd","beta1":0}}`, func(c TrainingConfig) bool {
+			return *c.Optimizer.Beta1 == 0 && c.Optimizer.Beta2 == nil && c.Optimizer.Rho == nil
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var in Config
+			if err := json.Unmarshal([]byte(`{"training":`+c.in+`}`), &in); err != nil {
+				t.Fatal(err)
+			}
+			r := in.Resolve(TaskRegression, true)
+			if !c.check(r.Training) {
+				t.Fatalf("Resolve = %s", mustJSON(t, r))
+			}
+			if again := r.Resolve(TaskRegression, true); !reflect.DeepEqual(again, r) {
+				t.Errorf("Resolve is not idempotent:\nonce  %s\ntwice %s", mustJSON(t, r), mustJSON(t, again))
+			}
+			var back Config
+			if err := json.Unmarshal([]byte(mustJSON(t, r)), &back); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back, r) {
+				t.Errorf("JSON round trip lost a value:\nbefore %s\nafter  %s", mustJSON(t, r), mustJSON(t, back))
+			}
+			if err := r.Validate(TaskRegression, 3, 1, Limits{}); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+	t.Run("no shared pointers", func(t *testing.T) {
+		in := Config{Training: TrainingConfig{
+			Optimizer:     OptimizerConfig{Name: "adam", Beta1: ptr(0.0), Beta2: ptr(0.0), Rho: ptr(0.0)},
+			EarlyStopping: &EarlyStoppingConfig{Patience: ptr(0)},
+		}}
+		r := in.Resolve(TaskRegression, true)
+		if r.Training.Optimizer.Beta1 == in.Training.Optimizer.Beta1 || r.Training.Optimizer.Beta2 == in.Training.Optimizer.Beta2 ||
+			r.Training.Optimizer.Rho == in.Training.Optimizer.Rho || r.Training.EarlyStopping.Patience == in.Training.EarlyStopping.Patience {
+			t.Error("the resolved config shares a pointer with its input")
+		}
+		c := r.clone()
+		if c.Training.Optimizer.Beta1 == r.Training.Optimizer.Beta1 || c.Training.EarlyStopping.Patience == r.Training.EarlyStopping.Patience {
+			t.Error("clone shares a pointer with its original")
+		}
+	})
 }
 
 func boolToInt(b bool) int {
@@ -150,12 +219,29 @@ func TestValidateRejects(t *testing.T) {
 		{"momentum 1", TaskRegression, 1, Limits{}, func(c *Config) {
 			c.Training.Optimizer = OptimizerConfig{Name: "sgd", LearningRate: 0.1, Momentum: 1}
 		}, "training.optimizer.momentum", "less than 1"},
-		{"beta2 out of range", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Beta2 = 1 }, "training.optimizer.beta2", "less than 1"},
+		{"beta1 1", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Beta1 = ptr(1.0) }, "training.optimizer.beta1", "at least 0 and less than 1, got 1"},
+		{"beta1 negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Beta1 = ptr(-0.1) }, "training.optimizer.beta1", "at least 0 and less than 1, got -0.1"},
+		{"beta1 NaN", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Beta1 = ptr(math.NaN()) }, "training.optimizer.beta1", "got NaN"},
+		{"beta1 unresolved", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Beta1 = nil }, "training.optimizer.beta1", "not resolved"},
+		{"beta2 out of range", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Beta2 = ptr(1.0) }, "training.optimizer.beta2", "less than 1"},
+		{"beta2 negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Beta2 = ptr(-1e-9) }, "training.optimizer.beta2", "at least 0"},
+		{"rho 1", TaskRegression, 1, Limits{}, func(c *Config) {
+			c.Training.Optimizer = OptimizerConfig{Name: "rmsprop", LearningRate: 0.1, Rho: ptr(1.0), Epsilon: 1e-8}
+		}, "training.optimizer.rho", "at least 0 and less than 1, got 1"},
+		{"rho negative", TaskRegression, 1, Limits{}, func(c *Config) {
+			c.Training.Optimizer = OptimizerConfig{Name: "rmsprop", LearningRate: 0.1, Rho: ptr(-0.5), Epsilon: 1e-8}
+		}, "training.optimizer.rho", "at least 0"},
+		{"rho unresolved", TaskRegression, 1, Limits{}, func(c *Config) {
+			c.Training.Optimizer = OptimizerConfig{Name: "rmsprop", LearningRate: 0.1, Epsilon: 1e-8}
+		}, "training.optimizer.rho", "not resolved"},
+		{"beta2 with rmsprop", TaskRegression, 1, Limits{}, func(c *Config) {
+			c.Training.Optimizer = OptimizerConfig{Name: "rmsprop", LearningRate: 0.1, Rho: ptr(0.0), Beta2: ptr(0.5), Epsilon: 1e-8}
+		}, "training.optimizer.beta2", "does not apply to optimizer rmsprop"},
 		{"epsilon negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Epsilon = -1 }, "training.optimizer.epsilon", "greater than 0"},
 		{"beta1 with sgd", TaskRegression, 1, Limits{}, func(c *Config) {
-			c.Training.Optimizer = OptimizerConfig{Name: "sgd", LearningRate: 0.1, Beta1: 0.9}
+			c.Training.Optimizer = OptimizerConfig{Name: "sgd", LearningRate: 0.1, Beta1: ptr(0.9)}
 		}, "training.optimizer.beta1", "does not apply to optimizer sgd"},
-		{"rho with adam", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Rho = 0.5 }, "training.optimizer.rho", "does not apply"},
+		{"rho with adam", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Optimizer.Rho = ptr(0.5) }, "training.optimizer.rho", "does not apply"},
 		{"l2 negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.L2 = -1 }, "training.l2", "between 0 and 1"},
 		{"clip NaN", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.ClipNorm = math.NaN() }, "training.clip_norm", "finite"},
 		{"unknown schedule", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.LRSchedule.Name = "cyclic" }, "training.lr_schedule.name", `"cyclic"`},
@@ -163,8 +249,9 @@ func TestValidateRejects(t *testing.T) {
 		{"gamma too big", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.LRSchedule = ScheduleConfig{Name: "step", StepSize: 2, Gamma: 2} }, "training.lr_schedule.gamma", "at most 1"},
 		{"min_lr above lr", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.LRSchedule = ScheduleConfig{Name: "cosine", MinLR: 1} }, "training.lr_schedule.min_lr", "less than the learning rate"},
 		{"gamma on constant", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.LRSchedule.Gamma = 0.5 }, "training.lr_schedule.gamma", "does not apply"},
-		{"patience negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: -1} }, "training.early_stopping.patience", "at least 1"},
-		{"min_delta negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: 1, MinDelta: -1} }, "training.early_stopping.min_delta", ">= 0"},
+		{"patience negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: ptr(-1)} }, "training.early_stopping.patience", "at least 0"},
+		{"patience unresolved", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.EarlyStopping = &EarlyStoppingConfig{} }, "training.early_stopping.patience", "not resolved"},
+		{"min_delta negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: ptr(1), MinDelta: -1} }, "training.early_stopping.min_delta", ">= 0"},
 		{"not resolved", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Seed = nil }, "training", "not resolved"},
 	}
 	for _, c := range cases {

@@ -95,9 +95,11 @@ func (c Config) clone() Config {
 	}
 	t := &c.Training
 	t.Shuffle, t.Seed, t.Standardize = clonePtr(t.Shuffle), clonePtr(t.Seed), clonePtr(t.Standardize)
+	o := &t.Optimizer
+	o.Beta1, o.Beta2, o.Rho = clonePtr(o.Beta1), clonePtr(o.Beta2), clonePtr(o.Rho)
 	if t.EarlyStopping != nil {
 		es := *t.EarlyStopping
-		es.Enabled, es.RestoreBest = clonePtr(es.Enabled), clonePtr(es.RestoreBest)
+		es.Enabled, es.RestoreBest, es.Patience = clonePtr(es.Enabled), clonePtr(es.RestoreBest), clonePtr(es.Patience)
 		t.EarlyStopping = &es
 	}
 	return c

@@ -22,6 +22,9 @@ type optimizer struct {
 	l2   float64
 	segs []segment
 	step int64
+	// beta1, beta2 and rho are the config's values, read once so that the
+	// update loop does not chase pointers; 0 where they do not apply.
+	beta1, beta2, rho float64
 	// m and v are the first and second moment vectors (adam), the velocity
 	// in m (sgd with momentum) or the mean square in v (rmsprop); nil when
 	// unused.
@@ -36,7 +39,7 @@ type segment struct {
 }
 
 func newOptimizer(cfg OptimizerConfig, l2 float64, net *network) *optimizer {
-	o := &optimizer{cfg: cfg, l2: l2}
+	o := &optimizer{cfg: cfg, l2: l2, beta1: orZero(cfg.Beta1), beta2: orZero(cfg.Beta2), rho: orZero(cfg.Rho)}
 	off := 0
 	for _, l := range net.layers {
 		o.segs = append(o.segs, segment{off, len(l.w), l2}, segment{off + len(l.w), len(l.b), 0})
@@ -55,6 +58,14 @@ func newOptimizer(cfg OptimizerConfig, l2 float64, net *network) *optimizer {
 		o.v = make([]float64, params)
 	}
 	return o
+}
+
+// orZero is *p, or 0 when p is nil.
+func orZero(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // moments lists the optimizer's state vectors in a fixed order.
@@ -80,8 +91,8 @@ func (o *optimizer) update(net *network, lr float64, pool *gemmPool) {
 	o.step++
 	var c1, c2 float64
 	if o.cfg.Name == optAdam {
-		c1 = 1 - math.Pow(o.cfg.Beta1, float64(o.step))
-		c2 = math.Sqrt(1 - math.Pow(o.cfg.Beta2, float64(o.step)))
+		c1 = 1 - math.Pow(o.beta1, float64(o.step))
+		c2 = math.Sqrt(1 - math.Pow(o.beta2, float64(o.step)))
 	}
 	n := len(net.params)
 	if pool == nil || blasOwnsThreads || n < 2*updateChunk {
@@ -154,9 +165,9 @@ func (o *optimizer) apply(off int, p, g []float64, lr, l2, c1, c2 float64) {
 			p[i] -= lr * v[i]
 		}
 	case optAdam:
-		adamUpdate(p, g, o.m[off:off+len(p)], o.v[off:off+len(p)], o.cfg.Beta1, o.cfg.Beta2, l2, lr/c1, c2, o.cfg.Epsilon)
+		adamUpdate(p, g, o.m[off:off+len(p)], o.v[off:off+len(p)], o.beta1, o.beta2, l2, lr/c1, c2, o.cfg.Epsilon)
 	case optRMSProp:
-		rho, eps := o.cfg.Rho, o.cfg.Epsilon
+		rho, eps := o.rho, o.cfg.Epsilon
 		s := o.v[off : off+len(p)]
 		for i, gi := range g {
 			gi += l2 * p[i]

@@ -26,10 +26,13 @@ const (
 	hardMaxEpochs   = 1_000_000
 	hardMaxBatch    = 1 << 20
 	defaultSlope    = 0.01
+	defaultPatience = 5
 )
 
-// Resolve fills every unset field of c with its default for task and returns
-// the result; c itself is not modified. hasValidation says whether
+// Resolve fills every unset field of c (a nil pointer, or a zero plain
+// value; see Config) with its default for task and returns the result; c
+// itself is not modified and shares no pointer with the result. An explicit
+// zero in a pointer field is kept. hasValidation says whether
 // validation data exists: early stopping defaults to on (patience 5,
 // min_delta 0, restore_best) with it and to off (nil) without it. Resolve
 // does not validate, and resolving a resolved config changes nothing.
@@ -85,6 +88,9 @@ func (c Config) Resolve(task Task, hasValidation bool) Config {
 	if o.Name == "" {
 		o.Name = optAdam
 	}
+	// Cloned whatever the optimizer: where they do not apply, Validate
+	// judges them.
+	o.Beta1, o.Beta2, o.Rho = clonePtr(o.Beta1), clonePtr(o.Beta2), clonePtr(o.Rho)
 	switch o.Name {
 	case optSGD:
 		if o.LearningRate == 0 {
@@ -94,12 +100,8 @@ func (c Config) Resolve(task Task, hasValidation bool) Config {
 		if o.LearningRate == 0 {
 			o.LearningRate = 0.001
 		}
-		if o.Beta1 == 0 {
-			o.Beta1 = 0.9
-		}
-		if o.Beta2 == 0 {
-			o.Beta2 = 0.999
-		}
+		o.Beta1 = orDefault(o.Beta1, 0.9)
+		o.Beta2 = orDefault(o.Beta2, 0.999)
 		if o.Epsilon == 0 {
 			o.Epsilon = 1e-8
 		}
@@ -107,9 +109,7 @@ func (c Config) Resolve(task Task, hasValidation bool) Config {
 		if o.LearningRate == 0 {
 			o.LearningRate = 0.001
 		}
-		if o.Rho == 0 {
-			o.Rho = 0.9
-		}
+		o.Rho = orDefault(o.Rho, 0.9)
 		if o.Epsilon == 0 {
 			o.Epsilon = 1e-8
 		}
@@ -130,14 +130,12 @@ func (c Config) Resolve(task Task, hasValidation bool) Config {
 
 	if t.EarlyStopping == nil {
 		if hasValidation {
-			t.EarlyStopping = &EarlyStoppingConfig{Enabled: ptr(true), Patience: 5, RestoreBest: ptr(true)}
+			t.EarlyStopping = &EarlyStoppingConfig{Enabled: ptr(true), Patience: ptr(defaultPatience), RestoreBest: ptr(true)}
 		}
 	} else {
 		es := *t.EarlyStopping
 		es.Enabled = orDefault(es.Enabled, true)
-		if es.Patience == 0 {
-			es.Patience = 5
-		}
+		es.Patience = orDefault(es.Patience, defaultPatience)
 		es.RestoreBest = orDefault(es.RestoreBest, true)
 		t.EarlyStopping = &es
 	}
@@ -358,10 +356,24 @@ func (t TrainingConfig) validate(p *problems, lim Limits) {
 			p.add(f+field, "does not apply to optimizer %s", o.Name)
 		}
 	}
+	// An explicit zero where a pointer field does not apply is accepted
+	// like a zero plain field: it changes nothing.
+	notForPtr := func(field string, v *float64) {
+		if v != nil {
+			notFor(field, *v)
+		}
+	}
 	unit := func(field string, v float64) { // [0, 1)
 		if !(v >= 0 && v < 1) {
 			p.add(f+field, "must be at least 0 and less than 1, got %v", v)
 		}
+	}
+	unitPtr := func(field string, v *float64) {
+		if v == nil {
+			p.add(f+field, "is not set: the configuration is not resolved")
+			return
+		}
+		unit(field, *v)
 	}
 	eps := func(v float64) {
 		if !(v > 0 && v <= 1) {
@@ -374,22 +386,22 @@ func (t TrainingConfig) validate(p *problems, lim Limits) {
 		if o.Nesterov && o.Momentum == 0 {
 			p.add(f+"nesterov", "nesterov needs momentum greater than 0")
 		}
-		notFor("beta1", o.Beta1)
-		notFor("beta2", o.Beta2)
-		notFor("rho", o.Rho)
+		notForPtr("beta1", o.Beta1)
+		notForPtr("beta2", o.Beta2)
+		notForPtr("rho", o.Rho)
 		notFor("epsilon", o.Epsilon)
 	case optAdam:
-		unit("beta1", o.Beta1)
-		unit("beta2", o.Beta2)
+		unitPtr("beta1", o.Beta1)
+		unitPtr("beta2", o.Beta2)
 		eps(o.Epsilon)
 		notFor("momentum", o.Momentum)
-		notFor("rho", o.Rho)
+		notForPtr("rho", o.Rho)
 	case optRMSProp:
-		unit("rho", o.Rho)
+		unitPtr("rho", o.Rho)
 		eps(o.Epsilon)
 		notFor("momentum", o.Momentum)
-		notFor("beta1", o.Beta1)
-		notFor("beta2", o.Beta2)
+		notForPtr("beta1", o.Beta1)
+		notForPtr("beta2", o.Beta2)
 	default:
 		p.add(f+"name", "unknown optimizer %q (want sgd, adam or rmsprop)", o.Name)
 	}
@@ -429,8 +441,11 @@ func (t TrainingConfig) validate(p *problems, lim Limits) {
 
 	if es := t.EarlyStopping; es != nil && (es.Enabled == nil || *es.Enabled) {
 		const ef = "training.early_stopping."
-		if es.Patience < 1 {
-			p.add(ef+"patience", "must be at least 1, got %d", es.Patience)
+		switch {
+		case es.Patience == nil:
+			p.add(ef+"patience", "is not set: the configuration is not resolved")
+		case *es.Patience < 0:
+			p.add(ef+"patience", "must be at least 0, got %d", *es.Patience)
 		}
 		if !finite(es.MinDelta) || es.MinDelta < 0 {
 			p.add(ef+"min_delta", "must be a finite number >= 0, got %v", es.MinDelta)

@@ -356,7 +356,7 @@ func (t *Trainer) earlyStop(e Epoch) bool {
 		return false
 	}
 	t.es.Wait++
-	if t.es.Wait < es.Patience {
+	if t.es.Wait < *es.Patience {
 		return false
 	}
 	t.finished = true

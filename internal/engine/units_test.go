@@ -30,9 +30,14 @@ func TestOptimizerSteps(t *testing.T) {
 		// Adam with bias correction by step count moves lr·g/(|g|+ε) on
 		// every step of a constant gradient; were it counted in epochs
 		// (t stuck at 1), the second step would be 1.34 times larger.
-		{"adam", OptimizerConfig{Name: "adam", Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8}, 0, 0.5 - 2*adamStep(gw), 0.2 - 2*adamStep(gb)},
+		{"adam", OptimizerConfig{Name: "adam", Beta1: ptr(0.9), Beta2: ptr(0.999), Epsilon: 1e-8}, 0, 0.5 - 2*adamStep(gw), 0.2 - 2*adamStep(gb)},
+		// beta1 = beta2 = 0 keep no history: m = g, v = g², and the
+		// corrections are 1, so each step is lr·g/(|g|+ε) as well.
+		{"adam beta1 beta2 0", OptimizerConfig{Name: "adam", Beta1: ptr(0.0), Beta2: ptr(0.0), Epsilon: 1e-8}, 0, 0.5 - 2*adamStep(gw), 0.2 - 2*adamStep(gb)},
+		// RMSprop with rho 0: s = g² on every step.
+		{"rmsprop rho 0", OptimizerConfig{Name: "rmsprop", Rho: ptr(0.0), Epsilon: 1e-8}, 0, 0.5 - 2*adamStep(gw), 0.2 - 2*adamStep(gb)},
 		// RMSprop: s1 = 0.1g², s2 = 0.19g².
-		{"rmsprop", OptimizerConfig{Name: "rmsprop", Rho: 0.9, Epsilon: 1e-8}, 0,
+		{"rmsprop", OptimizerConfig{Name: "rmsprop", Rho: ptr(0.9), Epsilon: 1e-8}, 0,
 			0.5 - lr*gw/(math.Sqrt(0.1*gw*gw)+1e-8) - lr*gw/(math.Sqrt(0.19*gw*gw)+1e-8),
 			0.2 - lr*gb/(math.Sqrt(0.1*gb*gb)+1e-8) - lr*gb/(math.Sqrt(0.19*gb*gb)+1e-8)},
 	}
@@ -51,6 +56,29 @@ func TestOptimizerSteps(t *testing.T) {
 				t.Errorf("step counter = %d, want 2", o.step)
 			}
 		})
+	}
+}
+
+// TestAdamBeta1Step: with beta1 0 the second step follows the second
+// gradient alone (m2 = g2), while v still averages both; checked against
+// the update rule worked by hand, tolerance 1e-15 absolute. With beta1 0.9,
+// m2 = 0.09·g1 + 0.1·g2 would move the weight the other way.
+func TestAdamBeta1Step(t *testing.T) {
+	const lr, g1, g2, b2, eps = 0.1, 0.3, -0.1, 0.999, 1e-8
+	net := newNetwork([]layerSpec{{In: 1, Out: 1, Activation: Identity}}, MSE, []float64{0.5, 0.2}, true)
+	o := newOptimizer(OptimizerConfig{Name: "adam", Beta1: ptr(0.0), Beta2: ptr(b2), Epsilon: eps}, 0, net)
+	for _, g := range []float64{g1, g2} {
+		net.grads[0], net.grads[1] = g, 0
+		o.update(net, lr, nil)
+	}
+	w1 := 0.5 - lr*g1/(math.Sqrt((1-b2)*g1*g1)/math.Sqrt(1-b2)+eps)
+	v2 := b2*(1-b2)*g1*g1 + (1-b2)*g2*g2
+	want := w1 - lr*g2/(math.Sqrt(v2)/math.Sqrt(1-b2*b2)+eps)
+	if got := net.params[0]; math.Abs(got-want) > 1e-15 {
+		t.Errorf("after two steps w = %v, want %v", got, want)
+	}
+	if want <= w1 {
+		t.Fatalf("oracle: a negative second gradient must raise the weight (%v -> %v)", w1, want)
 	}
 }
 

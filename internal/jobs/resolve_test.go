@@ -38,11 +38,11 @@ func TestResolve(t *testing.T) {
 		{"duration over cap", func(s *Spec) { s.Training.MaxDurationSeconds = 3601 }, []string{"training.max_duration_seconds"}},
 		{"duration negative", func(s *Spec) { s.Training.MaxDurationSeconds = -1 }, []string{"training.max_duration_seconds"}},
 		{"hidden units zero", func(s *Spec) { s.Network.Hidden[0].Units = 0 }, []string{"network.hidden[0].units"}},
-		{"early stopping without validation", func(s *Spec) { s.Training.EarlyStopping = &engine.EarlyStoppingConfig{Patience: 3} },
+		{"early stopping without validation", func(s *Spec) { s.Training.EarlyStopping = &engine.EarlyStoppingConfig{Patience: new(3)} },
 			[]string{"training.early_stopping"}},
 		{"early stopping with validation", func(s *Spec) {
 			s.Validation = &ValidationSpec{Fraction: 0.2}
-			s.Training.EarlyStopping = &engine.EarlyStoppingConfig{Patience: 3}
+			s.Training.EarlyStopping = &engine.EarlyStoppingConfig{Patience: new(3)}
 		}, nil},
 		{"two problems", func(s *Spec) { s.ModelName = "X"; s.Training.MaxDurationSeconds = -1 },
 			[]string{"model_name", "training.max_duration_seconds"}},
@@ -91,7 +91,7 @@ func TestResolveFillsDefaults(t *testing.T) {
 		t.Errorf("training defaults not filled: %+v", got.Training.TrainingConfig)
 	}
 	// Without validation data early stopping is off.
-	if es := got.Training.EarlyStopping; es != nil && es.Patience > 0 {
+	if es := got.Training.EarlyStopping; es != nil {
 		t.Errorf("early stopping %+v without validation data", es)
 	}
 }
