@@ -261,3 +261,28 @@ func TestRenderLossSVGAnyHistory(t *testing.T) {
 		})
 	}
 }
+
+// TestLossSVGOfDivergedJob is the reported case end to end: targets near
+// 1e150 and SGD at learning rate 10 drive the loss past 1e300 and on to
+// infinity; loss.svg answered 500 (a gonum/plot panic) for such a job.
+func TestLossSVGOfDivergedJob(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	j := submitJob(t, env, map[string]any{
+		"model_name": "diverge",
+		"data":       map[string]any{"features": [][]float64{{0}, {1}, {2}, {3}}, "targets": []float64{1e150, 3e150, 5e150, 7e150}},
+		"training": map[string]any{"epochs": 50, "standardize": false,
+			"optimizer": map[string]any{"name": "sgd", "learning_rate": 10}},
+	})
+	j = waitJob(t, env, j.ID)
+	if len(j.History) == 0 {
+		t.Fatalf("job %s ended %s without an epoch: %s", j.ID, j.Status, j.Error)
+	}
+	res := doRaw(t, env.h, http.MethodGet, "/v1/jobs/"+j.ID+"/loss.svg", "", nil)
+	if res.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", res.Status, res.Body)
+	}
+	parseSVG(t, res.Body)
+	if !bytes.Contains(res.Body, []byte("clamped")) && !bytes.Contains(res.Body, []byte("left out")) {
+		t.Errorf("the title does not say that values were clamped or left out (history %+v)", j.History)
+	}
+}
