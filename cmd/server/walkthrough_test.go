@@ -91,6 +91,32 @@ func TestWalkthrough(t *testing.T) {
 	if err != nil || !strings.Contains(string(svg), "<svg") {
 		t.Errorf("loss.svg: %v, %.100s", err, svg)
 	}
+	// Run from a clone, the walk-through leaves its files in the repository
+	// root; git must ignore them. Its data directory is ./data (the test
+	// gave the server another).
+	left := []string{"data/"}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "examples" {
+			left = append(left, e.Name())
+		}
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Logf("git is not installed; not checking that .gitignore covers %v", left)
+		return
+	}
+	for _, name := range left {
+		// --no-index: the file need not exist in the repository;
+		// safe.directory: CI runs as root in a clone it may not own.
+		check := exec.Command("git", "-c", "safe.directory=*", "check-ignore", "-q", "--no-index", name)
+		check.Dir = "../.."
+		if err := check.Run(); err != nil {
+			t.Errorf("the walk-through leaves %s, which .gitignore does not cover (git check-ignore: %v)", name, err)
+		}
+	}
 }
 
 // sseEvent matches one event of a text/event-stream as curl prints it.
