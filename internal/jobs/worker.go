@@ -18,6 +18,9 @@ type outcome struct {
 	reason  string // Failed
 	version int    // Succeeded
 	stopped bool   // Succeeded: stopped early
+	// checkpointed: Queued, and this run's state was checkpointed; without
+	// it the job resumes from an earlier checkpoint, if any.
+	checkpointed bool
 }
 
 // worker runs jobs until Shutdown.
@@ -204,8 +207,9 @@ func (m *Manager) train(j *job) outcome {
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown):
 		if cerr := m.checkpoint(j.rec.ID, tr); cerr != nil {
 			m.log.Error("checkpoint at shutdown; the job resumes from its previous checkpoint", "job", j.rec.ID, "err", cerr)
+			return outcome{status: Queued}
 		}
-		return outcome{status: Queued}
+		return outcome{status: Queued, checkpointed: true}
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errTimeLimit):
 		return outcome{status: Failed, reason: timeLimitReason(spec)}
 	default:
@@ -400,12 +404,15 @@ func (m *Manager) finish(j *job, o outcome) {
 	j.wmu.Unlock()
 	cancel(context.Canceled) // releases the job context's resources
 
-	if o.status == Queued {
-		// Shutdown interrupted the run: the job has not ended, and its
-		// status (queued) and attempts (not counting this run) would read
-		// as if it never started.
+	switch {
+	// Shutdown interrupted the run: the job has not ended, and its status
+	// (queued) and attempts (not counting this run) would read as if it
+	// never started.
+	case o.status == Queued && o.checkpointed:
 		m.log.Info("job checkpointed for resume at next start", "job", snap.ID, "epochs", snap.Progress.Epoch)
-	} else {
+	case o.status == Queued:
+		m.log.Info("job interrupted by shutdown; queued again for next start", "job", snap.ID)
+	default:
 		m.log.Info("job ended", "job", snap.ID, "status", snap.Status, "attempts", snap.Attempts,
 			"epochs", snap.Progress.Epoch, "model_version", snap.ModelVersion, "error", snap.Error)
 	}
