@@ -176,3 +176,27 @@ func TestBinaryCutsSlowHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryHeaderLimit: the binary refuses request headers over its
+// 64 KiB limit with 431 and keeps serving.
+func TestBinaryHeaderLimit(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	req, _ := http.NewRequest("GET", s.url+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 200<<10))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 200 KiB header got %d, want 431", res.StatusCode)
+	}
+	res, err = http.Get(s.url + "/healthz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz after the big header: %v", err)
+	}
+	res.Body.Close()
+	if _, code := s.terminate(10 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
