@@ -239,6 +239,8 @@ var hostileInputs = []hostile{
 	{"csv empty name", "POST", "/v1/datasets?name=", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.name"},
 
 	// HTTP: query parameters.
+	{"csv misspelt query parameter", "POST", "/v1/datasets?name=d&taget=y", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.taget"},
+	{"jobs unknown query parameter", "GET", "/v1/jobs?state=running", "", "", 400, "query.state"},
 	{"jobs cursor traversal", "GET", "/v1/jobs?cursor=../../etc", "", "", 400, "query.cursor"},
 	{"jobs negative limit", "GET", "/v1/jobs?limit=-1", "", "", 400, "query.limit"},
 	{"jobs bad status", "GET", "/v1/jobs?status=done", "", "", 400, "query.status"},
