@@ -33,6 +33,9 @@ FROM ${GO_IMAGE} AS build
 # openblas: cgo build against Debian's libopenblas-dev (build tag "openblas").
 # static:   CGO_ENABLED=0, gonum's pure-Go BLAS.
 ARG VARIANT=openblas
+# VERSION is what the server reports (/v2, backpropd_build_info), e.g.
+# docker build --build-arg VERSION=$(git describe --tags --always) .
+ARG VERSION=devel
 RUN case "$VARIANT" in \
       openblas) apt-get update \
         && apt-get install -y --no-install-recommends libopenblas-dev \
@@ -49,9 +52,9 @@ COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     case "$VARIANT" in \
       openblas) CGO_ENABLED=1 go build -trimpath -tags openblas,netgo,osusergo \
-        -ldflags "-s -w" -o /out/backpropd ./cmd/server ;; \
+        -ldflags "-s -w -X main.buildVersion=${VERSION}" -o /out/backpropd ./cmd/server ;; \
       static) CGO_ENABLED=0 go build -trimpath \
-        -ldflags "-s -w" -o /out/backpropd ./cmd/server ;; \
+        -ldflags "-s -w -X main.buildVersion=${VERSION}" -o /out/backpropd ./cmd/server ;; \
     esac \
     && bash deploy/docker/rootfs.sh /out/backpropd /rootfs
 

@@ -55,6 +55,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 0
 fi
 
+# The Dockerfile's ARG VERSION default, so both builds are the same command.
+VERSION="${VERSION:-devel}"
 work=$(mktemp -d)
 server=""
 cleanup() {
@@ -154,8 +156,8 @@ check_variant() {
   mkdir -p "$dir"
   case "$variant" in
     # The same commands as the Dockerfile's build stage.
-    static) CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/backpropd" ./cmd/server ;;
-    openblas) CGO_ENABLED=1 go build -trimpath -tags openblas,netgo,osusergo -ldflags "-s -w" -o "$dir/backpropd" ./cmd/server ;;
+    static) CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.buildVersion=${VERSION}" -o "$dir/backpropd" ./cmd/server ;;
+    openblas) CGO_ENABLED=1 go build -trimpath -tags openblas,netgo,osusergo -ldflags "-s -w -X main.buildVersion=${VERSION}" -o "$dir/backpropd" ./cmd/server ;;
   esac
   bash deploy/docker/rootfs.sh "$dir/backpropd" "$root"
   case "$variant" in
