@@ -342,16 +342,29 @@ func checkFloors(t *testing.T, s *server, l *ledger) {
 	}
 	l.floor = map[string]int{}
 	l.mu.Unlock()
+	problems, err := floorViolations(s, floors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// floorViolations polls the jobs for 1.5 s, or until they end, and
+// describes each one seen holding fewer epochs than its floor.
+func floorViolations(s *server, floors map[string]int) ([]string, error) {
+	var out []string
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for len(floors) > 0 && time.Now().Before(deadline) {
 		for id, f := range floors {
 			j, _, err := s.getJob(id)
 			if err != nil {
-				t.Fatalf("job %s after restart: %v", id, err)
+				return out, fmt.Errorf("job %s after restart: %w", id, err)
 			}
 			if len(j.History) < f {
-				t.Errorf("job %s holds %d epochs after a restart; its checkpoint had at least %d: it did not resume",
-					id, len(j.History), f)
+				out = append(out, fmt.Sprintf("job %s holds %d epochs after a restart; its checkpoint had at least %d: it did not resume",
+					id, len(j.History), f))
 				delete(floors, id)
 				continue
 			}
@@ -360,6 +373,55 @@ func checkFloors(t *testing.T, s *server, l *ledger) {
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	return out, nil
+}
+
+// TestFloorCheckCatchesARestartFromScratch tests the harness: a job killed
+// at epoch 10 whose checkpoint is then deleted starts over, and the check
+// TestKillRestart relies on for "resumed from its checkpoint" must say so.
+func TestFloorCheckCatchesARestartFromScratch(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	var ds struct {
+		ID string `json:"id"`
+	}
+	if _, err := s.call(context.Background(), "POST", "/v1/datasets?name=blobs&target=class", "text/csv",
+		blobsCSV(12000, 10, 1), &ds); err != nil {
+		t.Fatal(err)
+	}
+	l := &ledger{accepted: map[string]int{}, floor: map[string]int{}, interrupted: map[string]bool{}, want: map[string]string{}}
+	id, err := l.submit(s, ds.ID, 0, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	err = s.followEpochs(ctx, id, func(e int) bool { last = e; return e >= 10 })
+	cancel()
+	s.kill()
+	if err != nil || last < 10 {
+		t.Fatalf("events ended at epoch %d: %v", last, err)
+	}
+	cps, _ := filepath.Glob(filepath.Join(dir, "checkpoints", "*"))
+	if len(cps) == 0 {
+		t.Fatal("no checkpoint file to delete; the store's layout changed")
+	}
+	for _, p := range cps {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = startServer(t, dir)
+	problems, err := floorViolations(s, map[string]int{id: last - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) == 0 {
+		t.Error("a job restarted from scratch passed the resume check")
+	}
+	if _, err := s.call(context.Background(), "POST", "/v1/jobs/"+id+"/cancel", "", nil, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 
