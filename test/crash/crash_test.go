@@ -114,6 +114,38 @@ func (l *ledger) submit(s *server, dataset string, n, epochs int) (string, error
 	return j.ID, nil
 }
 
+// submitInline posts a job whose data comes inline (the server stores it
+// as a hidden dataset) and records it when the server answers 202.
+func (l *ledger) submitInline(s *server, n, epochs int) (string, error) {
+	var b strings.Builder
+	b.WriteString(`{"features":[`)
+	for i := range 60 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "[%d,%d]", i%7, i%3)
+	}
+	b.WriteString(`],"targets":[`)
+	for i := range 60 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"c%d"`, i%3)
+	}
+	b.WriteString(`]}`)
+	var j job
+	status, err := s.call(context.Background(), "POST", "/v1/jobs", "application/json",
+		fmt.Appendf(nil, `{"model_name":"inline%d","data":%s,"training":{"epochs":%d}}`, n%3, b.String(), epochs), &j)
+	if err != nil {
+		return "", err
+	}
+	if status != 202 || j.ID == "" {
+		return "", fmt.Errorf("submit: %d %+v", status, j)
+	}
+	l.accept(j.ID, epochs)
+	return j.ID, nil
+}
+
 // TestKillRestart is issue 7, section 3: SIGKILL the server at seeded
 // random moments in each of four phases (accepting jobs, mid-training
 // where every epoch writes a checkpoint, right after the last epoch where
@@ -154,9 +186,13 @@ func TestKillRestart(t *testing.T) {
 			// Several submissions race the kill; those answered 202
 			// before it must survive.
 			var wg sync.WaitGroup
-			for range 4 {
+			for i := range 4 {
 				n++
 				k, epochs := n, 5+rng.IntN(10) // rng stays on this goroutine
+				if i%2 == 1 {
+					wg.Go(func() { _, _ = l.submitInline(s, k, epochs) })
+					continue
+				}
 				wg.Go(func() { _, _ = l.submit(s, ds.ID, k, epochs) })
 			}
 			time.Sleep(time.Duration(rng.IntN(40000)) * time.Microsecond)
@@ -296,11 +332,55 @@ func TestKillRestart(t *testing.T) {
 	checkJobs(t, l, final)
 	checkModels(t, s)
 	checkDatasets(t, s, datasets)
+	used := map[string]bool{}
+	for _, j := range final {
+		used[j.Spec.DatasetID] = true
+	}
 	if took, code := s.terminate(15 * time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM (%v):\n%s", code, took, s.Logs())
 	}
 	checkNoLeftovers(t, dir)
 	checkModelFiles(t, dir)
+	checkNoOrphanInlineData(t, dir, used)
+}
+
+// checkNoOrphanInlineData: every hidden dataset (a job's inline data) on
+// disk belongs to a job that exists; a kill between storing the data and
+// the job record, or between deleting a job and its data, must not leave
+// data that nothing lists or deletes.
+func checkNoOrphanInlineData(t *testing.T, dir string, used map[string]bool) {
+	t.Helper()
+	if why, ok := knownDefects["orphan inline data"]; ok {
+		t.Log("known defect, not checked: " + why)
+		return
+	}
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	metas, _ := filepath.Glob(filepath.Join(dir, "datasets", "*.meta"))
+	hidden, orphans := 0, 0
+	for _, p := range metas {
+		id := strings.TrimSuffix(filepath.Base(p), ".meta")
+		m, err := st.DatasetMeta(context.Background(), id)
+		if err != nil {
+			t.Errorf("dataset %s: %v", id, err)
+			continue
+		}
+		if !m.Hidden {
+			continue
+		}
+		hidden++
+		if !used[id] {
+			orphans++
+			t.Errorf("inline dataset %s belongs to no job: left behind by a kill", id)
+		}
+	}
+	if len(metas) == 0 {
+		t.Error("no dataset metadata files found; the store's layout changed and this check proves nothing")
+	}
+	t.Logf("%d inline datasets on disk, %d of them belonging to no job", hidden, orphans)
 }
 
 // checkDatasets: every dataset answered 201 is listed with its rows, and
@@ -520,11 +600,18 @@ func checkModels(t *testing.T, s *server) {
 	if _, err := s.call(context.Background(), "GET", "/v1/models", "", nil, &list); err != nil {
 		t.Fatal(err)
 	}
-	row := strings.TrimSuffix(strings.Repeat("0.5,", 10), ",")
-	body := []byte(`{"inputs":[[` + row + `],[` + row + `]]}`)
 	n := 0
 	for _, m := range list.Models {
 		for _, v := range m.Versions {
+			var meta struct {
+				FeatureNames []string `json:"feature_names"`
+			}
+			if _, err := s.call(context.Background(), "GET", fmt.Sprintf("/v1/models/%s/versions/%d", m.Name, v), "", nil, &meta); err != nil {
+				t.Errorf("model %s v%d: %v", m.Name, v, err)
+				continue
+			}
+			row := strings.TrimSuffix(strings.Repeat("0.5,", len(meta.FeatureNames)), ",")
+			body := []byte(`{"inputs":[[` + row + `],[` + row + `]]}`)
 			var res struct {
 				Predictions []string `json:"predictions"`
 			}
@@ -658,6 +745,7 @@ func TestSIGTERMResumes(t *testing.T) {
 // code at fault; each skips until it is fixed.
 var knownDefects = map[string]string{
 	"TestSIGTERMWithSlowClients": "cmd/server's Close returns the http.Server.Shutdown deadline error when a request is still in flight, and main exits 1",
+	"orphan inline data":         "a kill between POST /v1/jobs storing inline data as a hidden dataset and the job record leaves the dataset with no job, and nothing ever deletes it",
 }
 
 // TestSIGTERMWithSlowClients: SIGTERM while a client streams an upload

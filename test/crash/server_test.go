@@ -206,6 +206,9 @@ type job struct {
 	ModelName    string `json:"model_name"`
 	ModelVersion int    `json:"model_version"`
 	StoppedEarly bool   `json:"stopped_early"`
+	Spec         struct {
+		DatasetID string `json:"dataset_id"`
+	} `json:"spec"`
 }
 
 func (j job) terminal() bool {
