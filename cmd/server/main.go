@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,6 +73,36 @@ type Main struct {
 	http     *http.Server
 	ln       net.Listener
 	serveErr chan error
+	conns    connTracker
+}
+
+// connTracker counts the connections with a request in flight (or not yet
+// read), so that Close can say how many a shutdown cut off.
+type connTracker struct {
+	mu   sync.Mutex
+	busy map[net.Conn]bool
+}
+
+// track is an http.Server.ConnState hook.
+func (t *connTracker) track(c net.Conn, s http.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.busy == nil {
+		t.busy = map[net.Conn]bool{}
+	}
+	switch s {
+	case http.StateNew, http.StateActive:
+		t.busy[c] = true
+	default:
+		delete(t.busy, c)
+	}
+}
+
+// inFlight is the number of connections that are not idle.
+func (t *connTracker) inFlight() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.busy)
 }
 
 // NewMain returns a Main with the default configuration.
@@ -181,6 +212,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		ConnState:      m.conns.track,
 	}
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -205,13 +237,20 @@ func (m *Main) Close() error {
 		m.api.SetDraining()
 	}
 	if m.http != nil {
-		// HTTP gets half the budget; the jobs the rest.
+		// HTTP gets half the budget; the jobs the rest. A client still
+		// sending or reading when it runs out is cut off: a slow client is
+		// not a server failure, so it is a warning and not an error.
 		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(m.Config.ShutdownTimeout/2))
-		if err := m.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-			_ = m.http.Close()
-		}
+		err := m.http.Shutdown(ctx)
 		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			m.Logger.Warn("shutdown: cut off connections still in flight after the HTTP half of the shutdown timeout",
+				"connections", m.conns.inFlight(), "timeout", (m.Config.ShutdownTimeout / 2).String())
+			err = m.http.Close()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
 	}
 	if m.jobs != nil {
 		// Leave a little time to close the store.

@@ -744,8 +744,7 @@ func TestSIGTERMResumes(t *testing.T) {
 // knownDefects names tests that fail today, reported to the owners of the
 // code at fault; each skips until it is fixed.
 var knownDefects = map[string]string{
-	"TestSIGTERMWithSlowClients": "cmd/server's Close returns the http.Server.Shutdown deadline error when a request is still in flight, and main exits 1",
-	"orphan inline data":         "a kill between POST /v1/jobs storing inline data as a hidden dataset and the job record leaves the dataset with no job, and nothing ever deletes it",
+	"orphan inline data": "a kill between POST /v1/jobs storing inline data as a hidden dataset and the job record leaves the dataset with no job, and nothing ever deletes it",
 }
 
 // TestSIGTERMWithSlowClients: SIGTERM while a client streams an upload
