@@ -77,11 +77,11 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 				err = tooLarge(s.cfg.MaxUploadBytes)
 			case errors.As(err, &ie) && ie.Field == "target":
 				err = invalidField("query.target", "%s", ie.Message)
-			case errors.As(err, &ie), r.Context().Err() != nil:
+			case errors.As(err, &ie):
 			default:
-				// ReadCSV's other errors are the body's reader failing: the
-				// client's connection, not the server.
-				err = badRequest("reading the request body: " + err.Error())
+				// ReadCSV's other errors are the body's reader failing or
+				// the request's context ending: the client, not the server.
+				err = bodyError(err, s.cfg.MaxUploadBytes)
 			}
 			s.writeError(w, r, err)
 			return

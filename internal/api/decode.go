@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,13 +65,28 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge(limit)
-		}
-		return nil, badRequest("reading the request body: " + err.Error())
+		return nil, bodyError(err, limit)
 	}
 	return body, nil
+}
+
+// bodyError classifies an error from reading a request body, which is the
+// client's doing, never the server's: over limit is a 413; a body cut short
+// (the client hung up, or its context ended) and any other read failure of
+// the connection are a 400. Every upload route maps its read errors here,
+// so that a client abort never counts as a 5xx or logs an error.
+func bodyError(err error, limit int64) *Error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge(limit)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: http.StatusBadRequest, Detail: "request cancelled by the client", Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Status: http.StatusBadRequest,
+			Detail: "request body ended early: the connection closed before all of it was sent", Err: err}
+	}
+	return &Error{Status: http.StatusBadRequest, Detail: "reading the request body: " + err.Error(), Err: err}
 }
 
 func tooLarge(limit int64) *Error {

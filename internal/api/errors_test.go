@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/backpropd/backpropd/internal/engine"
@@ -50,5 +52,31 @@ func TestStatusOf(t *testing.T) {
 		{Field: "network.hidden[1].units", Message: "must be between 1 and 65536"}, {Field: "training.epochs", Message: "must be positive"}}})
 	if detail != "network.hidden[1].units: must be between 1 and 65536 (and 1 more; see errors)" || len(fields) != 2 || fields[1].Field != "training.epochs" {
 		t.Errorf("validation error: %q %+v", detail, fields)
+	}
+}
+
+// TestBodyError: a failed body read is the client's doing on every upload
+// route: 413 over the limit, 400 otherwise, never a 5xx.
+func TestBodyError(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		detail string
+	}{
+		{"over limit", &http.MaxBytesError{Limit: 10}, http.StatusRequestEntityTooLarge, "limit of 10 bytes"},
+		{"client hung up", io.ErrUnexpectedEOF, http.StatusBadRequest, "ended early"},
+		{"wrapped hang-up", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), http.StatusBadRequest, "ended early"},
+		{"context cancelled", context.Canceled, http.StatusBadRequest, "cancelled by the client"},
+		{"context deadline", context.DeadlineExceeded, http.StatusBadRequest, "cancelled by the client"},
+		{"connection reset", errors.New("connection reset by peer"), http.StatusBadRequest, "reading the request body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, detail, _, _ := statusOf(bodyError(tt.err, 10))
+			if status != tt.status || !strings.Contains(detail, tt.detail) {
+				t.Errorf("got %d %q, want %d with %q", status, detail, tt.status, tt.detail)
+			}
+		})
 	}
 }

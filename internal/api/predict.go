@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -303,11 +302,7 @@ func readBodyInto(w http.ResponseWriter, r *http.Request, limit int64, buf []byt
 			return buf, nil
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return buf, tooLarge(limit)
-			}
-			return buf, badRequest("reading the request body: " + err.Error())
+			return buf, bodyError(err, limit)
 		}
 	}
 }
