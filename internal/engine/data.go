@@ -300,12 +300,9 @@ func split(rows int, cls []int32, classes int, fraction float64, seed int64) (tr
 	}
 	held := make([]bool, rows)
 	for _, g := range groups {
-		nv := int(math.Round(fraction * float64(len(g))))
-		if cls != nil && nv >= len(g) {
-			nv = len(g) - 1
-		}
+		nv := heldOut(len(g), cls != nil, fraction)
 		rng.Shuffle(len(g), func(i, j int) { g[i], g[j] = g[j], g[i] })
-		for _, r := range g[:max(nv, 0)] {
+		for _, r := range g[:nv] {
 			held[r] = true
 		}
 	}
@@ -315,6 +312,32 @@ func split(rows int, cls []int32, classes int, fraction float64, seed int64) (tr
 		} else {
 			train = append(train, r)
 		}
+	}
+	return train, val
+}
+
+// heldOut is the number of a group's n rows that split holds out:
+// round(fraction × n), at most n-1 when the split is stratified by class
+// (so that every class keeps a training row), and never negative.
+func heldOut(n int, stratified bool, fraction float64) int {
+	nv := int(math.Round(fraction * float64(n)))
+	if stratified && nv >= n {
+		nv = n - 1
+	}
+	return max(nv, 0)
+}
+
+// SplitSizes is the number of training and validation rows that a
+// held-out validation fraction leaves, by the rule the trainer splits
+// with, without the data: groups is the row count of each class when the
+// split is stratified (a classification task with class labels), or the
+// single total row count when it is not. Callers use it to reject a
+// fraction that leaves either side empty before any data is loaded.
+func SplitSizes(groups []int, stratified bool, fraction float64) (train, val int) {
+	for _, n := range groups {
+		v := heldOut(n, stratified, fraction)
+		val += v
+		train += n - v
 	}
 	return train, val
 }

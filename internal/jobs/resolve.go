@@ -92,6 +92,9 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 
 	if haveData {
 		m.checkCells(add, "dataset_id", meta)
+		if v := s.Validation; hasValidation && v.Fraction > 0 {
+			checkSplit(add, meta, v.Fraction)
+		}
 		task := engine.Task(meta.Task)
 		cfg := engine.Config{Network: s.Network, Training: s.Training.TrainingConfig}.Resolve(task, hasValidation)
 		if err := cfg.ValidateFor(task, meta.Features, outputs(meta), hasValidation, m.opt.Limits); err != nil {
@@ -129,6 +132,26 @@ func (m *Manager) checkCells(add func(field, format string, args ...any), field 
 	if cells := int64(meta.Rows) * int64(meta.Features); maxCells > 0 && cells > maxCells {
 		add(field, "dataset has %d rows × %d features = %d values; the server allows at most %d",
 			meta.Rows, meta.Features, cells, maxCells)
+	}
+}
+
+// checkSplit rejects a held-out validation fraction that leaves no
+// validation or no training rows, counted by the engine's own split rule
+// (stratified by class for labelled targets), so that the job fails at
+// submission and not when it starts. A labelled dataset stored before
+// datasets had class counts is left to the engine's check at start.
+func checkSplit(add func(field, format string, args ...any), meta store.DatasetMeta, fraction float64) {
+	groups, stratified := []int{meta.Rows}, false
+	if len(meta.Classes) > 0 {
+		if len(meta.ClassCounts) != len(meta.Classes) {
+			return
+		}
+		groups, stratified = meta.ClassCounts, true
+	}
+	train, val := engine.SplitSizes(groups, stratified, fraction)
+	if train == 0 || val == 0 {
+		add("validation.fraction", "a fraction of %v of %d rows leaves %d validation and %d training rows; both need at least 1",
+			fraction, meta.Rows, val, train)
 	}
 }
 

@@ -31,6 +31,14 @@ func TestResolve(t *testing.T) {
 		{"dataset empty", func(s *Spec) { s.DatasetID = "" }, []string{"dataset_id"}},
 		{"fraction 1", func(s *Spec) { s.Validation = &ValidationSpec{Fraction: 1} }, []string{"validation.fraction"}},
 		{"fraction negative", func(s *Spec) { s.Validation = &ValidationSpec{Fraction: -0.1} }, []string{"validation.fraction"}},
+		// binaryData(40) has about 20 rows per class: 0.01 × 20 rounds to 0
+		// in each (engine.SplitSizes, stratified).
+		{"fraction leaves no validation rows", func(s *Spec) { s.Validation = &ValidationSpec{Fraction: 0.01} }, []string{"validation.fraction"}},
+		// regressionData(30) splits unstratified: round(0.99 × 30) = 30 held out.
+		{"fraction leaves no training rows", func(s *Spec) {
+			s.DatasetID = reg
+			s.Validation = &ValidationSpec{Fraction: 0.99}
+		}, []string{"validation.fraction"}},
 		{"fraction and dataset", func(s *Spec) { s.Validation = &ValidationSpec{Fraction: 0.2, DatasetID: binVal} }, []string{"validation"}},
 		{"validation dataset shape", func(s *Spec) { s.Validation = &ValidationSpec{DatasetID: reg} }, []string{"validation.dataset_id"}},
 		{"validation dataset missing", func(s *Spec) { s.Validation = &ValidationSpec{DatasetID: missing} }, []string{"validation.dataset_id"}},

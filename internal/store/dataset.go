@@ -33,6 +33,10 @@ type DatasetMeta struct {
 	SizeBytes    int64     `json:"size_bytes"`
 	// Hidden datasets hold a job's inline data; they are not listed.
 	Hidden bool `json:"hidden,omitempty"`
+	// ClassCounts is the number of rows of each of Classes, in order;
+	// CreateDataset fills it from the labels. Datasets stored before it
+	// existed lack it.
+	ClassCounts []int `json:"class_counts,omitempty"`
 }
 
 // Dataset is a dataset with its numbers. X is row-major Rows×Features.
@@ -58,6 +62,27 @@ const datasetHeaderSize = 32
 // littleEndian is true on hosts whose float64 memory layout equals the file
 // layout, where X and Targets are read and written in place.
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// classCounts counts the labels of each class, in the order of classes;
+// nil when there are no classes or a label is not one of them.
+func classCounts(classes, labels []string) []int {
+	if len(classes) == 0 || labels == nil {
+		return nil
+	}
+	index := make(map[string]int, len(classes))
+	for i, c := range classes {
+		index[c] = i
+	}
+	counts := make([]int, len(classes))
+	for _, l := range labels {
+		i, ok := index[l]
+		if !ok {
+			return nil
+		}
+		counts[i]++
+	}
+	return counts
+}
 
 // targetCols checks d's shapes against its metadata and returns the number
 // of target columns (0 for labels).
@@ -112,6 +137,7 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 	meta := d.Meta
 	meta.ID = uuid.NewString()
 	meta.CreatedAt = time.Now().UTC()
+	meta.ClassCounts = classCounts(meta.Classes, d.Labels)
 
 	n := uint64(datasetHeaderSize + 8*len(d.X) + 8*len(d.Targets))
 	if d.Labels != nil {
