@@ -186,6 +186,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
+	// Before serving, while no submission is in flight: a crash between
+	// storing a job's inline data and its record leaves a hidden dataset
+	// that nothing else would delete.
+	if _, err := m.jobs.SweepInlineData(ctx, m.store); err != nil {
+		m.Logger.Warn("delete inline data no job references", "err", err)
+	}
 
 	m.api = api.New(api.Options{
 		Config: api.Config{

@@ -60,6 +60,10 @@ type Manager struct {
 	wg        sync.WaitGroup // workers
 	hooks     testHooks
 	observer  Observer
+
+	// unreadable counts the job records Start skipped; their datasets
+	// are unknown, so SweepInlineData deletes nothing while it is > 0.
+	unreadable int
 }
 
 // testHooks let tests block, slow down or break a worker at chosen points.
@@ -168,10 +172,12 @@ func (m *Manager) Start(ctx context.Context) error {
 	var toWrite []*job
 	var terminal []string
 	m.mu.Lock()
+	m.unreadable = len(errs)
 	for _, rec := range recs {
 		j, err := loadJob(rec)
 		if err != nil {
 			m.log.Error("skipping unreadable job record", "job", rec.ID, "err", err)
+			m.unreadable++
 			continue
 		}
 		m.nextSeq = max(m.nextSeq, rec.Seq+1)

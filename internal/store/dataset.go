@@ -254,6 +254,18 @@ func (c *crcReader) Read(p []byte) (int, error) {
 // ListDatasets lists non-hidden datasets, newest first. A dataset whose
 // metadata cannot be read is skipped and logged.
 func (s *Store) ListDatasets(ctx context.Context) ([]DatasetMeta, error) {
+	return s.listDatasets(ctx, false)
+}
+
+// HiddenDatasets lists the hidden datasets (jobs' inline data), newest
+// first, so that startup can delete those no job references. A dataset
+// whose metadata cannot be read is skipped and logged.
+func (s *Store) HiddenDatasets(ctx context.Context) ([]DatasetMeta, error) {
+	return s.listDatasets(ctx, true)
+}
+
+// listDatasets lists the datasets whose Hidden flag is hidden.
+func (s *Store) listDatasets(ctx context.Context, hidden bool) ([]DatasetMeta, error) {
 	ents, err := s.fs.ReadDir(dirDatasets)
 	if err != nil {
 		return nil, readErr(dirDatasets, err)
@@ -274,7 +286,7 @@ func (s *Store) ListDatasets(ctx context.Context) ([]DatasetMeta, error) {
 			}
 			continue
 		}
-		if !m.Hidden {
+		if m.Hidden == hidden {
 			out = append(out, m)
 		}
 	}

@@ -743,9 +743,7 @@ func TestSIGTERMResumes(t *testing.T) {
 
 // knownDefects names tests that fail today, reported to the owners of the
 // code at fault; each skips until it is fixed.
-var knownDefects = map[string]string{
-	"orphan inline data": "a kill between POST /v1/jobs storing inline data as a hidden dataset and the job record leaves the dataset with no job, and nothing ever deletes it",
-}
+var knownDefects = map[string]string{}
 
 // TestSIGTERMWithSlowClients: SIGTERM while a client streams an upload
 // slower than the shutdown budget allows and another holds an event stream
