@@ -91,6 +91,10 @@ type ledger struct {
 	// want is the acknowledged end of a job the test cancelled ("cancelled"),
 	// stopped ("stopped") or deleted ("deleted") just before a kill.
 	want map[string]string
+	// present and gone are paths (a model version, a dataset) whose
+	// creation (201) or deletion (204) was acknowledged just before a
+	// kill: GET must answer 200 or 404 after the restarts.
+	present, gone []string
 }
 
 func (l *ledger) accept(id string, epochs int) {
@@ -283,7 +287,8 @@ func TestKillRestart(t *testing.T) {
 			}
 		case "mutating":
 			// Acknowledged changes must survive a kill right after the
-			// answer: a cancel, a stop, and the deletion of a finished job.
+			// answer: a cancel, a stop, the deletion of a finished job, a
+			// model import, a model version's and a dataset's deletion.
 			n++
 			id, err := l.submit(s, ds.ID, n, 200)
 			if err != nil {
@@ -311,6 +316,7 @@ func TestKillRestart(t *testing.T) {
 					t.Logf("round %d: delete %s: %v", round, done, err)
 				}
 			}
+			mutateStore(t, s, l, round)
 			s.kill()
 		case "anywhere":
 			for range 2 {
@@ -332,16 +338,38 @@ func TestKillRestart(t *testing.T) {
 	checkJobs(t, l, final)
 	checkModels(t, s)
 	checkDatasets(t, s, datasets)
-	used := map[string]bool{}
-	for _, j := range final {
-		used[j.Spec.DatasetID] = true
-	}
+	checkAcknowledged(t, s, l)
+	used := allJobDatasets(t, s)
 	if took, code := s.terminate(15 * time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM (%v):\n%s", code, took, s.Logs())
 	}
 	checkNoLeftovers(t, dir)
 	checkModelFiles(t, dir)
 	checkNoOrphanInlineData(t, dir, used)
+}
+
+// allJobDatasets lists every job the server holds, including jobs whose
+// 202 a kill kept from the test, and returns the datasets they train on.
+func allJobDatasets(t *testing.T, s *server) map[string]bool {
+	t.Helper()
+	used := map[string]bool{}
+	cursor := ""
+	for {
+		var page struct {
+			Jobs       []job  `json:"jobs"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if _, err := s.call(context.Background(), "GET", "/v1/jobs?limit=1000&cursor="+cursor, "", nil, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			used[j.Spec.DatasetID] = true
+		}
+		if page.NextCursor == "" {
+			return used
+		}
+		cursor = page.NextCursor
+	}
 }
 
 // checkNoOrphanInlineData: every hidden dataset (a job's inline data) on
@@ -408,6 +436,83 @@ func checkDatasets(t *testing.T, s *server, accepted map[string]int) {
 		}
 	}
 	t.Logf("%d datasets answered 201, %d listed", len(accepted), len(listed))
+}
+
+// mutateStore makes acknowledged changes to stored objects just before a
+// kill: it imports a stored model file as a new version of "imported",
+// deletes the oldest version of a model that has two, and uploads and
+// deletes a small dataset.
+func mutateStore(t *testing.T, s *server, l *ledger, round int) {
+	t.Helper()
+	ctx := context.Background()
+	var list struct {
+		Models []struct {
+			Name     string `json:"name"`
+			Versions []int  `json:"versions"`
+		} `json:"models"`
+	}
+	if _, err := s.call(ctx, "GET", "/v1/models", "", nil, &list); err != nil {
+		t.Fatalf("round %d: %v", round, err)
+	}
+	deleted := false
+	for _, m := range list.Models {
+		if len(m.Versions) == 0 || m.Name == "imported" {
+			continue
+		}
+		if len(l.present) < 20 {
+			res, err := http.Get(fmt.Sprintf("%s/v1/models/%s/versions/%d/file", s.url, m.Name, m.Versions[0]))
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			file, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != 200 {
+				t.Fatalf("round %d: export: %d %v", round, res.StatusCode, err)
+			}
+			var meta struct {
+				Version int `json:"version"`
+			}
+			if _, err := s.call(ctx, "POST", "/v1/models/imported/versions", "application/octet-stream", file, &meta); err != nil {
+				t.Fatalf("round %d: import: %v", round, err)
+			}
+			l.present = append(l.present, fmt.Sprintf("/v1/models/imported/versions/%d", meta.Version))
+		}
+		if !deleted && len(m.Versions) >= 2 {
+			path := fmt.Sprintf("/v1/models/%s/versions/%d", m.Name, m.Versions[0])
+			if status, err := s.call(ctx, "DELETE", path, "", nil, nil); status != 204 {
+				t.Fatalf("round %d: DELETE %s: %d %v", round, path, status, err)
+			}
+			l.gone = append(l.gone, path)
+			deleted = true
+		}
+	}
+	var ds struct {
+		ID string `json:"id"`
+	}
+	if _, err := s.call(ctx, "POST", "/v1/datasets?name=doomed&target=class", "text/csv", blobsCSV(30, 3, 1), &ds); err != nil {
+		t.Fatalf("round %d: %v", round, err)
+	}
+	if status, err := s.call(ctx, "DELETE", "/v1/datasets/"+ds.ID, "", nil, nil); status != 204 {
+		t.Fatalf("round %d: DELETE dataset: %d %v", round, status, err)
+	}
+	l.gone = append(l.gone, "/v1/datasets/"+ds.ID)
+}
+
+// checkAcknowledged: every acknowledged creation is there, every
+// acknowledged deletion is gone.
+func checkAcknowledged(t *testing.T, s *server, l *ledger) {
+	t.Helper()
+	for _, p := range l.present {
+		if status, err := s.call(context.Background(), "GET", p, "", nil, nil); status != 200 {
+			t.Errorf("%s was created (201) before a kill; now %d %v", p, status, err)
+		}
+	}
+	for _, p := range l.gone {
+		if status, _ := s.call(context.Background(), "GET", p, "", nil, nil); status != 404 {
+			t.Errorf("%s was deleted (204) before a kill; now %d", p, status)
+		}
+	}
+	t.Logf("%d acknowledged imports present, %d acknowledged deletions gone", len(l.present), len(l.gone))
 }
 
 // checkFloors polls the jobs killed mid-training right after a restart:
