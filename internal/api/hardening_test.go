@@ -297,11 +297,6 @@ var hostileInputs = []hostile{
 	{"stop a finished job", "POST", "/v1/jobs/{job}/stop", "", "", 409, "running"},
 }
 
-// knownDefects are cases that fail today, reported to the owners of the
-// code at fault; each is skipped (before it is sent, so that the data
-// directory check still holds) until it is fixed.
-var knownDefects = map[string]string{}
-
 // traversal is a hostile path segment and the status it must get: 400
 // naming the parameter when it reaches the handler as one segment, 404
 // when the router sees more segments than any route has.
@@ -490,9 +485,6 @@ func TestHostileInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if why, ok := knownDefects[tc.name]; ok {
-				t.Skip("known defect: " + why)
-			}
 			status, hdr, body := e.send(t, tc.method, e.vals.Replace(tc.path), tc.ct, []byte(e.vals.Replace(tc.body)))
 			if status != tc.status {
 				t.Fatalf("status %d, want %d: %.500s", status, tc.status, body)
@@ -796,9 +788,6 @@ func TestClientAbortIsNotAServerFault(t *testing.T) {
 	}
 	for _, rt := range routes {
 		t.Run(rt.path, func(t *testing.T) {
-			if why, ok := knownDefects["client abort "+rt.path]; ok {
-				t.Skip("known defect: " + why)
-			}
 			before := len(logs.String())
 			pr, pw := io.Pipe()
 			ctx, cancel := context.WithCancel(context.Background())

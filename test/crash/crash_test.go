@@ -378,10 +378,6 @@ func allJobDatasets(t *testing.T, s *server) map[string]bool {
 // data that nothing lists or deletes.
 func checkNoOrphanInlineData(t *testing.T, dir string, used map[string]bool) {
 	t.Helper()
-	if why, ok := knownDefects["orphan inline data"]; ok {
-		t.Log("known defect, not checked: " + why)
-		return
-	}
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -846,18 +842,11 @@ func TestSIGTERMResumes(t *testing.T) {
 	checkNoLeftovers(t, dir)
 }
 
-// knownDefects names tests that fail today, reported to the owners of the
-// code at fault; each skips until it is fixed.
-var knownDefects = map[string]string{}
-
 // TestSIGTERMWithSlowClients: SIGTERM while a client streams an upload
 // slower than the shutdown budget allows and another holds an event stream
 // open: the process still exits 0 within --shutdown-timeout, cutting the
 // slow client off, and restarts cleanly.
 func TestSIGTERMWithSlowClients(t *testing.T) {
-	if why, ok := knownDefects[t.Name()]; ok {
-		t.Skip("known defect: " + why)
-	}
 	dir := t.TempDir()
 	s := startServer(t, dir)
 	var ds struct {
