@@ -19,6 +19,7 @@ fuzz ./internal/api/ FuzzJobHandler
 fuzz ./internal/api/ FuzzPredictHandler
 fuzz ./internal/api/ FuzzPredictRequest
 fuzz ./internal/api/ FuzzV2Infer
+fuzz ./internal/api/ FuzzDatasetUpload
 fuzz ./internal/store/ FuzzDecodeFrame
 fuzz ./internal/store/ FuzzLoadDataset
 if [ -d internal/idx ]; then fuzz ./internal/idx/ FuzzRead; fi
