@@ -8,4 +8,11 @@ go vet -tags openblas ./internal/engine/ ./internal/openblas/ ./bench/...
 go test -tags openblas -count=1 ./internal/engine/ ./internal/openblas/
 # The tag must really switch the implementation: a build that silently kept
 # gonum's pure-Go BLAS would pass the suite above.
-go test -tags openblas -count=1 -run 'TestUseRoutesBlas64ToOpenBLAS|TestDgemmMatchesGonum' -v ./internal/openblas/ | grep -q -- '--- PASS: TestUseRoutesBlas64ToOpenBLAS'
+# (Output goes to a variable first: grep -q on a pipe exits at the first
+# match, and the SIGPIPE it leaves would fail the step under pipefail.)
+out=$(go test -tags openblas -count=1 -run 'TestUseRoutesBlas64ToOpenBLAS|TestDgemmMatchesGonum' -v ./internal/openblas/)
+echo "$out" | tail -n 3
+if ! grep -q -- '--- PASS: TestUseRoutesBlas64ToOpenBLAS' <<<"$out"; then
+  echo "TestUseRoutesBlas64ToOpenBLAS did not pass under -tags openblas" >&2
+  exit 1
+fi
