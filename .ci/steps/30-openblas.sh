@@ -10,9 +10,11 @@ go test -tags openblas -count=1 ./internal/engine/ ./internal/openblas/
 # gonum's pure-Go BLAS would pass the suite above.
 # (Output goes to a variable first: grep -q on a pipe exits at the first
 # match, and the SIGPIPE it leaves would fail the step under pipefail.)
-out=$(go test -tags openblas -count=1 -run 'TestUseRoutesBlas64ToOpenBLAS|TestDgemmMatchesGonum' -v ./internal/openblas/)
+out=$(go test -tags openblas -count=1 -run 'TestUseRoutesBlas64ToOpenBLAS|TestDgemmMatchesGonum|TestAdamMatchesGoLoop' -v ./internal/openblas/)
 echo "$out" | tail -n 3
-if ! grep -q -- '--- PASS: TestUseRoutesBlas64ToOpenBLAS' <<<"$out"; then
-  echo "TestUseRoutesBlas64ToOpenBLAS did not pass under -tags openblas" >&2
-  exit 1
-fi
+for t in TestUseRoutesBlas64ToOpenBLAS TestAdamMatchesGoLoop; do
+  if ! grep -q -- "--- PASS: $t " <<<"$out"; then
+    echo "$t did not pass under -tags openblas" >&2
+    exit 1
+  fi
+done
