@@ -6,6 +6,7 @@ set -euo pipefail
 export CGO_ENABLED=1
 go vet -tags openblas ./internal/engine/ ./internal/openblas/ ./bench/...
 go test -tags openblas -count=1 ./internal/engine/ ./internal/openblas/
+go test -tags openblas -count=1 -run TestServerSizesOpenBLASThreads ./cmd/server/
 # The tag must really switch the implementation: a build that silently kept
 # gonum's pure-Go BLAS would pass the suite above.
 # (Output goes to a variable first: grep -q on a pipe exits at the first

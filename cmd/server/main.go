@@ -25,6 +25,7 @@ import (
 	"github.com/backpropd/backpropd/internal/api"
 	"github.com/backpropd/backpropd/internal/jobs"
 	"github.com/backpropd/backpropd/internal/metrics"
+	"github.com/backpropd/backpropd/internal/openblas"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -169,6 +170,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	// OpenBLAS threads are process-wide: size them so that workers × threads
+	// never exceed the cores. 0 in the default, pure-Go build, where the
+	// job manager bounds each job's engine threads itself.
+	blasThreads := openblas.SetThreads(openblas.ThreadsFor(c.Workers))
 	m.jobs, err = jobs.New(m.store, jobs.Options{
 		Workers:     c.Workers,
 		QueueSize:   c.QueueSize,
@@ -229,7 +234,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Logger.Info("backpropd listening", "addr", m.Addr(), "data_dir", c.DataDir,
-		"workers", c.Workers, "queue_size", c.QueueSize, "auth", c.AuthToken != "", "version", version())
+		"workers", c.Workers, "queue_size", c.QueueSize, "auth", c.AuthToken != "", "version", version(),
+		"blas", openblas.Config(), "blas_threads", blasThreads)
 	return nil
 }
 
