@@ -144,7 +144,8 @@ type Options struct {
 	// of training.max_duration_seconds, default 24h.
 	MaxDuration time.Duration
 	// CheckpointEvery is the number of epochs between checkpoints,
-	// default 1.
+	// default 1; past epoch 64 the interval is at least 1/64 of the epochs
+	// trained (see the package documentation).
 	CheckpointEvery int
 	// Limits cap what one job may allocate; checked before it is queued
 	// and again when it starts. A zero MaxParams or MaxCells takes

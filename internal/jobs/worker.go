@@ -12,6 +12,11 @@ import (
 	"github.com/backpropd/backpropd/internal/store"
 )
 
+// checkpointStretch sets how a long job's checkpoint interval grows: at
+// epoch e a checkpoint is written at least every e/checkpointStretch
+// epochs (and every Options.CheckpointEvery epochs before that).
+const checkpointStretch = 64
+
 // outcome is how a run ended.
 type outcome struct {
 	status  Status // Succeeded, Failed, Cancelled, or Queued for a shutdown
@@ -169,10 +174,14 @@ func (m *Manager) train(j *job) outcome {
 		}
 		// The checkpoint first, so that the record never claims epochs
 		// the checkpoint lacks. Between checkpoints readers see progress
-		// from memory; writing the record (whose history grows every
-		// epoch) only here keeps the bytes written per epoch bounded by
-		// the interval.
-		if sinceCheckpoint++; sinceCheckpoint >= m.opt.CheckpointEvery {
+		// from memory. The record and the checkpoint both hold the whole
+		// history, so at a fixed interval the bytes written per epoch
+		// would grow with the epochs trained (quadratic over a long job);
+		// past checkpointStretch epochs the interval grows with them, which
+		// keeps the bytes per epoch bounded and a crash's loss under
+		// 1/checkpointStretch of the training done.
+		every := max(m.opt.CheckpointEvery, e.Epoch/checkpointStretch)
+		if sinceCheckpoint++; sinceCheckpoint >= every {
 			sinceCheckpoint = 0
 			if err := m.checkpoint(j.rec.ID, tr); err != nil {
 				writeErr = fmt.Errorf("checkpoint after epoch %d: %w", e.Epoch, err)

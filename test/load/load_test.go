@@ -500,21 +500,12 @@ func TestMetricsCardinality(t *testing.T) {
 	}
 }
 
-// knownDefects are tests that fail today, reported to the owners of the
-// code at fault; each skips until it is fixed.
-var knownDefects = map[string]string{
-	"TestLongJobWritesPerEpochBounded": "every epoch rewrites the whole job record and checkpoint, and both hold the full history: bytes written per epoch grow with the epoch count (quadratic in total)",
-}
-
 // TestLongJobWritesPerEpochBounded trains a job of many short epochs and
 // measures the bytes the process writes per epoch (/proc/self/io wchar)
 // early in the job and three times later: they must not grow with the
 // number of epochs trained, or a 1,000,000-epoch job (the limit) writes
 // terabytes. Only this job runs, so the process's writes are its writes.
 func TestLongJobWritesPerEpochBounded(t *testing.T) {
-	if why, ok := knownDefects[t.Name()]; ok {
-		t.Skip("known defect: " + why)
-	}
 	dir := t.TempDir()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
