@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/backpropd/backpropd/internal/api"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +29,7 @@ type Config struct {
 	InsecureNoAuth      bool
 	MaxRequestBytes     byteSize
 	MaxUploadBytes      byteSize
+	MaxPredictRows      int
 	JobMaxDuration      time.Duration
 	MetricsJobRetention time.Duration
 	LogLevel            string
@@ -55,6 +58,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file holding the bearer token (surrounding whitespace is trimmed)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "allow a non-loopback --addr without a token: anyone who reaches the port can train, read and delete")
 	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest JSON request body (jobs, predictions), e.g. 8MiB")
+	fs.IntVar(&c.MaxPredictRows, "max-predict-rows", api.DefaultMaxPredictRows, "most rows one prediction request (/v1 or /v2) may hold; bounds its working memory, which the body limit alone does not")
 	fs.Var(&c.MaxUploadBytes, "max-upload-bytes", "largest dataset or model file upload, e.g. 2GiB")
 	fs.DurationVar(&c.JobMaxDuration, "job-max-duration", 24*time.Hour, "longest a training job may run; also caps a job's max_duration_seconds")
 	fs.DurationVar(&c.MetricsJobRetention, "metrics-job-retention", 5*time.Minute, "how long a finished job's per-job metric series stay exported")
@@ -170,6 +174,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("--workers %d: must be at least 1", c.Workers)
 	case c.QueueSize < 1:
 		return fmt.Errorf("--queue-size %d: must be at least 1", c.QueueSize)
+	case c.MaxPredictRows < 1:
+		return fmt.Errorf("--max-predict-rows %d: must be at least 1", c.MaxPredictRows)
 	case c.MaxRequestBytes < 1024:
 		return fmt.Errorf("--max-request-bytes %d: must be at least 1KiB", c.MaxRequestBytes)
 	case c.MaxUploadBytes < 1024:

@@ -43,24 +43,25 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"BACKPROPD_LOG_FORMAT":            "text",
 		"BACKPROPD_SHUTDOWN_TIMEOUT":      "5s",
 		"BACKPROPD_INSECURE_NO_AUTH":      "true",
+		"BACKPROPD_MAX_PREDICT_ROWS":      "500",
 	})
 	c, err := parseConfig(nil, e, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{Addr: "127.0.0.1:9000", DataDir: "/tmp/x", Workers: 3, QueueSize: 7, AuthToken: "from-env",
-		InsecureNoAuth: true, MaxRequestBytes: 1 << 20, MaxUploadBytes: 3e9, JobMaxDuration: 2 * time.Hour,
+		InsecureNoAuth: true, MaxRequestBytes: 1 << 20, MaxUploadBytes: 3e9, MaxPredictRows: 500, JobMaxDuration: 2 * time.Hour,
 		MetricsJobRetention: 30 * time.Second, LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 5 * time.Second}
 	if c != want {
 		t.Fatalf("from the environment:\n got %+v\nwant %+v", c, want)
 	}
 	// A flag wins over its variable.
-	c, err = parseConfig([]string{"--workers", "5", "--max-request-bytes=2048"}, e, nil)
+	c, err = parseConfig([]string{"--workers", "5", "--max-request-bytes=2048", "--max-predict-rows", "7"}, e, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Workers != 5 || c.MaxRequestBytes != 2048 || c.QueueSize != 7 {
-		t.Fatalf("flags over env: workers %d bytes %d queue %d", c.Workers, c.MaxRequestBytes, c.QueueSize)
+	if c.Workers != 5 || c.MaxRequestBytes != 2048 || c.QueueSize != 7 || c.MaxPredictRows != 7 {
+		t.Fatalf("flags over env: workers %d bytes %d queue %d predict rows %d", c.Workers, c.MaxRequestBytes, c.QueueSize, c.MaxPredictRows)
 	}
 }
 
@@ -84,6 +85,8 @@ func TestConfigErrors(t *testing.T) {
 		{"env size", nil, map[string]string{"BACKPROPD_MAX_UPLOAD_BYTES": "lots"}, []string{`BACKPROPD_MAX_UPLOAD_BYTES: "lots" is not a size`}},
 		{"bad size", []string{"--max-upload-bytes", "2 potatoes"}, nil, []string{"max-upload-bytes"}},
 		{"zero workers", []string{"--workers", "0"}, nil, []string{"--workers"}},
+		{"zero predict rows", []string{"--max-predict-rows", "0"}, nil, []string{"--max-predict-rows", "at least 1"}},
+		{"negative predict rows", nil, map[string]string{"BACKPROPD_MAX_PREDICT_ROWS": "-5"}, []string{"--max-predict-rows"}},
 		{"bad log format", []string{"--log-format", "xml"}, nil, []string{"--log-format"}},
 		{"bad log level", []string{"--log-level", "loud"}, nil, []string{"--log-level"}},
 		{"token and token file", []string{"--auth-token", "a", "--auth-token-file", "/x"}, nil, []string{"not both"}},
@@ -161,9 +164,9 @@ func TestHelpListsEverySetting(t *testing.T) {
 			}
 		}
 	})
-	// The settings issue 4 and 5 name.
-	if n != 14 {
-		t.Errorf("%d flags, want 14", n)
+	// The settings issue 4 and 5 name, and --max-predict-rows.
+	if n != 15 {
+		t.Errorf("%d flags, want 15", n)
 	}
 	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck [--addr host:port] [--timeout 3s]"} {
 		if !strings.Contains(out.String(), s) {

@@ -202,6 +202,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Config: api.Config{
 			AuthToken:       c.AuthToken,
 			MaxRequestBytes: int64(c.MaxRequestBytes),
+			MaxPredictRows:  c.MaxPredictRows,
 			MaxUploadBytes:  int64(c.MaxUploadBytes),
 			Version:         version(),
 		},

@@ -62,7 +62,10 @@ func (e *rowErrors) err() error {
 // numbers like 1e999 that overflow float64; NaN and Infinity are not JSON
 // and were already refused by the strict decoder). raw must be well-formed
 // JSON, as a json.RawMessage filled by encoding/json is.
-func decodeRows(raw []byte, field string, sm *servedModel, x []float64) ([]float64, int, error) {
+//
+// More than limit rows is refused as soon as row limit+1 starts, before
+// anything is allocated for it.
+func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit int) ([]float64, int, error) {
 	features := sm.model.Features()
 	names := sm.model.FeatureNames()
 	s := jsonScan{b: raw}
@@ -74,6 +77,9 @@ func decodeRows(raw []byte, field string, sm *servedModel, x []float64) ([]float
 	rows := 0
 	var seen []bool
 	for first := true; s.more(first); first = false {
+		if rows >= limit {
+			return x, rows, tooManyRows(field, limit)
+		}
 		r := rows
 		rows++
 		base := len(x)
@@ -238,7 +244,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var rows int
-	buf.x, rows, err = decodeRows(raw, field, sm, buf.x[:0])
+	buf.x, rows, err = decodeRows(raw, field, sm, buf.x[:0], s.cfg.MaxPredictRows)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -621,4 +627,9 @@ func (s *jsonScan) number() (float64, string) {
 		return 0, "must be a finite number; " + string(tok) + " is out of range"
 	}
 	return v, ""
+}
+
+// tooManyRows is the error for a prediction request over the row cap.
+func tooManyRows(field string, limit int) error {
+	return invalidField(field, "more than %d rows: the limit per request is %d (--max-predict-rows); split the request", limit, limit)
 }

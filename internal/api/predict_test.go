@@ -415,7 +415,7 @@ func FuzzPredictRequest(f *testing.F) {
 		if isAbsent(raw) {
 			return
 		}
-		x, rows, err := decodeRows(raw, "inputs", sm, nil)
+		x, rows, err := decodeRows(raw, "inputs", sm, nil, DefaultMaxPredictRows)
 		if err != nil {
 			assertClientError(t, err)
 			return
@@ -428,7 +428,7 @@ func FuzzPredictRequest(f *testing.F) {
 				t.Fatalf("non-finite value %v decoded", v)
 			}
 		}
-		again, rows2, err := decodeRows([]byte(rowsJSON(x, rows, 4)), "inputs", sm, nil)
+		again, rows2, err := decodeRows([]byte(rowsJSON(x, rows, 4)), "inputs", sm, nil, DefaultMaxPredictRows)
 		if err != nil || rows2 != rows || !slices.Equal(again, x) {
 			t.Fatalf("re-encoded rows decode to %v (%v), want %v", again, err, x)
 		}
@@ -503,5 +503,66 @@ func TestPredictConcurrent(t *testing.T) {
 	e.postJSON(t, "/v1/models/iris/predict", string(body)).JSON(t, &got)
 	if got.ModelVersion != 1 {
 		t.Errorf("latest after the churn is version %d, want 1", got.ModelVersion)
+	}
+}
+
+// The row cap (Config.MaxPredictRows) holds on /v1 in each input form and
+// on /v2 for flat and nested data: exactly the cap is served, one row more
+// is a 400 naming the field, before any output is allocated.
+func TestPredictRowCap(t *testing.T) {
+	e := newModelEnv(t)
+	tm := mustTrain(t, "classifier")
+	e.putModel("iris", tm)
+	const limit = 3
+	h := New(Options{Config: Config{MaxPredictRows: limit}, Store: e.store, Jobs: e.jobs, Observer: e.obs}).Handler()
+
+	row := "[5.1,3.5,1.4,0.2]"
+	obj := `{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}`
+	rows := func(r string, n int) string { return "[" + strings.TrimSuffix(strings.Repeat(r+",", n), ",") + "]" }
+	for _, tc := range []struct {
+		name, body, field string
+		n                 int
+	}{
+		{"arrays", `{"inputs":%s}`, "inputs", 0},
+		{"objects", `{"inputs":%s}`, "inputs", 1},
+		{"instances", `{"instances":%s}`, "instances", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := row
+			if tc.n == 1 {
+				r = obj
+			}
+			at := doRaw(t, h, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(fmt.Sprintf(tc.body, rows(r, limit))))
+			if at.Status != http.StatusOK {
+				t.Fatalf("%d rows (the cap): status %d: %s", limit, at.Status, at.Body)
+			}
+			over := doRaw(t, h, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(fmt.Sprintf(tc.body, rows(r, limit+1))))
+			if over.Status != http.StatusBadRequest {
+				t.Fatalf("%d rows: status %d, want 400: %s", limit+1, over.Status, over.Body)
+			}
+			p := over.Problem(t)
+			if len(p.Errors) == 0 || p.Errors[0].Field != tc.field || !strings.Contains(p.Errors[0].Message, "--max-predict-rows") {
+				t.Fatalf("problem does not name %s and the limit: %+v", tc.field, p)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, data string }{
+		{"v2 flat", strings.TrimSuffix(strings.Repeat("5.1,3.5,1.4,0.2,", limit+1), ",")},
+		{"v2 nested", strings.TrimPrefix(strings.TrimSuffix(rows(row, limit+1), "]"), "[")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := func(n int, data string) []byte {
+				return []byte(fmt.Sprintf(`{"inputs":[{"name":"input","datatype":"FP64","shape":[%d,4],"data":[%s]}]}`, n, data))
+			}
+			over := doRaw(t, h, http.MethodPost, "/v2/models/iris/infer", "application/json", body(limit+1, tc.data))
+			if over.Status != http.StatusBadRequest || !strings.Contains(string(over.Body), "--max-predict-rows") {
+				t.Fatalf("%d rows: status %d, want 400 naming the limit: %s", limit+1, over.Status, over.Body)
+			}
+			at := doRaw(t, h, http.MethodPost, "/v2/models/iris/infer", "application/json",
+				body(limit, strings.TrimSuffix(strings.Repeat("5.1,3.5,1.4,0.2,", limit), ",")))
+			if at.Status != http.StatusOK {
+				t.Fatalf("%d rows (the cap): status %d: %s", limit, at.Status, at.Body)
+			}
+		})
 	}
 }

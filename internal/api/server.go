@@ -57,11 +57,19 @@ type Observer interface {
 	ObservePrediction(modelName string, rows int, d time.Duration)
 }
 
+// DefaultMaxPredictRows is Config.MaxPredictRows when unset.
+const DefaultMaxPredictRows = 10000
+
 // Config holds the handler settings that come from the command line.
 type Config struct {
 	AuthToken       string
 	MaxRequestBytes int64 // default 8 MiB
 	MaxUploadBytes  int64 // datasets and model imports, default 2 GiB
+	// MaxPredictRows caps the rows of one prediction request, /v1 and
+	// /v2, default 10,000: the request body limit alone lets one request
+	// of narrow rows (about 840,000 one-feature rows in 8 MiB) allocate
+	// half a gigabyte for its inputs and outputs.
+	MaxPredictRows int
 	// Version is the server's version, reported by /v2 server metadata;
 	// "" reports "devel". cmd/server sets it, so that the metadata, the
 	// build_info metric and the start-up log agree.
@@ -116,6 +124,9 @@ func New(opt Options) *Server {
 	}
 	if s.cfg.MaxUploadBytes <= 0 {
 		s.cfg.MaxUploadBytes = 2 << 30
+	}
+	if s.cfg.MaxPredictRows <= 0 {
+		s.cfg.MaxPredictRows = DefaultMaxPredictRows
 	}
 	if s.cfg.Version == "" {
 		s.cfg.Version = "devel"

@@ -285,7 +285,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		s.v2WriteError(w, r, err)
 		return
 	}
-	x, rows, err := v2DecodeInputs(req.Inputs, sm.model.Features(), len(body))
+	x, rows, err := v2DecodeInputs(req.Inputs, sm.model.Features(), len(body), s.cfg.MaxPredictRows)
 	if err != nil {
 		s.v2WriteError(w, r, err)
 		return
@@ -357,7 +357,7 @@ func v2SelectOutputs(req []v2RequestedOuput, classifier bool) (output, label boo
 // its rows×features values, row-major. bodyLen bounds the allocation: a
 // shape that claims more elements than the body could hold is refused before
 // anything is allocated for it.
-func v2DecodeInputs(inputs []v2InferInput, features, bodyLen int) ([]float64, int, error) {
+func v2DecodeInputs(inputs []v2InferInput, features, bodyLen, maxRows int) ([]float64, int, error) {
 	if len(inputs) != 1 {
 		return nil, 0, invalidField("inputs", "must hold exactly one tensor, named %q; got %d", v2Input, len(inputs))
 	}
@@ -376,6 +376,10 @@ func v2DecodeInputs(inputs []v2InferInput, features, bodyLen int) ([]float64, in
 	rows, cols := in.Shape[0], in.Shape[1]
 	if rows < 1 {
 		return nil, 0, invalidField("inputs[0].shape[0]", "must be at least 1 row; got %d", rows)
+	}
+	if rows > int64(maxRows) {
+		return nil, 0, invalidField("inputs[0].shape[0]",
+			"%d rows exceed the limit of %d per request (--max-predict-rows); split the request", rows, maxRows)
 	}
 	if cols != int64(features) {
 		return nil, 0, invalidField("inputs[0].shape[1]", "must be %d, the model's feature count; got %d", features, cols)
