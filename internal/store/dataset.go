@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -328,18 +327,11 @@ func (s *Store) LoadDataset(ctx context.Context, id string) (*Dataset, error) {
 		return nil, err
 	}
 	rel := datasetDataPath(id)
-	f, err := s.fs.OpenFile(rel, os.O_RDONLY, 0)
+	f, info, err := s.openRegular(rel)
 	if err != nil {
-		return nil, readErr(rel, err)
+		return nil, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, readErr(rel, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, corrupt(rel, "not a regular file")
-	}
 	cr := &crcReader{r: f}
 	short := func(err error) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -326,21 +326,34 @@ func (s *Store) writeBytes(ctx context.Context, rel string, k kind, payload []by
 	})
 }
 
+// openRegular opens rel for reading and refuses anything but a regular
+// file, so that a directory or device placed where a record belongs reads
+// as corrupt rather than as garbage.
+func (s *Store) openRegular(rel string) (File, fs.FileInfo, error) {
+	f, err := s.fs.OpenFile(rel, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, readErr(rel, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, readErr(rel, err)
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, corrupt(rel, "not a regular file")
+	}
+	return f, info, nil
+}
+
 // readBytes reads and checks the frame of kind k at rel and returns its
 // payload. A missing file gives ErrNotFound, a bad one ErrCorrupt.
 func (s *Store) readBytes(rel string, k kind) ([]byte, error) {
-	f, err := s.fs.OpenFile(rel, os.O_RDONLY, 0)
+	f, info, err := s.openRegular(rel)
 	if err != nil {
-		return nil, readErr(rel, err)
+		return nil, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, readErr(rel, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, corrupt(rel, "not a regular file")
-	}
 	data := make([]byte, info.Size())
 	if _, err := io.ReadFull(f, data); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
