@@ -8,9 +8,24 @@
 # with the fix. go test -fuzz takes one target per run.
 set -euo pipefail
 fuzztime="${FUZZTIME:-12s}"
+# A run that ends in Go's "context deadline exceeded" without a crasher (a
+# worker busy on one input when the fuzz time ran out; seen once for
+# FuzzPredictHandler, not reproduced, under investigation) is run once
+# more, loudly. A crasher or an assertion failure fails at once.
 fuzz() { # package target
   echo "--- fuzz $2 ($1, $fuzztime)"
-  go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "$1"
+  local out
+  if out=$(go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "$1" 2>&1); then
+    echo "$out" | tail -n 2
+    return 0
+  fi
+  echo "$out"
+  if grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+    echo "WARNING: $2 ended in 'context deadline exceeded' with no crasher; running it once more" >&2
+    go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "$1"
+    return
+  fi
+  return 1
 }
 fuzz ./internal/ingest/ FuzzCSVRoundTrip
 fuzz ./internal/ingest/ FuzzJSONDataset
