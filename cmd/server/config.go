@@ -52,7 +52,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	c.MaxUploadBytes = 2 << 30
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "host:port to listen on; a non-loopback address needs --auth-token")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for datasets, models, jobs and checkpoints")
-	fs.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "training jobs run at once (default: usable CPUs, which follows a container's CPU limit)")
+	fs.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "training jobs run at once")
 	fs.IntVar(&c.QueueSize, "queue-size", 64, "queued jobs beyond which POST /v1/jobs answers 429")
 	fs.StringVar(&c.AuthToken, "auth-token", "", "bearer token required on /v1, /v2 and /openapi.yaml (prefer --auth-token-file or the environment: flags show in ps)")
 	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file holding the bearer token (surrounding whitespace is trimmed)")
@@ -143,7 +143,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if err != nil {
 		return c, err
 	}
-	return c, c.check()
+	return c, c.validate()
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -151,20 +151,13 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-// check validates the settings and reads the token file.
-func (c *Config) check() error {
+// validate reports the first setting that is out of range or contradicts
+// another. It reads no file and changes nothing, so that parsing and Run may
+// both call it; the token file is read by authToken, once.
+func (c Config) validate() error {
 	if c.AuthToken != "" && c.AuthTokenFile != "" {
-		return errors.New("give --auth-token or --auth-token-file, not both")
-	}
-	if c.AuthTokenFile != "" {
-		b, err := os.ReadFile(c.AuthTokenFile)
-		if err != nil {
-			return fmt.Errorf("--auth-token-file: %w", err)
-		}
-		c.AuthToken = strings.TrimSpace(string(b))
-		if c.AuthToken == "" {
-			return fmt.Errorf("--auth-token-file %s is empty", c.AuthTokenFile)
-		}
+		return fmt.Errorf("give --auth-token or --auth-token-file, not both (%s and %s are both set, "+
+			"by flag or environment)", envName("auth-token"), envName("auth-token-file"))
 	}
 	if strings.ContainsAny(c.AuthToken, " \t\r\n") {
 		return errors.New("--auth-token must not contain whitespace")
@@ -203,12 +196,34 @@ func (c *Config) check() error {
 	if err != nil {
 		return fmt.Errorf("--addr %q: %v", c.Addr, err)
 	}
-	if !isLoopback(host) && c.AuthToken == "" && !c.InsecureNoAuth {
+	if !isLoopback(host) && c.AuthToken == "" && c.AuthTokenFile == "" && !c.InsecureNoAuth {
 		return fmt.Errorf("refusing to listen on %s without authentication: anyone who can reach it could train, "+
 			"read and delete models. Set --auth-token (or --auth-token-file, or %s), "+
 			"or pass --insecure-no-auth if you really mean it", c.Addr, envName("auth-token"))
 	}
 	return nil
+}
+
+// authToken returns the bearer token the server requires: --auth-token, or
+// the contents of --auth-token-file with surrounding whitespace trimmed, or ""
+// for none. It reads the file on every call; Run calls it once, after
+// validate.
+func (c Config) authToken() (string, error) {
+	if c.AuthTokenFile == "" {
+		return c.AuthToken, nil
+	}
+	b, err := os.ReadFile(c.AuthTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--auth-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("--auth-token-file %s is empty", c.AuthTokenFile)
+	}
+	if strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("--auth-token-file %s: the token must not contain whitespace", c.AuthTokenFile)
+	}
+	return tok, nil
 }
 
 // isLoopback reports whether host only binds loopback interfaces. An empty
@@ -240,7 +255,7 @@ Flags:
 	fs.VisitAll(func(f *flag.Flag) {
 		def := f.DefValue
 		if f.Name == "workers" {
-			def = "number of CPUs (" + def + ")"
+			def = "the usable CPUs, which follow a container's CPU limit: " + def + " here"
 		}
 		if def == "" {
 			def = `""`

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +95,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, nil, []string{"--log-format"}},
 		{"bad log level", []string{"--log-level", "loud"}, nil, []string{"--log-level"}},
 		{"token and token file", []string{"--auth-token", "a", "--auth-token-file", "/x"}, nil, []string{"not both"}},
-		{"missing token file", []string{"--auth-token-file", "/nonexistent/token"}, nil, []string{"--auth-token-file"}},
+		{"token flag and token file variable", []string{"--auth-token", "a"}, map[string]string{"BACKPROPD_AUTH_TOKEN_FILE": "/x"}, []string{"not both", "BACKPROPD_AUTH_TOKEN_FILE"}},
 		{"bad addr", []string{"--addr", "8080"}, nil, []string{"--addr"}},
 		{"stray argument", []string{"serve"}, nil, []string{`"serve"`}},
 		{"unknown flag", []string{"--wokers", "2"}, nil, []string{"wokers"}},
@@ -126,24 +131,105 @@ func TestConfigLoopbackAndOverrides(t *testing.T) {
 
 func TestConfigTokenFile(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "token")
-	if err := os.WriteFile(p, []byte("  tok-123\n"), 0o600); err != nil {
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("token", "  tok-123\n")
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    string // the token, when wantErr is ""
+		wantErr string
+	}{
+		{name: "flag", args: []string{"--addr", "0.0.0.0:1", "--auth-token-file", good}, want: "tok-123"},
+		{name: "variable", env: map[string]string{"BACKPROPD_AUTH_TOKEN_FILE": good}, want: "tok-123"},
+		// The shipped Kubernetes Deployment: a non-loopback address and the
+		// file from the environment.
+		{name: "variable on every interface", env: map[string]string{"BACKPROPD_ADDR": ":8080", "BACKPROPD_AUTH_TOKEN_FILE": good}, want: "tok-123"},
+		{name: "token flag", args: []string{"--auth-token", "tok-456"}, want: "tok-456"},
+		{name: "none", want: ""},
+		{name: "missing file", args: []string{"--auth-token-file", filepath.Join(dir, "absent")}, wantErr: "--auth-token-file"},
+		{name: "empty file", args: []string{"--auth-token-file", write("empty", "\n")}, wantErr: "empty"},
+		{name: "whitespace inside", args: []string{"--auth-token-file", write("two", "tok 123\n")}, wantErr: "whitespace"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(tc.args, env(tc.env), nil)
+			if err != nil {
+				t.Fatalf("parseConfig: %v (the file is read by authToken, not by parsing)", err)
+			}
+			parsed := c
+			// Run validates again what parsing validated: that must
+			// still pass, however many times it is done.
+			for i := range 3 {
+				if err := c.validate(); err != nil {
+					t.Fatalf("validate #%d after parseConfig: %v", i+1, err)
+				}
+			}
+			got, err := c.authToken()
+			if c != parsed {
+				t.Errorf("validate or authToken changed the config:\n got %+v\nwant %+v", c, parsed)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("authToken = %q, %v; want an error naming %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("authToken = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunWithTokenFile starts the service in-process the way the shipped
+// Kubernetes Deployment configures it, through BACKPROPD_AUTH_TOKEN_FILE,
+// and checks that the file's token is the one required.
+func TestRunWithTokenFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte("tok-from-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := parseConfig([]string{"--addr", "0.0.0.0:1", "--auth-token-file", p}, env(nil), nil)
-	if err != nil || c.AuthToken != "tok-123" {
-		t.Fatalf("token %q, err %v; want tok-123 (trimmed)", c.AuthToken, err)
-	}
-	c, err = parseConfig(nil, env(map[string]string{"BACKPROPD_AUTH_TOKEN_FILE": p}), nil)
-	if err != nil || c.AuthToken != "tok-123" {
-		t.Fatalf("from BACKPROPD_AUTH_TOKEN_FILE: token %q, err %v", c.AuthToken, err)
-	}
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+	m := NewMain()
+	err := m.ParseFlags(nil, env(map[string]string{
+		"BACKPROPD_ADDR":            "127.0.0.1:0",
+		"BACKPROPD_DATA_DIR":        t.TempDir(),
+		"BACKPROPD_AUTH_TOKEN_FILE": p,
+	}), io.Discard)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := parseConfig([]string{"--auth-token-file", empty}, env(nil), nil); err == nil || !strings.Contains(err.Error(), "empty") {
-		t.Fatalf("empty token file: %v", err)
+	m.LogOutput = io.Discard
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	defer m.Close()
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{
+		{"Bearer tok-from-file", http.StatusOK},
+		{"", http.StatusUnauthorized},
+		{"Bearer tok-from-flag", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+m.Addr()+"/v1/datasets", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("GET /v1/datasets with %q: %d, want %d", tc.auth, res.StatusCode, tc.want)
+		}
 	}
 }
 
@@ -172,6 +258,40 @@ func TestHelpListsEverySetting(t *testing.T) {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("--help lacks %q:\n%s", s, out.String())
 		}
+	}
+}
+
+// TestHelpStatesEachDefaultOnce reads --help flag by flag: each entry states
+// its default once, and --workers says what its default follows and what it
+// comes to on this machine.
+func TestHelpStatesEachDefaultOnce(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := parseConfig([]string{"--help"}, env(nil), &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	_, flags, ok := strings.Cut(out.String(), "\nFlags:\n")
+	if !ok {
+		t.Fatalf("--help has no Flags: section:\n%s", out.String())
+	}
+	entries := map[string]string{}
+	for _, e := range strings.Split("\n"+flags, "\n  --")[1:] {
+		name, _, _ := strings.Cut(e, " ")
+		entries[name] = e
+	}
+	var c Config
+	newFlagSet(&c).VisitAll(func(f *flag.Flag) {
+		e, ok := entries[f.Name]
+		if !ok {
+			t.Errorf("--help has no entry for --%s", f.Name)
+			return
+		}
+		if n := strings.Count(e, "default"); n != 1 {
+			t.Errorf("--%s: the entry says default %d times, want once:\n  --%s", f.Name, n, e)
+		}
+	})
+	want := fmt.Sprintf("(default the usable CPUs, which follow a container's CPU limit: %d here)", runtime.GOMAXPROCS(0))
+	if !strings.Contains(entries["workers"], want) {
+		t.Errorf("--workers entry lacks %q:\n  --%s", want, entries["workers"])
 	}
 }
 

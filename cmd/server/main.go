@@ -141,7 +141,11 @@ func newLogger(c Config, w io.Writer) *slog.Logger {
 // returns once the listener is open; Close shuts everything down.
 func (m *Main) Run(ctx context.Context) (err error) {
 	c := m.Config
-	if err := c.check(); err != nil {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	token, err := c.authToken()
+	if err != nil {
 		return err
 	}
 	out := m.LogOutput
@@ -200,7 +204,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.api = api.New(api.Options{
 		Config: api.Config{
-			AuthToken:       c.AuthToken,
+			AuthToken:       token,
 			MaxRequestBytes: int64(c.MaxRequestBytes),
 			MaxPredictRows:  c.MaxPredictRows,
 			MaxUploadBytes:  int64(c.MaxUploadBytes),
@@ -235,7 +239,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Logger.Info("backpropd listening", "addr", m.Addr(), "data_dir", c.DataDir,
-		"workers", c.Workers, "queue_size", c.QueueSize, "auth", c.AuthToken != "", "version", version(),
+		"workers", c.Workers, "queue_size", c.QueueSize, "auth", token != "", "version", version(),
 		"blas", openblas.Config(), "blas_threads", blasThreads)
 	return nil
 }
