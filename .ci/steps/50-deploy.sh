@@ -5,7 +5,11 @@
 #    into the k8s.io/api types, the compose file through docker-compose
 #    (accepted with BACKPROPD_AUTH_TOKEN, refused without), the Prometheus
 #    config through promtool, the Grafana provisioning, the Dockerfile through
-#    BuildKit's parser and .dockerignore against the server's sources.
+#    BuildKit's parser and .dockerignore against the server's sources; and
+#    the server, built from ./cmd/server, started with the environment each
+#    of the Deployment, the compose service and the image gives it (it must
+#    require that token, and the image alone must refuse to start). Under
+#    CI=true a test that lacks what it needs fails rather than skips.
 # 2. The image without an engine: for each variant the Dockerfile builds
 #    (static and openblas), build the binary the same way, lay out the same
 #    root with deploy/docker/rootfs.sh, and run it the way the container
