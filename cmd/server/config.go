@@ -156,8 +156,8 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 // both call it; the token file is read by authToken, once.
 func (c Config) validate() error {
 	if c.AuthToken != "" && c.AuthTokenFile != "" {
-		return fmt.Errorf("give --auth-token or --auth-token-file, not both (%s and %s are both set, "+
-			"by flag or environment)", envName("auth-token"), envName("auth-token-file"))
+		return fmt.Errorf("give --auth-token or --auth-token-file, not both (check the flags and the variables %s and %s)",
+			envName("auth-token"), envName("auth-token-file"))
 	}
 	if strings.ContainsAny(c.AuthToken, " \t\r\n") {
 		return errors.New("--auth-token must not contain whitespace")
