@@ -164,7 +164,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 			}
 		}
 	})
-	// The settings issue 4 and 5 name, and --max-predict-rows.
+	// Every documented setting, --max-predict-rows included.
 	if n != 15 {
 		t.Errorf("%d flags, want 15", n)
 	}
