@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7, hardening: fuzz every decoder of untrusted bytes that no earlier
+# Hardening: fuzz every decoder of untrusted bytes that no earlier
 # step fuzzes, then the full crash-safety run (25 SIGKILL rounds against
 # the real binary) and the full 30 s load run. 20-fuzz-engine.sh and
 # 21-fuzz-ingest-api.sh already fuzz FuzzDecodeModel, FuzzRestoreState,
@@ -10,7 +10,7 @@ set -euo pipefail
 fuzztime="${FUZZTIME:-12s}"
 # A run that ends in Go's "context deadline exceeded" without a crasher (a
 # worker busy on one input when the fuzz time ran out; seen once for
-# FuzzPredictHandler, not reproduced, under investigation) is run once
+# FuzzPredictHandler, not reproduced) is run once
 # more, loudly. A crasher or an assertion failure fails at once.
 fuzz() { # package target
   echo "--- fuzz $2 ($1, $fuzztime)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarize train_vs_pytorch results (JSON lines) against the issue's bars.
+"""Summarize train_vs_pytorch results (JSON lines) against the targets.
 
 Prints every run, then for each backpropd build its best run against
 PyTorch's best (highest samples/s over the thread settings and rounds
@@ -12,7 +12,7 @@ accuracy moves by up to a point with the seed.
 import json
 import sys
 
-TARGETS = {"openblas": 1.0, "gonum": 0.3}  # backpropd/PyTorch samples/s, issue 6
+TARGETS = {"openblas": 1.0, "gonum": 0.3}  # target: backpropd/PyTorch samples/s at least this
 MAX_ACC_GAP = 0.01
 
 

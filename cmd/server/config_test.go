@@ -250,7 +250,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 			}
 		}
 	})
-	// The settings issue 4 and 5 name, and --max-predict-rows.
+	// Every documented setting, --max-predict-rows included.
 	if n != 15 {
 		t.Errorf("%d flags, want 15", n)
 	}
@@ -321,25 +321,25 @@ func TestByteSize(t *testing.T) {
 	}
 }
 
-// TestREADMEListsEverySetting keeps the README's configuration table in
-// step with the flags.
-func TestREADMEListsEverySetting(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+// TestDocsListEverySetting keeps the configuration table of
+// docs/operations.md in step with the flags.
+func TestDocsListEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(b)
 	start := strings.Index(readme, "<!-- section: configuration -->")
-	end := strings.Index(readme, "<!-- section: api -->")
+	end := strings.Index(readme, "<!-- section: data-directory -->")
 	if start < 0 || end < start {
-		t.Fatal("no configuration section in README.md")
+		t.Fatal("no configuration section in docs/operations.md")
 	}
 	section := readme[start:end]
 	var c Config
 	newFlagSet(&c).VisitAll(func(f *flag.Flag) {
 		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
 		if !strings.Contains(section, row) {
-			t.Errorf("README's configuration table lacks the row %s", row)
+			t.Errorf("the configuration table of docs/operations.md lacks the row %s", row)
 		}
 	})
 }

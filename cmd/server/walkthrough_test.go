@@ -32,7 +32,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 	readme := string(b)
 	start := strings.Index(readme, "<!-- section: walkthrough -->")
-	end := strings.Index(readme, "<!-- section: configuration -->")
+	end := strings.Index(readme, "<!-- end: walkthrough -->")
 	if start < 0 || end < start {
 		t.Fatal("no walk-through section in README.md")
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/backpropd/backpropd/internal/store"
 )
 
-// The hostile-input table of issue 7, section 1: every case goes over real
+// The hostile-input table: every case goes over real
 // HTTP to the real router, handlers, store and job manager, which already
 // hold a CSV dataset, a regression dataset, a finished job and the model
 // it trained. Each case must get its documented 4xx naming the problem,
@@ -546,7 +546,7 @@ func checkNamesProblem(t *testing.T, hdr http.Header, body []byte, status int, w
 	}
 }
 
-// Exposure (issue 7, section 5). TestAuthOnEveryRoute and
+// Exposure. TestAuthOnEveryRoute and
 // TestServerFaultsAreGeneric (middleware_test.go) walk the routes for 401s
 // and check generic 500s; this adds faults whose errors and panics name
 // files under the real data directory and hold the token.

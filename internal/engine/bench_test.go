@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// benchTrainer is the benchmark network: 784-256-128-10 relu,
+// benchTrainer is the benchmark network of docs/performance.md: 784-256-128-10 relu,
 // softmax + cross_entropy, adam, batch 64, on synthetic Fashion-MNIST-sized
 // rows (the data's values do not change the arithmetic).
 func benchTrainer(b testing.TB, threads int) *Trainer {

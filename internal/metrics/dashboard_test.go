@@ -390,7 +390,7 @@ func TestDashboardQueriesUseExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	// The panels need these; a dashboard that lost one fails here.
+	// The dashboard's required panels need these; a dashboard that lost one fails here.
 	for _, n := range []string{"backpropd_training_loss", "backpropd_training_accuracy",
 		"backpropd_training_epoch", "backpropd_training_epochs_planned",
 		"backpropd_training_samples_per_second", "backpropd_jobs", "backpropd_workers_busy",

@@ -150,7 +150,7 @@ func (l *ledger) submitInline(s *server, n, epochs int) (string, error) {
 	return j.ID, nil
 }
 
-// TestKillRestart is issue 7, section 3: SIGKILL the server at seeded
+// TestKillRestart is the crash-safety requirement: SIGKILL the server at seeded
 // random moments in each of four phases (accepting jobs, mid-training
 // where every epoch writes a checkpoint, right after the last epoch where
 // the model is saved, and anywhere), restart it each time, and check that

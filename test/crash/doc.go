@@ -1,4 +1,4 @@
-// Package crash holds the crash-safety tests of issue 7: they build
+// Package crash holds the crash-safety tests: they build
 // cmd/server, run it as a subprocess on a data directory, kill it with
 // SIGKILL at seeded random moments (while it accepts jobs, writes
 // checkpoints and saves models) and with SIGTERM, restart it, and check

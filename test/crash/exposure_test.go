@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The binary's safe defaults (issue 7, section 5), checked here because
+// The binary's safe defaults, checked here because
 // this package builds the binary.
 
 // cleanEnv is the environment without any BACKPROPD_ setting.

@@ -1,4 +1,4 @@
-// Package load holds the load test of issue 7: the service wired as
+// Package load holds the load test: the service wired as
 // cmd/server wires it, in-process so that goleak can count its goroutines
 // and the race detector can watch it, under 4 training jobs and 100
 // concurrent prediction clients, plus a client that sends its headers a
