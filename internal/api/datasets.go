@@ -208,12 +208,15 @@ func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if s.jobs.DatasetInUse(id) {
-		s.writeError(w, r, conflict(fmt.Sprintf("dataset %s is used by a queued or running job; cancel the job first", id)))
-		return
-	}
-	if err := s.store.DeleteDataset(r.Context(), id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	// The manager checks that no job uses the dataset and deletes it in
+	// one step, so that a job submitted meanwhile cannot pass validation
+	// and then train on a deleted dataset.
+	if err := s.jobs.DeleteDataset(r.Context(), id); err != nil {
+		switch {
+		case errors.Is(err, jobs.ErrConflict):
+			// The manager's text names the dataset and why it is kept.
+			err = &Error{Status: http.StatusConflict, Detail: err.Error(), Err: err}
+		case errors.Is(err, store.ErrNotFound):
 			err = notFound("dataset", id)
 		}
 		s.writeError(w, r, err)

@@ -312,8 +312,8 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Inline data lives and dies with its job.
-	if meta, err := s.store.DatasetMeta(r.Context(), job.Spec.DatasetID); err == nil && meta.Hidden && !s.jobs.DatasetInUse(meta.ID) {
-		if err := s.store.DeleteDataset(r.Context(), meta.ID); err != nil {
+	if meta, err := s.store.DatasetMeta(r.Context(), job.Spec.DatasetID); err == nil && meta.Hidden {
+		if err := s.jobs.DeleteDataset(r.Context(), meta.ID); err != nil && !errors.Is(err, jobs.ErrConflict) {
 			s.logger.WarnContext(r.Context(), "delete the inline dataset of a deleted job",
 				"request_id", RequestID(r.Context()), "job_id", id, "dataset_id", meta.ID, "err", err)
 		}

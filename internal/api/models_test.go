@@ -128,7 +128,7 @@ func (f *fakeJobs) Resolve(context.Context, jobs.Spec) (jobs.Spec, error) {
 func (f *fakeJobs) Cancel(context.Context, string) (jobs.Job, error) { return jobs.Job{}, errNotInFake }
 func (f *fakeJobs) Stop(context.Context, string) (jobs.Job, error)   { return jobs.Job{}, errNotInFake }
 func (f *fakeJobs) Delete(context.Context, string) error             { return errNotInFake }
-func (f *fakeJobs) DatasetInUse(string) bool                         { return false }
+func (f *fakeJobs) DeleteDataset(context.Context, string) error      { return errNotInFake }
 func (f *fakeJobs) Subscribe(string) (<-chan jobs.Event, func(), error) {
 	return nil, func() {}, errNotInFake
 }

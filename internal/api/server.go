@@ -46,7 +46,9 @@ type Jobs interface {
 	Cancel(ctx context.Context, id string) (jobs.Job, error)
 	Stop(ctx context.Context, id string) (jobs.Job, error)
 	Delete(ctx context.Context, id string) error
-	DatasetInUse(id string) bool
+	// DeleteDataset deletes a dataset no queued or running job uses, or
+	// gives jobs.ErrConflict.
+	DeleteDataset(ctx context.Context, id string) error
 	Subscribe(id string) (<-chan jobs.Event, func(), error)
 }
 

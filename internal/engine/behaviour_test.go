@@ -267,6 +267,9 @@ func TestCancellationLatency(t *testing.T) {
 			if err != nil || !tr.StoppedEarly() {
 				t.Errorf("Run = %v, StoppedEarly %v; want nil, true", err, tr.StoppedEarly())
 			}
+			if tr.EarlyStopped() {
+				t.Error("EarlyStopped = true after a Stop")
+			}
 			// Stop keeps the weights trained so far, mid-epoch included.
 			requireSameBits(t, "model weights after Stop", tr.Model().net.params, atStop)
 		})
@@ -312,6 +315,12 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 	if s := m.Summary(); s.ValLoss == nil || *s.ValLoss != *h[best].ValLoss || !s.StoppedEarly {
 		t.Errorf("summary %+v does not describe the best epoch %d", s, best+1)
 	}
+	if got, want := tr.ModelEpoch(), best+1; got != want {
+		t.Errorf("ModelEpoch = %d; want the best epoch %d", got, want)
+	}
+	if !tr.EarlyStopped() {
+		t.Error("EarlyStopped = false after the patience ran out")
+	}
 
 	t.Run("restore_best false keeps the last weights", func(t *testing.T) {
 		c := cfg
@@ -322,6 +331,9 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 			t.Fatal(err)
 		}
 		requireSameBits(t, "model weights", tr.Model().net.params, last)
+		if got, want := tr.ModelEpoch(), len(tr.History()); got != want {
+			t.Errorf("ModelEpoch = %d; want the last epoch %d", got, want)
+		}
 	})
 }
 

@@ -67,17 +67,26 @@ func newModel(task Task, cfg Config, sum Summary, features int, featureNames, ta
 func (t *Trainer) Model() *Model {
 	pr := t.data
 	sum := Summary{Epochs: t.epoch, StoppedEarly: t.stoppedEarly || t.finished, TrainRows: len(pr.trainIdx)}
-	if len(t.history) > 0 {
-		e := t.history[len(t.history)-1]
-		if t.finished && t.best != nil && t.es.HasBest && t.es.BestEpoch >= 1 && t.es.BestEpoch <= len(t.history) {
-			e = t.history[t.es.BestEpoch-1]
-		}
+	if n := t.ModelEpoch(); n > 0 {
+		e := t.history[n-1]
 		sum.Loss, sum.ValLoss, sum.Accuracy, sum.ValAccuracy = e.Loss, clonePtr(e.ValLoss), clonePtr(e.Accuracy), clonePtr(e.ValAccuracy)
 	}
 	specs := slices.Clone(architecture(t.cfg.Network, pr.train.features, pr.outputs))
 	return newModel(t.task, t.cfg.clone(), sum, pr.train.features,
 		slices.Clone(pr.featureNames), slices.Clone(pr.targetNames), slices.Clone(pr.classes),
 		slices.Clone(pr.mean), slices.Clone(pr.std), specs, t.cfg.Network.Loss, slices.Clone(t.net.params))
+}
+
+// ModelEpoch is the 1-based epoch whose weights Model returns, and whose
+// history entry its summary copies: the best epoch when early stopping
+// restored its weights, otherwise the last completed epoch; 0 before the
+// first. After a Stop the weights also hold the mini-batches trained of the
+// unfinished epoch, which has no history entry.
+func (t *Trainer) ModelEpoch() int {
+	if t.finished && t.best != nil && t.es.HasBest && t.es.BestEpoch >= 1 && t.es.BestEpoch <= len(t.history) {
+		return t.es.BestEpoch
+	}
+	return len(t.history)
 }
 
 func clonePtr[T any](p *T) *T {

@@ -189,6 +189,10 @@ func (t *Trainer) Stop() { t.stop.Store(true) }
 // (early stopping, onEpoch or Stop).
 func (t *Trainer) StoppedEarly() bool { return t.stoppedEarly }
 
+// EarlyStopped reports whether early stopping ended training: its patience
+// ran out in a Run, or in the run a restored state came from.
+func (t *Trainer) EarlyStopped() bool { return t.finished }
+
 // EpochsDone is the number of completed epochs.
 func (t *Trainer) EpochsDone() int { return t.epoch }
 

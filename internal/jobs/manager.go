@@ -29,7 +29,6 @@ const maxAttempts = 3
 var (
 	errShutdown  = errors.New("server shutting down")
 	errCancelled = errors.New("job cancelled")
-	errTimeLimit = errors.New("job time limit reached")
 )
 
 // Manager owns the queue and the worker pool. Its in-memory records are
@@ -61,6 +60,10 @@ type Manager struct {
 	hooks     testHooks
 	observer  Observer
 
+	// deletingDS holds the datasets DeleteDataset is deleting; each
+	// channel closes when its deletion has ended. Submit waits for it.
+	deletingDS map[string]chan struct{}
+
 	// unreadable counts the job records Start skipped; their datasets
 	// are unknown, so SweepInlineData deletes nothing while it is > 0.
 	unreadable int
@@ -70,6 +73,9 @@ type Manager struct {
 type testHooks struct {
 	// beforeTrain runs when a worker has taken a job, before it loads data.
 	beforeTrain func(ctx context.Context, id, model string)
+	// beforeRun runs when the time limit's clock has started, just before
+	// training begins.
+	beforeRun func(ctx context.Context, id, model string)
 	// afterEpoch runs after an epoch's record and checkpoint are written.
 	afterEpoch func(ctx context.Context, id, model string, epoch int)
 }
@@ -95,6 +101,7 @@ type job struct {
 	trainer   *engine.Trainer
 	cancelReq bool
 	finishing bool // past the point where cancel can still take effect
+	timeUp    bool // the time limit ran out and stopped the trainer
 
 	// recoveredStop: Start found the job running with StopRequested; the
 	// worker saves its checkpoint's model instead of training.
@@ -142,6 +149,7 @@ func New(st Store, opt Options) (*Manager, error) {
 		nextSeq:   1,
 		observer:  opt.Observer,
 	}
+	m.deletingDS = make(map[string]chan struct{})
 	m.cond = sync.NewCond(&m.mu)
 	m.base, m.cancelBase = context.WithCancelCause(context.Background())
 	return m, nil
@@ -192,6 +200,7 @@ func (m *Manager) Start(ctx context.Context) error {
 			if j.rec.Attempts >= maxAttempts && !j.rec.StopRequested {
 				j.status = Failed
 				j.rec.Error = fmt.Sprintf("interrupted %d times; giving up", j.rec.Attempts)
+				j.rec.StopReason = string(ReasonFailed)
 				now := time.Now().UTC()
 				j.rec.FinishedAt = &now
 				m.log.Warn("job interrupted too often", "job", j.rec.ID, "attempts", j.rec.Attempts)
@@ -266,13 +275,100 @@ func loadJob(rec *store.JobRecord) (*job, error) {
 			return nil, fmt.Errorf("decode history[%d]: %w", i, err)
 		}
 	}
+	if j.rec.StopReason == "" {
+		j.rec.StopReason = string(legacyStopReason(rec))
+	}
 	return j, nil
+}
+
+// legacyStopReason says why a finished job ended, for a record written
+// before records held it: from its status, its stopped_early flag, whether
+// a stop was asked, and the text older releases gave a time-limit failure.
+// An unfinished job has none yet.
+func legacyStopReason(rec *store.JobRecord) StopReason {
+	switch Status(rec.Status) {
+	case Succeeded:
+		switch {
+		case !rec.StoppedEarly:
+			return ReasonCompleted
+		case rec.StopRequested:
+			return ReasonStopped
+		default:
+			return ReasonEarlyStopping
+		}
+	case Failed:
+		if strings.HasPrefix(rec.Error, "time limit exceeded") {
+			return ReasonTimeLimit
+		}
+		return ReasonFailed
+	case Cancelled:
+		return ReasonCancelled
+	}
+	return ""
 }
 
 // Submit validates, durably records and queues a job. It returns
 // ErrQueueFull when the queue is at capacity and ErrShuttingDown after
 // Shutdown; in both cases nothing is written.
+//
+// The spec's datasets count as in use from before Resolve looks them up
+// until the job is queued (or refused), so that DeleteDataset either sees
+// the submission and refuses, or has deleted the dataset before Resolve
+// looks, which then reports it missing. A deletion in progress is waited
+// for.
 func (m *Manager) Submit(ctx context.Context, s Spec) (Job, error) {
+	dsIDs := datasetIDs(s)
+	if err := m.holdDatasets(ctx, dsIDs); err != nil {
+		return Job{}, err
+	}
+	j, err := m.submit(ctx, s)
+	m.mu.Lock()
+	m.releaseDatasetsLocked(dsIDs)
+	m.mu.Unlock()
+	return j, err
+}
+
+// holdDatasets counts ids as used by a submission in progress, once no
+// DeleteDataset is deleting any of them.
+func (m *Manager) holdDatasets(ctx context.Context, ids []string) error {
+	m.mu.Lock()
+	for {
+		var wait chan struct{}
+		for _, id := range ids {
+			if ch, ok := m.deletingDS[id]; ok {
+				wait = ch
+				break
+			}
+		}
+		if wait == nil {
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		m.mu.Lock()
+	}
+	for _, id := range ids {
+		m.pendingDS[id]++
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// releaseDatasetsLocked undoes holdDatasets.
+func (m *Manager) releaseDatasetsLocked(ids []string) {
+	for _, id := range ids {
+		if m.pendingDS[id]--; m.pendingDS[id] <= 0 {
+			delete(m.pendingDS, id)
+		}
+	}
+}
+
+// submit is Submit once the spec's datasets are held.
+func (m *Manager) submit(ctx context.Context, s Spec) (Job, error) {
 	rs, err := m.Resolve(ctx, s)
 	if err != nil {
 		return Job{}, err
@@ -294,10 +390,6 @@ func (m *Manager) Submit(ctx context.Context, s Spec) (Job, error) {
 		return Job{}, ErrQueueFull
 	}
 	m.pending++
-	dsIDs := datasetIDs(rs)
-	for _, id := range dsIDs {
-		m.pendingDS[id]++
-	}
 	seq := m.nextSeq
 	m.nextSeq++
 	m.mu.Unlock()
@@ -328,11 +420,6 @@ func (m *Manager) Submit(ctx context.Context, s Spec) (Job, error) {
 
 	m.mu.Lock()
 	m.pending--
-	for _, id := range dsIDs {
-		if m.pendingDS[id]--; m.pendingDS[id] == 0 {
-			delete(m.pendingDS, id)
-		}
-	}
 	if err != nil {
 		m.mu.Unlock()
 		return Job{}, fmt.Errorf("record job: %w", err)
@@ -418,7 +505,10 @@ func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error)
 
 // datasetIDs lists the datasets a spec reads.
 func datasetIDs(s Spec) []string {
-	ids := []string{s.DatasetID}
+	var ids []string
+	if s.DatasetID != "" {
+		ids = append(ids, s.DatasetID)
+	}
 	if s.Validation != nil && s.Validation.DatasetID != "" {
 		ids = append(ids, s.Validation.DatasetID)
 	}
@@ -470,6 +560,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		now := time.Now().UTC()
 		j.status = Cancelled
 		j.rec.FinishedAt = &now
+		j.rec.StopReason = string(ReasonCancelled)
 		snap := j.snapshotLocked()
 		m.publishStatusLocked(j, snap)
 		m.mu.Unlock()
@@ -505,8 +596,9 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 
 // Stop stops a running job at the end of the current mini-batch and saves
 // the model trained so far as a new version; the job succeeds with
-// stopped_early set. It waits for that (bounded by ctx). A job that is not
-// running gives ErrConflict.
+// stop_reason stopped (and stopped_early set). It waits for that (bounded
+// by ctx). A job that is not running, or is being cancelled, gives
+// ErrConflict naming its state.
 func (m *Manager) Stop(ctx context.Context, id string) (Job, error) {
 	m.mu.Lock()
 	j, ok := m.jobs[id]
@@ -518,7 +610,9 @@ func (m *Manager) Stop(ctx context.Context, id string) (Job, error) {
 		snap := j.snapshotLocked()
 		m.mu.Unlock()
 		st := snap.Status
-		if j.cancelReq {
+		// cancelReq outlives the run; only a running job is still being
+		// cancelled.
+		if st == Running {
 			st = "being cancelled"
 		}
 		return snap, conflict(id, st, "only a running job can be stopped")
@@ -586,6 +680,51 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 func (m *Manager) DatasetInUse(id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.datasetInUseLocked(id)
+}
+
+// DeleteDataset deletes a dataset from the store unless a queued or running
+// job, or a submission in progress, uses it, which gives ErrConflict. The
+// check and the deletion are one step as Submit sees them: a Submit naming
+// the dataset waits until the deletion has ended and then finds the dataset
+// gone (or still there, if the deletion failed). A missing dataset gives
+// the store's ErrNotFound.
+func (m *Manager) DeleteDataset(ctx context.Context, id string) error {
+	m.mu.Lock()
+	for {
+		ch, ok := m.deletingDS[id]
+		if !ok {
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		m.mu.Lock()
+	}
+	if m.datasetInUseLocked(id) {
+		m.mu.Unlock()
+		return &conflictError{msg: fmt.Sprintf("dataset %s is used by a queued or running job; cancel the job first", id)}
+	}
+	done := make(chan struct{})
+	m.deletingDS[id] = done
+	m.mu.Unlock()
+
+	err := m.st.DeleteDataset(ctx, id)
+
+	m.mu.Lock()
+	delete(m.deletingDS, id)
+	close(done)
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("delete dataset %s: %w", id, err)
+	}
+	return nil
+}
+
+func (m *Manager) datasetInUseLocked(id string) bool {
 	for _, j := range m.jobs {
 		if j.status.Terminal() {
 			continue
@@ -732,7 +871,14 @@ func (j *job) snapshotLocked() Job {
 		History:      slices.Clone(j.history),
 		ModelVersion: j.rec.ModelVersion,
 		StoppedEarly: j.rec.StoppedEarly,
+		StopReason:   StopReason(j.rec.StopReason),
 		Error:        j.rec.Error,
+	}
+	if b := j.rec.BestEpoch; b >= 1 && b <= len(j.history) && j.history[b-1].Epoch == b {
+		e := j.history[b-1]
+		loss := e.Loss
+		out.BestEpoch = b
+		out.BestMetrics = &Metrics{Loss: &loss, ValLoss: e.ValLoss, Accuracy: e.Accuracy, ValAccuracy: e.ValAccuracy}
 	}
 	if out.History == nil {
 		out.History = []engine.Epoch{}

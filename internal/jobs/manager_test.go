@@ -95,7 +95,8 @@ func TestQueueFull(t *testing.T) {
 
 func TestTimeLimit(t *testing.T) {
 	// Every epoch sleeps 30 ms in the hook; the limit of 0.2 s ends the
-	// 1000-epoch job long before it is done.
+	// 1000-epoch job long before it is done, and the model trained so far
+	// is kept.
 	e := newEnv(t, testOptions(), testHooks{afterEpoch: func(ctx context.Context, id, model string, epoch int) {
 		select {
 		case <-time.After(30 * time.Millisecond):
@@ -107,14 +108,17 @@ func TestTimeLimit(t *testing.T) {
 	s.Training.MaxDurationSeconds = 0.2
 	j := mustSubmit(t, e.m, s)
 	got := waitTerminal(t, e.m, j.ID)
-	if got.Status != Failed || !strings.Contains(got.Error, "time limit") || !strings.Contains(got.Error, "0.2") {
-		t.Fatalf("job ended %s with %q, want failed naming the 0.2 s time limit", got.Status, got.Error)
+	if got.Status != Succeeded || got.StopReason != ReasonTimeLimit || got.ModelVersion != 1 || got.Error != "" {
+		t.Fatalf("job ended %s, stop_reason %q, version %d (%q); want succeeded by time_limit with version 1",
+			got.Status, got.StopReason, got.ModelVersion, got.Error)
 	}
-	if got.Progress.Epoch >= 1000 {
-		t.Errorf("ran all %d epochs", got.Progress.Epoch)
+	if n := got.Progress.Epoch; n < 1 || n >= 1000 || len(got.History) != n || got.BestEpoch != n {
+		t.Errorf("trained %d epochs (history %d, best_epoch %d); want between 1 and 999, the model holding the last",
+			n, len(got.History), got.BestEpoch)
 	}
-	if _, err := e.st.ModelMeta(context.Background(), "slow", 0); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("model of a timed-out job: %v, want ErrNotFound", err)
+	meta, err := e.st.ModelMeta(context.Background(), "slow", 1)
+	if err != nil || meta.JobID != j.ID || meta.Metrics["loss"] != *got.BestMetrics.Loss {
+		t.Errorf("model meta %+v, %v; want the job's model with its best_metrics", meta, err)
 	}
 }
 

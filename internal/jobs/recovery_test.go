@@ -371,3 +371,47 @@ func TestCrashLoopGivesUp(t *testing.T) {
 		t.Errorf("checkpoint of the abandoned job: %v, want ErrNotFound", err)
 	}
 }
+
+// TestTimeLimitSpentBeforeRestart: a resumed job whose restored epochs
+// have used up its time limit keeps the checkpoint's model (3 epochs) and
+// succeeds with stop_reason time_limit, training no further.
+func TestTimeLimitSpentBeforeRestart(t *testing.T) {
+	dir := t.TempDir()
+	st1 := openStore(t, dir)
+	t.Cleanup(func() { st1.Close() })
+	cs := &crashStore{Store: st1}
+	g := newGate()
+	m1 := newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(g, "spent", 3)})
+	bin := mustDataset(t, st1, binaryData(40))
+	j := mustSubmit(t, m1, smallSpec("spent", bin, resumeEpochs))
+	g.await(t)
+	cs.dead.Store(true) // the process dies here
+
+	// The limit is not part of the training state the checkpoint is
+	// checked against, so the record can lower it to 1 ns, which the
+	// 3 epochs trained certainly took longer than.
+	rec := storedJob(t, st1, j.ID)
+	var spec Spec
+	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Training.MaxDurationSeconds = 1e-9
+	var err error
+	if rec.Spec, err = json.Marshal(spec); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, dir)
+	t.Cleanup(func() { st2.Close() })
+	if err := st2.PutJob(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newManager(t, st2, testOptions(), testHooks{})
+	got := waitTerminal(t, m2, j.ID)
+	if got.Status != Succeeded || got.StopReason != ReasonTimeLimit || len(got.History) != 3 || got.BestEpoch != 3 {
+		t.Fatalf("resumed job ended %s, stop_reason %q, %d epochs, best_epoch %d (%q); want succeeded by time_limit with the 3 restored epochs",
+			got.Status, got.StopReason, len(got.History), got.BestEpoch, got.Error)
+	}
+	if _, err := st2.ModelMeta(context.Background(), "spent", got.ModelVersion); err != nil {
+		t.Errorf("model of the resumed job: %v", err)
+	}
+}

@@ -35,6 +35,22 @@ const (
 // Terminal reports whether s is a final state.
 func (s Status) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
 
+// StopReason is why a finished job ended.
+type StopReason string
+
+// Stop reasons. A succeeded job ended ReasonCompleted,
+// ReasonEarlyStopping, ReasonStopped or ReasonTimeLimit; a failed one
+// ReasonFailed, or ReasonTimeLimit when the limit came before its first
+// complete epoch; a cancelled one ReasonCancelled.
+const (
+	ReasonCompleted     StopReason = "completed"      // trained every epoch
+	ReasonEarlyStopping StopReason = "early_stopping" // validation loss stopped improving
+	ReasonStopped       StopReason = "stopped"        // Stop kept the model trained so far
+	ReasonTimeLimit     StopReason = "time_limit"     // training.max_duration_seconds ran out
+	ReasonCancelled     StopReason = "cancelled"      // Cancel discarded the run
+	ReasonFailed        StopReason = "failed"         // an error ended the run
+)
+
 // ValidationSpec is where validation data comes from.
 type ValidationSpec struct {
 	Fraction  float64 `json:"fraction,omitempty"`
@@ -66,7 +82,7 @@ type Progress struct {
 	ETASeconds       *float64 `json:"eta_seconds,omitempty"`
 }
 
-// Metrics are the latest epoch's figures.
+// Metrics are one epoch's figures.
 type Metrics struct {
 	Loss        *float64 `json:"loss,omitempty"`
 	ValLoss     *float64 `json:"val_loss,omitempty"`
@@ -85,11 +101,19 @@ type Job struct {
 	FinishedAt   *time.Time     `json:"finished_at,omitempty"`
 	Attempts     int            `json:"attempts"`
 	Progress     Progress       `json:"progress"`
-	Metrics      Metrics        `json:"metrics"`
+	Metrics      Metrics        `json:"metrics"` // the last epoch's
 	History      []engine.Epoch `json:"history"`
 	ModelVersion int            `json:"model_version,omitempty"`
-	StoppedEarly bool           `json:"stopped_early"`
-	Error        string         `json:"error,omitempty"`
+	// StoppedEarly is true when a job succeeded before its planned epochs:
+	// StopReason early_stopping, stopped or time_limit.
+	StoppedEarly bool       `json:"stopped_early"`
+	StopReason   StopReason `json:"stop_reason,omitempty"` // set once the job has ended
+	// BestEpoch is the epoch whose weights the saved model holds (see
+	// engine.Trainer.ModelEpoch), and BestMetrics its figures, which the
+	// model's metrics repeat. Both are set on a job that saved a model.
+	BestEpoch   int      `json:"best_epoch,omitempty"`
+	BestMetrics *Metrics `json:"best_metrics,omitempty"`
+	Error       string   `json:"error,omitempty"`
 }
 
 // EventKind says what an Event carries.
@@ -170,6 +194,7 @@ type ListFilter struct {
 type Store interface {
 	DatasetMeta(ctx context.Context, id string) (store.DatasetMeta, error)
 	LoadDataset(ctx context.Context, id string) (*store.Dataset, error)
+	DeleteDataset(ctx context.Context, id string) error
 	PutModel(ctx context.Context, meta store.ModelMeta, file []byte) (store.ModelMeta, error)
 	PutJob(ctx context.Context, j *store.JobRecord) error
 	Job(ctx context.Context, id string) (*store.JobRecord, error)

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,7 +23,10 @@ type outcome struct {
 	status  Status // Succeeded, Failed, Cancelled, or Queued for a shutdown
 	reason  string // Failed
 	version int    // Succeeded
-	stopped bool   // Succeeded: stopped early
+	// stop is why the job ended; "" means ReasonFailed or ReasonCancelled,
+	// after status.
+	stop      StopReason
+	bestEpoch int // Succeeded: the epoch whose weights the model holds
 	// checkpointed: Queued, and this run's state was checkpointed; without
 	// it the job resumes from an earlier checkpoint, if any.
 	checkpointed bool
@@ -61,7 +65,7 @@ func (m *Manager) next() *job {
 	}
 	j.done = make(chan struct{})
 	j.ctx, j.cancel = context.WithCancelCause(m.base)
-	j.cancelReq, j.finishing, j.trainer = false, false, nil
+	j.cancelReq, j.finishing, j.timeUp, j.trainer = false, false, false, nil
 	m.running++
 	busy := m.running
 	snap := j.snapshotLocked()
@@ -148,11 +152,6 @@ func (m *Manager) train(j *job) outcome {
 	for _, e := range restored {
 		budget -= time.Duration(e.DurationSeconds * float64(time.Second))
 	}
-	if budget <= 0 {
-		return outcome{status: Failed, reason: timeLimitReason(spec)}
-	}
-	ctx, cancel := context.WithTimeoutCause(ctx, budget, errTimeLimit)
-	defer cancel()
 
 	m.mu.Lock()
 	j.trainer = tr
@@ -160,6 +159,23 @@ func (m *Manager) train(j *job) outcome {
 		tr.Stop()
 	}
 	m.mu.Unlock()
+	// The time limit stops the trainer as Stop does, so that the model
+	// trained so far is kept (as H2O's max_runtime_secs keeps it).
+	timeUp := func() {
+		m.mu.Lock()
+		j.timeUp = true
+		m.mu.Unlock()
+		tr.Stop()
+	}
+	if budget <= 0 {
+		timeUp()
+	} else {
+		limit := time.AfterFunc(budget, timeUp)
+		defer limit.Stop()
+	}
+	if h := m.hooks.beforeRun; h != nil {
+		h(ctx, j.rec.ID, j.rec.ModelName)
+	}
 
 	var writeErr error
 	sinceCheckpoint := 0
@@ -201,7 +217,7 @@ func (m *Manager) train(j *job) outcome {
 	})
 
 	m.mu.Lock()
-	cancelled := j.cancelReq
+	cancelled, stopped, timedOut := j.cancelReq, j.rec.StopRequested, j.timeUp
 	if !cancelled {
 		j.finishing = true
 	}
@@ -212,15 +228,27 @@ func (m *Manager) train(j *job) outcome {
 	case writeErr != nil:
 		return outcome{status: Failed, reason: writeErr.Error()}
 	case err == nil:
-		return m.saveModel(ctx, j, tr.Model(), tr.StoppedEarly())
+		var why StopReason
+		switch {
+		case tr.EarlyStopped():
+			why = ReasonEarlyStopping
+		case !tr.StoppedEarly():
+			why = ReasonCompleted
+		case timedOut && !stopped:
+			why = ReasonTimeLimit
+		default:
+			why = ReasonStopped
+		}
+		if why == ReasonTimeLimit && tr.EpochsDone() == 0 {
+			return outcome{status: Failed, stop: ReasonTimeLimit, reason: timeLimitReason(spec)}
+		}
+		return m.saveModel(ctx, j, tr, why)
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown):
 		if cerr := m.checkpoint(j.rec.ID, tr); cerr != nil {
 			m.log.Error("checkpoint at shutdown; the job resumes from its previous checkpoint", "job", j.rec.ID, "err", cerr)
 			return outcome{status: Queued}
 		}
 		return outcome{status: Queued, checkpointed: true}
-	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errTimeLimit):
-		return outcome{status: Failed, reason: timeLimitReason(spec)}
 	default:
 		return outcome{status: Failed, reason: errText(err)}
 	}
@@ -257,8 +285,10 @@ func (m *Manager) failure(ctx context.Context, j *job, reason string) outcome {
 	}
 }
 
+// timeLimitReason is the error of a job whose time limit ran out before
+// its first complete epoch, which leaves no trained model to keep.
 func timeLimitReason(s Spec) string {
-	return fmt.Sprintf("time limit exceeded: training ran for its maximum of %g s (training.max_duration_seconds)",
+	return fmt.Sprintf("time limit exceeded before the first epoch completed: training ran for its maximum of %g s (training.max_duration_seconds), so no model was saved; raise the limit or train on fewer rows",
 		s.Training.MaxDurationSeconds)
 }
 
@@ -282,7 +312,7 @@ func (m *Manager) finishStopped(ctx context.Context, j *job, tr *engine.Trainer,
 	if cancelled {
 		return outcome{status: Cancelled}
 	}
-	return m.saveModel(ctx, j, tr.Model(), tr.StoppedEarly())
+	return m.saveModel(ctx, j, tr, ReasonStopped)
 }
 
 // loadData loads the training set and, when the spec names one, the
@@ -330,12 +360,13 @@ func (m *Manager) checkpoint(id string, tr *engine.Trainer) error {
 	return m.st.PutCheckpoint(context.Background(), id, state)
 }
 
-// saveModel stores the trained model as the next version of the job's
-// model name.
-func (m *Manager) saveModel(ctx context.Context, j *job, model *engine.Model, stopped bool) outcome {
-	if model == nil {
-		return outcome{status: Failed, reason: "training ended without a model"}
-	}
+// saveModel stores the trainer's model as the next version of the job's
+// model name; why is how training ended.
+func (m *Manager) saveModel(ctx context.Context, j *job, tr *engine.Trainer, why StopReason) outcome {
+	model := tr.Model()
+	// Every reason but completed ended before the planned epochs; the
+	// model file's summary says the same.
+	stopped := why != ReasonCompleted
 	file, err := model.MarshalBinary()
 	if err != nil {
 		return outcome{status: Failed, reason: fmt.Sprintf("encode model: %v", err)}
@@ -363,7 +394,7 @@ func (m *Manager) saveModel(ctx context.Context, j *job, model *engine.Model, st
 	if err != nil {
 		return outcome{status: Failed, reason: fmt.Sprintf("store model: %v", err)}
 	}
-	return outcome{status: Succeeded, version: saved.Version, stopped: stopped}
+	return outcome{status: Succeeded, version: saved.Version, stop: why, bestEpoch: tr.ModelEpoch()}
 }
 
 // finish records how a run ended, durably before anyone can see it, then
@@ -381,12 +412,16 @@ func (m *Manager) finish(j *job, o outcome) {
 		rec.Attempts--
 	case Succeeded:
 		rec.ModelVersion = o.version
-		rec.StoppedEarly = o.stopped
+		rec.StoppedEarly = o.stop != ReasonCompleted
+		rec.StopReason = string(o.stop)
+		rec.BestEpoch = o.bestEpoch
 		rec.FinishedAt = &now
 	case Failed:
 		rec.Error = o.reason
+		rec.StopReason = string(cmp.Or(o.stop, ReasonFailed))
 		rec.FinishedAt = &now
 	case Cancelled:
+		rec.StopReason = string(ReasonCancelled)
 		rec.FinishedAt = &now
 	}
 	m.mu.Unlock()

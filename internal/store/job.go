@@ -29,6 +29,11 @@ type JobRecord struct {
 	Error        string            `json:"error,omitempty"`
 	ModelVersion int               `json:"model_version,omitempty"`
 	StoppedEarly bool              `json:"stopped_early,omitempty"`
+	// StopReason is why a finished job ended (owned by internal/jobs);
+	// records written before it existed lack it.
+	StopReason string `json:"stop_reason,omitempty"`
+	// BestEpoch is the epoch whose weights the job's model holds.
+	BestEpoch int `json:"best_epoch,omitempty"`
 	// StopRequested records a stop asked of a running job, so that a
 	// restart does not resume training past it.
 	StopRequested bool `json:"stop_requested,omitempty"`
