@@ -359,8 +359,9 @@ func (m *Manager) Get(ctx context.Context, id string) (Job, error) {
 }
 
 // List returns jobs newest first (by submission order), without their
-// histories (Get has them), and the cursor of the next page ("" at the end). A bad filter or cursor gives an
-// *engine.ValidationError naming "status", "limit" or "cursor".
+// histories (Get has them), and the cursor of the next page ("" at the
+// end). A bad filter or cursor gives an *engine.ValidationError naming
+// "status", "limit" or "cursor".
 func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 	var verr engine.ValidationError
 	switch f.Status {
@@ -718,8 +719,8 @@ func encodeEpoch(e engine.Epoch) json.RawMessage {
 // historyLocked returns j's history for a snapshot without copying it.
 // The history only ever grows by append or is replaced whole
 // (setHistoryLocked), never changed in place, so the entries a snapshot
-// sees stay as they were; capping the capacity keeps an append to the
-// job's history from writing into a slice a reader holds.
+// sees stay as they were; the capped capacity makes a reader's append
+// copy instead of writing into the job's array.
 func (j *job) historyLocked() []engine.Epoch {
 	n := len(j.history)
 	return j.history[:n:n]
@@ -735,8 +736,7 @@ func roundETA(s float64) float64 {
 	return math.Round(s*10) / 10
 }
 
-// summaryLocked is snapshotLocked without the history, for lists and the
-// event stream's later status events.
+// summaryLocked is snapshotLocked without the history, for lists.
 func (j *job) summaryLocked() Job {
 	out := j.snapshotLocked()
 	out.History = nil
