@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/backpropd/backpropd/internal/ingest"
 	"github.com/backpropd/backpropd/internal/jobs"
+	"github.com/backpropd/backpropd/internal/pagecursor"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -164,18 +166,43 @@ func pathID(r *http.Request) (string, error) {
 // datasetList is GET /v1/datasets.
 type datasetList struct {
 	Datasets []store.DatasetMeta `json:"datasets"`
+	// NextCursor fetches the next page; absent on the last one.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
+// listDatasets lists datasets newest first, a page at a time, by the same
+// query rules as listJobs: name filters, limit (1 to 1000, default 50) and
+// cursor page, anything else is a 400 naming it.
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, []string{"name", "limit", "cursor"}, nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := store.DatasetFilter{Name: q.Get("name"), Cursor: q.Get("cursor")}
+	if q.Has("limit") {
+		l := q.Get("limit")
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			s.writeError(w, r, invalidField("query.limit", "must be an integer from 1 to 1000, got %q", truncate(l)))
+			return
+		}
+		f.Limit = n
+	}
 	list, err := s.store.ListDatasets(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if list == nil {
-		list = []store.DatasetMeta{}
+	page, next, err := store.PageDatasets(list, f)
+	if errors.Is(err, pagecursor.ErrInvalid) {
+		err = invalidField("query.cursor", "is not a cursor returned by a previous page")
 	}
-	writeJSON(w, http.StatusOK, datasetList{Datasets: list})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, datasetList{Datasets: page, NextCursor: next})
 }
 
 func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {

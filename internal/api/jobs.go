@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -291,7 +292,104 @@ func jobError(err error, id string) error {
 	return err
 }
 
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request) { s.jobAction(w, r, s.jobs.Get) }
+// getJob is GET /v1/jobs/{id}: the job with its history, or without it
+// given ?history=false.
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, []string{"history"}, nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	withHistory := true
+	if q := r.URL.Query(); q.Has("history") {
+		switch v := q.Get("history"); v {
+		case "true":
+		case "false":
+			withHistory = false
+		default:
+			s.writeError(w, r, invalidField("query.history", "must be true or false, got %q", truncate(v)))
+			return
+		}
+	}
+	s.jobAction(w, r, func(ctx context.Context, id string) (jobs.Job, error) {
+		job, err := s.jobs.Get(ctx, id)
+		if !withHistory {
+			job.History = nil
+		}
+		return job, err
+	})
+}
+
+// historyPageMax is the largest page, and the default page, of
+// GET /v1/jobs/{id}/history: at 130 to 160 bytes of JSON an epoch, a
+// full page is under 160 kB.
+const historyPageMax = 1000
+
+// historyPage is GET /v1/jobs/{id}/history.
+type historyPage struct {
+	Epochs []engine.Epoch `json:"epochs"`
+	// NextAfter is the after of the next page; absent when this page
+	// reaches the end of the history recorded so far.
+	NextAfter *int `json:"next_after,omitempty"`
+}
+
+// jobHistory pages through a job's history: the epochs numbered above
+// ?after (default 0), oldest first, at most ?limit of them.
+func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkQuery(r, []string{"after", "limit"}, nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	after, limit := 0, historyPageMax
+	var fields []FieldError
+	if v := q.Get("after"); q.Has("after") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			fields = append(fields, FieldError{Field: "query.after",
+				Message: fmt.Sprintf("must be an epoch number, an integer of 0 or more, got %q", truncate(v))})
+		}
+		after = n
+	}
+	if v := q.Get("limit"); q.Has("limit") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > historyPageMax {
+			fields = append(fields, FieldError{Field: "query.limit",
+				Message: fmt.Sprintf("must be an integer from 1 to %d, got %q", historyPageMax, truncate(v))})
+		}
+		limit = n
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, badRequest(validationDetail(fields), fields...))
+		return
+	}
+	job, err := s.jobs.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, jobError(err, id))
+		return
+	}
+	writeJSON(w, http.StatusOK, pageHistory(job.History, after, limit))
+}
+
+// pageHistory returns the epochs of h (ascending by epoch number) numbered
+// above after, at most limit of them.
+func pageHistory(h []engine.Epoch, after, limit int) historyPage {
+	i := sort.Search(len(h), func(i int) bool { return h[i].Epoch > after })
+	end := min(len(h), i+limit)
+	page := historyPage{Epochs: h[i:end:end]}
+	if page.Epochs == nil {
+		page.Epochs = []engine.Epoch{}
+	}
+	if end < len(h) {
+		next := h[end-1].Epoch
+		page.NextAfter = &next
+	}
+	return page
+}
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) { s.jobAction(w, r, s.jobs.Cancel) }
 
@@ -326,10 +424,26 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 var heartbeat = 15 * time.Second
 
 // jobEvents streams a job's events as server-sent events: "status" events
-// carry the job, "epoch" events one history entry. The stream begins with
-// the current status and ends after the terminal one.
+// carry the job, "epoch" events one history entry, with the epoch number
+// as the event id.
+//
+// A new stream begins with the current status, history included, whose id
+// is the last epoch in that history (0 when there is none). A client
+// reconnecting with Last-Event-ID: N has epochs up to N: it gets the
+// epochs after N that it missed, then the current status without the
+// history. Every later status event leaves the history out, and the
+// stream ends after the terminal status.
 func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkQuery(r, nil, nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	lastID, resume, err := lastEventID(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -354,18 +468,59 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	send := func(event string, v any) bool {
+	// write writes one event; eventID < 0 writes no id line.
+	write := func(event string, eventID int, v any) bool {
 		b, err := json.Marshal(v)
 		if err != nil {
 			s.logger.ErrorContext(r.Context(), "encode event", "request_id", RequestID(r.Context()), "err", err)
 			return false
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
-			return false
+		if eventID >= 0 {
+			_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", eventID, event, b)
+		} else {
+			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		}
-		return rc.Flush() == nil
+		return err == nil
 	}
+	send := func(event string, eventID int, v any) bool {
+		return write(event, eventID, v) && rc.Flush() == nil
+	}
+	// Epochs up to lastID are the client's; a resumed stream never sends
+	// them, not even when a restarted job trains them again.
+	sendEpoch := func(e *engine.Epoch) bool {
+		if resume && e.Epoch <= lastID {
+			return true
+		}
+		return send("epoch", e.Epoch, e)
+	}
+
+	first, ok := <-events
+	if !ok || first.Job == nil {
+		return
+	}
+	if resume {
+		missed := first.Job.History
+		for i := range missed {
+			if missed[i].Epoch > lastID && !write("epoch", missed[i].Epoch, &missed[i]) {
+				return
+			}
+		}
+		now := *first.Job
+		now.History = nil
+		if !send("status", -1, now) {
+			return
+		}
+	} else {
+		at := 0
+		if n := len(first.Job.History); n > 0 {
+			at = first.Job.History[n-1].Epoch
+		}
+		if !send("status", at, first.Job) {
+			return
+		}
+	}
+
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
@@ -385,16 +540,31 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			switch ev.Kind {
 			case jobs.EventEpoch:
-				if ev.Epoch != nil && !send("epoch", ev.Epoch) {
+				if ev.Epoch != nil && !sendEpoch(ev.Epoch) {
 					return
 				}
 			case jobs.EventStatus:
-				if ev.Job != nil && !send("status", ev.Job) {
+				if ev.Job != nil && !send("status", -1, ev.Job) {
 					return
 				}
 			}
 		}
 	}
+}
+
+// lastEventID reads the Last-Event-ID header of a reconnecting event
+// stream client: the number of the last epoch it has.
+func lastEventID(r *http.Request) (n int, ok bool, err error) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		return 0, false, nil
+	}
+	n, cerr := strconv.Atoi(v)
+	if cerr != nil || n < 0 {
+		return 0, false, invalidField("header.Last-Event-ID",
+			"must be the id of an event of this stream, an epoch number of 0 or more, got %q", truncate(v))
+	}
+	return n, true, nil
 }
 
 func truncate(s string) string {

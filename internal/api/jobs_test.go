@@ -52,6 +52,7 @@ func waitJob(tb testing.TB, env *testEnv, id string) jobs.Job {
 // sseEvent is one server-sent event.
 type sseEvent struct {
 	Event string
+	ID    string // "" without an id line
 	Data  []byte
 }
 
@@ -73,6 +74,8 @@ func parseSSE(tb testing.TB, body []byte) []sseEvent {
 		case strings.HasPrefix(line, ":"):
 		case strings.HasPrefix(line, "event: "):
 			cur.Event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "id: "):
+			cur.ID = strings.TrimPrefix(line, "id: ")
 		case strings.HasPrefix(line, "data: "):
 			cur.Data = append(cur.Data, strings.TrimPrefix(line, "data: ")...)
 		default:

@@ -199,6 +199,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/jobs/{id}/cancel", s.cancelJob)
 		r.Post("/jobs/{id}/stop", s.stopJob)
 		r.Get("/jobs/{id}/events", s.jobEvents)
+		r.Get("/jobs/{id}/history", s.jobHistory)
 		r.Get("/jobs/{id}/loss.svg", s.lossSVG)
 
 		s.modelRoutes(r)

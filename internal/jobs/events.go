@@ -19,15 +19,23 @@ type subscriber struct {
 }
 
 // Subscribe streams a job's events: first a status event with the current
-// state, then every epoch and status change, closing after the terminal
-// status (at once after the first event when the job has already ended).
-// cancel releases the subscription and may be called more than once.
+// state and the whole history, then every epoch and status change, closing
+// after the terminal status (at once after the first event when the job
+// has already ended). Only the first event carries the history: later
+// status events have Job.History nil, so a long job's history is sent once,
+// not again with every status change. cancel releases the subscription and
+// may be called more than once.
+//
+// Events hold pointers shared by every subscriber, and the first event's
+// history shares the job's entries (see historyLocked), so the memory a
+// job's subscriptions hold does not grow with their number beyond their
+// buffers.
 //
 // A slow subscriber never slows training: each subscription has a buffer of
 // 64 events, of which the last few are kept for status events. When an
 // epoch event finds the buffer full it is dropped for that subscriber, so a
-// reader that falls behind misses intermediate epochs (the status event and
-// Get still carry the full history) but always receives the terminal
+// reader that falls behind misses intermediate epochs (Get still
+// carries the full history) but always receives the terminal
 // status, after which the channel is closed. Shutdown closes every
 // subscription, possibly before a terminal status.
 func (m *Manager) Subscribe(id string) (events <-chan Event, cancel func(), err error) {
@@ -69,8 +77,10 @@ func (m *Manager) publishEpochLocked(j *job, e engine.Epoch) {
 }
 
 // publishStatusLocked sends a status event to every subscriber, closing
-// their channels after a terminal one.
+// their channels after a terminal one. The event leaves out the history:
+// subscribers had it in their first event and the epoch events since.
 func (m *Manager) publishStatusLocked(j *job, snap Job) {
+	snap.History = nil
 	for s := range j.subs {
 		select {
 		case s.ch <- Event{Kind: EventStatus, Job: &snap}:

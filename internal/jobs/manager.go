@@ -3,11 +3,11 @@ package jobs
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/pagecursor"
 	"github.com/backpropd/backpropd/internal/store"
 	"github.com/google/uuid"
 )
@@ -433,7 +434,8 @@ func (m *Manager) submit(ctx context.Context, s Spec) (Job, error) {
 	return snap, nil
 }
 
-// Get returns a job snapshot.
+// Get returns a job snapshot, history included. The history is shared
+// with the manager, not copied: read it, do not modify it.
 func (m *Manager) Get(ctx context.Context, id string) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -444,9 +446,10 @@ func (m *Manager) Get(ctx context.Context, id string) (Job, error) {
 	return j.snapshotLocked(), nil
 }
 
-// List returns jobs newest first (by submission order), and the cursor of
-// the next page ("" at the end). A bad filter or cursor gives an
-// *engine.ValidationError naming "status", "limit" or "cursor".
+// List returns jobs newest first (by submission order), without their
+// histories (Get has them), and the cursor of the next page ("" at the
+// end). A bad filter or cursor gives an *engine.ValidationError naming
+// "status", "limit" or "cursor".
 func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 	var verr engine.ValidationError
 	switch f.Status {
@@ -497,7 +500,7 @@ func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error)
 	}
 	out := make([]Job, len(all))
 	for i, j := range all {
-		out[i] = j.snapshotLocked()
+		out[i] = j.summaryLocked()
 	}
 	m.mu.Unlock()
 	return out, next, nil
@@ -517,21 +520,17 @@ func datasetIDs(s Spec) []string {
 
 // encodeCursor makes the opaque cursor for "jobs submitted before seq".
 func encodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("seq:" + strconv.FormatInt(seq, 10)))
+	return pagecursor.Encode("seq", strconv.FormatInt(seq, 10))
 }
 
 func decodeCursor(c string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
+	key, err := pagecursor.Decode("seq", c)
 	if err != nil {
 		return 0, err
 	}
-	s, ok := strings.CutPrefix(string(b), "seq:")
-	if !ok {
-		return 0, errors.New("bad cursor")
-	}
-	seq, err := strconv.ParseInt(s, 10, 64)
+	seq, err := strconv.ParseInt(key, 10, 64)
 	if err != nil || seq < 0 {
-		return 0, errors.New("bad cursor")
+		return 0, pagecursor.ErrInvalid
 	}
 	return seq, nil
 }
@@ -857,7 +856,35 @@ func encodeEpoch(e engine.Epoch) json.RawMessage {
 	return b
 }
 
-// snapshotLocked returns j as the API shows it.
+// historyLocked returns j's history for a snapshot without copying it.
+// The history only ever grows by append or is replaced whole
+// (setHistoryLocked), never changed in place, so the entries a snapshot
+// sees stay as they were; the capped capacity makes a reader's append
+// copy instead of writing into the job's array.
+func (j *job) historyLocked() []engine.Epoch {
+	n := len(j.history)
+	return j.history[:n:n]
+}
+
+// roundETA rounds an estimate in seconds to what it can mean: whole
+// seconds from 10 s up, tenths below. The estimate extrapolates the mean
+// epoch time so far, which varies from epoch to epoch by more than that.
+func roundETA(s float64) float64 {
+	if s >= 10 {
+		return math.Round(s)
+	}
+	return math.Round(s*10) / 10
+}
+
+// summaryLocked is snapshotLocked without the history, for lists.
+func (j *job) summaryLocked() Job {
+	out := j.snapshotLocked()
+	out.History = nil
+	return out
+}
+
+// snapshotLocked returns j as the API shows it. Its History shares j's
+// entries (see historyLocked): readers must not modify them.
 func (j *job) snapshotLocked() Job {
 	out := Job{
 		ID:           j.rec.ID,
@@ -868,7 +895,7 @@ func (j *job) snapshotLocked() Job {
 		StartedAt:    j.rec.StartedAt,
 		FinishedAt:   j.rec.FinishedAt,
 		Attempts:     j.rec.Attempts,
-		History:      slices.Clone(j.history),
+		History:      j.historyLocked(),
 		ModelVersion: j.rec.ModelVersion,
 		StoppedEarly: j.rec.StoppedEarly,
 		StopReason:   StopReason(j.rec.StopReason),
@@ -895,7 +922,7 @@ func (j *job) snapshotLocked() Job {
 			for _, e := range j.history {
 				total += e.DurationSeconds
 			}
-			eta := total / float64(n) * float64(out.Progress.Epochs-last.Epoch)
+			eta := roundETA(total / float64(n) * float64(out.Progress.Epochs-last.Epoch))
 			out.Progress.ETASeconds = &eta
 		}
 	}

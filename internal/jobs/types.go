@@ -91,6 +91,11 @@ type Metrics struct {
 }
 
 // Job is a snapshot of a job, as the API shows it.
+//
+// History is every epoch trained so far, oldest first, and never nil in a
+// snapshot from Get. Lists and the event stream's later status events
+// leave it nil, which leaves it out of the JSON. Snapshots share it with
+// the manager: read it, do not modify it.
 type Job struct {
 	ID           string         `json:"id"`
 	ModelName    string         `json:"model_name"`
@@ -102,7 +107,7 @@ type Job struct {
 	Attempts     int            `json:"attempts"`
 	Progress     Progress       `json:"progress"`
 	Metrics      Metrics        `json:"metrics"` // the last epoch's
-	History      []engine.Epoch `json:"history"`
+	History      []engine.Epoch `json:"history,omitzero"`
 	ModelVersion int            `json:"model_version,omitempty"`
 	// StoppedEarly is true when a job succeeded before its planned epochs:
 	// StopReason early_stopping, stopped or time_limit.

@@ -16,6 +16,8 @@ import (
 	"unsafe"
 
 	"github.com/google/uuid"
+
+	"github.com/backpropd/backpropd/internal/pagecursor"
 )
 
 // DatasetMeta describes a stored dataset.
@@ -261,6 +263,82 @@ func (s *Store) ListDatasets(ctx context.Context) ([]DatasetMeta, error) {
 // whose metadata cannot be read is skipped and logged.
 func (s *Store) HiddenDatasets(ctx context.Context) ([]DatasetMeta, error) {
 	return s.listDatasets(ctx, true)
+}
+
+// DatasetFilter selects a page of datasets for PageDatasets.
+type DatasetFilter struct {
+	// Name keeps only the datasets of this name; "" keeps all.
+	Name string
+	// Limit is the page size; 0 or less takes DefaultDatasetPage.
+	Limit int
+	// Cursor is the next cursor of the previous page; "" starts at the
+	// newest dataset.
+	Cursor string
+}
+
+// DefaultDatasetPage is the page size of a DatasetFilter without a Limit.
+const DefaultDatasetPage = 50
+
+// datasetCursorKind keeps dataset cursors apart from other lists' cursors.
+const datasetCursorKind = "dataset"
+
+// datasetBefore reports whether a comes before b in the order of
+// ListDatasets: newest first, then by id.
+func datasetBefore(aCreated time.Time, aID string, bCreated time.Time, bID string) bool {
+	if c := bCreated.Compare(aCreated); c != 0 {
+		return c < 0
+	}
+	return aID < bID
+}
+
+// PageDatasets returns one page of list, which must be in the order
+// ListDatasets returns (newest first), and the cursor of the next page ("" on
+// the last page). The cursor names the last dataset of the page, not a
+// position, so datasets created or deleted between pages neither repeat
+// nor skip the others. A cursor that no page returned gives an error
+// wrapping pagecursor.ErrInvalid.
+//
+// Listing reads every dataset's metadata anyway (there is no index to
+// seek in), so paging is done over the whole list, and a page costs what
+// the whole list costs to read but not to send.
+func PageDatasets(list []DatasetMeta, f DatasetFilter) ([]DatasetMeta, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultDatasetPage
+	}
+	var after struct {
+		created time.Time
+		id      string
+	}
+	if f.Cursor != "" {
+		key, err := pagecursor.Decode(datasetCursorKind, f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		stamp, id, ok := strings.Cut(key, " ")
+		created, terr := time.Parse(time.RFC3339Nano, stamp)
+		if !ok || terr != nil || id == "" {
+			return nil, "", pagecursor.ErrInvalid
+		}
+		after.created, after.id = created, id
+	}
+	out := []DatasetMeta{}
+	next := ""
+	for _, m := range list {
+		if after.id != "" && !datasetBefore(after.created, after.id, m.CreatedAt, m.ID) {
+			continue
+		}
+		if f.Name != "" && m.Name != f.Name {
+			continue
+		}
+		if len(out) == limit {
+			last := out[len(out)-1]
+			next = pagecursor.Encode(datasetCursorKind, last.CreatedAt.UTC().Format(time.RFC3339Nano)+" "+last.ID)
+			break
+		}
+		out = append(out, m)
+	}
+	return out, next, nil
 }
 
 // listDatasets lists the datasets whose Hidden flag is hidden.
