@@ -64,7 +64,8 @@ func (e *rowErrors) err() error {
 // JSON, as a json.RawMessage filled by encoding/json is.
 //
 // More than limit rows is refused as soon as row limit+1 starts, before
-// anything is allocated for it.
+// anything is allocated for it. An empty array is left to predictRows,
+// which refuses it for both surfaces.
 func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit int) ([]float64, int, error) {
 	features := sm.model.Features()
 	names := sm.model.FeatureNames()
@@ -152,9 +153,6 @@ func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit in
 	if err := errs.err(); err != nil {
 		return x, rows, err
 	}
-	if rows == 0 {
-		return x, 0, invalidField(field, "must hold at least one row")
-	}
 	return x, rows, nil
 }
 
@@ -237,25 +235,66 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	case isAbsent(req.Inputs):
 		raw, field = req.Instances, "instances"
 	}
+	sm, rows, err := s.predictRows(r, name, version, field, buf,
+		func(sm *servedModel, x []float64, limit int) ([]float64, int, error) {
+			return decodeRows(raw, field, sm, x, limit)
+		})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(buf.body))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.body)
+}
+
+// rowDecoder reads the rows of one prediction request for sm's model,
+// appending each row's features to x in the model's column order, and
+// returns the extended x and the row count. It refuses more than limit
+// rows, and every value that is not a finite number, with a 400 *Error
+// naming the row and column. /v1 and /v2 each have one; predictRows runs
+// it once the model is known.
+type rowDecoder func(sm *servedModel, x []float64, limit int) ([]float64, int, error)
+
+// predictRows is the prediction core of /v1 and /v2, between each
+// surface's request decoder and response encoder. It resolves the model
+// name at version (0: latest), has decode read the request's rows for it
+// into buf.x, checks the rows (at least one, at most --max-predict-rows,
+// each as wide as the model's features), runs the model into buf.out
+// (rows × outputs) and, for a classifier, buf.labels (rows), refuses
+// outputs that are not finite with a 400 naming field's row, and records
+// the prediction. Errors are the model's 404, the decoder's 4xx, or a
+// server fault wrapped with the model's name and version.
+func (s *Server) predictRows(r *http.Request, name string, version int, field string,
+	buf *predictBuffers, decode rowDecoder) (*servedModel, int, error) {
 	sm, err := s.servedModel(r, name, version)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, 0, err
 	}
-
+	limit := s.cfg.MaxPredictRows
 	var rows int
-	buf.x, rows, err = decodeRows(raw, field, sm, buf.x[:0], s.cfg.MaxPredictRows)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	buf.x, rows, err = decode(sm, buf.x[:0], limit)
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case rows > limit:
+		return nil, 0, tooManyRows(field, limit)
+	case rows == 0:
+		return nil, 0, invalidField(field, "must hold at least one row")
 	}
 	m := sm.model
+	if len(buf.x) != rows*m.Features() {
+		return nil, 0, fmt.Errorf("predict with %s version %d: %d values decoded for %d rows of %d features",
+			name, sm.meta.Version, len(buf.x), rows, m.Features())
+	}
 	outputs := m.Outputs()
 	buf.out = grow(buf.out, rows*outputs)
 	start := time.Now()
 	if err := m.Predict(buf.out, buf.x, rows); err != nil {
-		s.writeError(w, r, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err))
-		return
+		return nil, 0, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err)
 	}
 	if sm.classes != nil {
 		if cap(buf.labels) < rows {
@@ -263,25 +302,17 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		}
 		buf.labels = buf.labels[:rows]
 		if err := m.Labels(buf.labels, buf.out, rows); err != nil {
-			s.writeError(w, r, fmt.Errorf("labels of %s version %d: %w", name, sm.meta.Version, err))
-			return
+			return nil, 0, fmt.Errorf("labels of %s version %d: %w", name, sm.meta.Version, err)
 		}
 	}
 	elapsed := time.Since(start)
 	if err := checkFinite(buf.out, rows, outputs, field); err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, 0, err
 	}
 	if s.observer != nil {
 		s.observer.ObservePrediction(name, rows, elapsed)
 	}
-
-	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(buf.body))}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.body)
+	return sm, rows, nil
 }
 
 // jsonContentType is the Content-Type header value of predict responses,
