@@ -16,7 +16,7 @@ import (
 )
 
 // Fuzz targets that send arbitrary bodies through the real router and
-// handlers. FuzzPredictRequest (predict_test.go) and FuzzJobRequest
+// handlers, seeded with their own cases and the hostile-input table's. FuzzPredictRequest (predict_test.go) and FuzzJobRequest
 // (fuzz_test.go) fuzz the decoders directly; these add the handler's view: whatever the body, the
 // answer is a 2xx or a 4xx that names the problem, never a 5xx, and the
 // request allocates a bounded amount.
@@ -93,6 +93,21 @@ func reencodeStable[T any](t *testing.T, body []byte) {
 	}
 }
 
+// hostileSeeds returns the bodies that the hostile-input table
+// (hardening_test.go) sends with method to path, "{model}" read as the
+// fuzz servers' model iris, as seeds for the handler fuzz targets. The
+// iris dataset's id "{ds}" becomes "@", which FuzzJobHandler replaces
+// with its own dataset's.
+func hostileSeeds(method, path string) [][]byte {
+	var out [][]byte
+	for _, h := range hostileInputs {
+		if h.method == method && strings.ReplaceAll(h.path, "{model}", "iris") == path {
+			out = append(out, []byte(strings.ReplaceAll(h.body, "{ds}", "@")))
+		}
+	}
+	return out
+}
+
 // resolveOnly is the real job manager's validation without the queue:
 // Submit resolves the spec exactly as Manager.Submit does, then answers
 // ErrQueueFull so that nothing is queued and the handler cleans up any
@@ -133,6 +148,9 @@ func FuzzJobHandler(f *testing.F) {
 		`[` + strings.Repeat(`[`, 200) + strings.Repeat(`]`, 200) + `]`,
 	} {
 		f.Add([]byte(s))
+	}
+	for _, b := range hostileSeeds(http.MethodPost, "/v1/jobs") {
+		f.Add(b)
 	}
 	dir := f.TempDir()
 	st, err := store.Open(dir, store.Options{})
@@ -212,6 +230,9 @@ func FuzzPredictHandler(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, b := range hostileSeeds(http.MethodPost, "/v1/models/iris/predict") {
+		f.Add(b)
+	}
 	h := fuzzModelEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec, n := serveMeasured(h, http.MethodPost, "/v1/models/iris/predict", "application/json", body)
@@ -256,6 +277,9 @@ func FuzzV2Infer(f *testing.F) {
 		`{"inputs":[]}`,
 	} {
 		f.Add([]byte(s))
+	}
+	for _, b := range hostileSeeds(http.MethodPost, "/v2/models/iris/infer") {
+		f.Add(b)
 	}
 	h := fuzzModelEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -312,6 +336,11 @@ func FuzzDatasetUpload(f *testing.F) {
 		{"", ""},
 	} {
 		f.Add(s.query, []byte(s.body))
+	}
+	for _, h := range hostileInputs {
+		if query, ok := strings.CutPrefix(h.path, "/v1/datasets?"); ok && h.method == http.MethodPost && h.ct == "text/csv" {
+			f.Add(query, []byte(h.body))
+		}
 	}
 	e := newModelEnv(f)
 	f.Fuzz(func(t *testing.T, query string, body []byte) {

@@ -26,19 +26,22 @@ import (
 	"github.com/backpropd/backpropd/internal/store"
 )
 
-// The hostile-input table: every case goes over real
-// HTTP to the real router, handlers, store and job manager, which already
-// hold a CSV dataset, a regression dataset, a finished job and the model
-// it trained. Each case must get its documented 4xx naming the problem,
-// never a 5xx or a leak; afterwards the server still answers and the data
-// directory is byte-for-byte what it was.
+// The hostile-input table: the one list of bad requests for every
+// surface, sent to the real router, handlers, store and job manager, which
+// already hold a CSV dataset, a regression dataset, a finished job and the
+// model it trained. TestHostileInput sends it over real HTTP (and each 413
+// case once more chunked), TestBadInput straight to the handler, and the
+// handler fuzz targets take its bodies as seeds. Each case must get its
+// documented 4xx naming the problem, never a 5xx or a leak; afterwards the
+// server still answers and the data directory is byte-for-byte what it
+// was.
 
 // Limits of the hardening server: small enough that bodies one byte over
-// each are cheap to send, large enough for 10,000-level JSON nesting
-// (20,000 bytes) under the request limit and a 1 MB CSV line under the
-// upload limit.
+// each are cheap to send, large enough for 20,000-level JSON object
+// nesting (120,001 bytes) under the request limit and a 1 MB CSV line
+// under the upload limit.
 const (
-	hardReqLimit    = 64 << 10
+	hardReqLimit    = 128 << 10
 	hardUploadLimit = 2 << 20
 )
 
@@ -169,6 +172,41 @@ var hostileInputs = []hostile{
 	{"v2 FP32 out of range", "POST", "/v2/models/{model}/infer", jsonCT, `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1e300,2,3,4]}]}`, 400, "FP32"},
 	{"v2 fraction in INT64", "POST", "/v2/models/{model}/infer", jsonCT, `{"inputs":[{"name":"input","shape":[1,4],"datatype":"INT64","data":[1.5,2,3,4]}]}`, 400, "INT64"},
 
+	// Job and dataset bodies: syntax, depth and values once more, each
+	// as its own decoder meets it.
+	{"malformed JSON", "POST", "/v1/jobs", jsonCT, `{"model_name": "m",`, 400, "malformed JSON"},
+	{"trailing garbage", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","dataset_id":"{ds}"} xyz`, 400, "unexpected data after the JSON value"},
+	{"two values", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","dataset_id":"{ds}"}{}`, 400, "unexpected data after the JSON value"},
+	{"unknown top-level field", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","dataset_id":"{ds}","epochs":3}`, 400, "epochs"},
+	{"unknown nested field", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","dataset_id":"{ds}","network":{"hidden":[{"units":3},{"units":3,"activaton":"relu"}]}}`, 400, "network.hidden[1].activaton"},
+	{"wrong type nested", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","dataset_id":"{ds}","network":{"hidden":[{"units":3},{"units":"many"}]}}`, 400, "network.hidden[1].units"},
+	{"fraction where integer", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","dataset_id":"{ds}","training":{"epochs":1.5}}`, 400, "training.epochs"},
+	{"missing data", "POST", "/v1/jobs", jsonCT, `{"model_name":"m"}`, 400, "dataset_id"},
+	{"both data and dataset", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","dataset_id":"{ds}","data":{"features":[[1]],"targets":[1]}}`, 400, "data"},
+	{"array body", "POST", "/v1/jobs", jsonCT, `[1,2]`, 400, "object"},
+	{"empty body", "POST", "/v1/jobs", jsonCT, ``, 400, "empty"},
+	{"invalid UTF-8", "POST", "/v1/jobs", jsonCT, "{\"model_name\":\"m\xff\xfe\",\"dataset_id\":\"{ds}\"}", 400, "UTF-8"},
+	{"deep nesting", "POST", "/v1/jobs", jsonCT, strings.Repeat("[", 10000) + strings.Repeat("]", 10000), 400, "max depth"},
+	{"nesting just past the limit", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}}`, 400, "column 100"},
+	{"brackets in strings do not nest", "POST", "/v1/jobs", jsonCT, `{"model_name":"` + strings.Repeat("[", 100) + `\"{{"}`, 400, "dataset_id"},
+	{"nesting at the limit decodes", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":` + strings.Repeat("[", 62) + strings.Repeat("]", 62) + `}}`, 400, "data.features[0][0]"},
+	{"deep nesting in a field", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}}`, 400, "max depth"},
+	{"nesting past the decoder's depth limit", "POST", "/v1/jobs", jsonCT, strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000), 400, "max depth"},
+	{"NaN literal in inline features", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[NaN]],"targets":[1]}}`, 400, "malformed JSON"},
+	{"Infinity literal", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[Infinity]],"targets":[1]}}`, 400, "malformed JSON"},
+	{"1e999 in inline features", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[1],[1e999]],"targets":[1,2]}}`, 400, "data.features[1][0]"},
+	{"NaN as string", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[1],["NaN"]],"targets":[1,2]}}`, 400, "data.features[1][0]"},
+	{"null feature", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[1],[null]],"targets":[1,2]}}`, 400, "data.features[1][0]"},
+	{"empty features", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[],"targets":[]}}`, 400, "data.features"},
+	{"ragged inline rows", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[1,2],[3]],"targets":[1,2]}}`, 400, "data.features[1]"},
+	{"targets count differs", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[1],[2]],"targets":[1]}}`, 400, "data.targets"},
+	{"mixed target kinds", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[1],[2]],"targets":[1,"a"]}}`, 400, "data.targets[1]"},
+	{"1e999 target", "POST", "/v1/jobs", jsonCT, `{"model_name":"m","data":{"features":[[1],[2]],"targets":[1,1e999]}}`, 400, "data.targets[1]"},
+	{"JSON dataset without name", "POST", "/v1/datasets", jsonCT, `{"features":[[1],[2]],"targets":[1,2]}`, 400, "name"},
+	{"JSON dataset bad task", "POST", "/v1/datasets", jsonCT, `{"name":"d","task":"clustering","features":[[1],[2]],"targets":[1,2]}`, 400, "task"},
+	{"JSON dataset one class", "POST", "/v1/datasets", jsonCT, `{"name":"d","features":[[1],[2]],"targets":["a","a"]}`, 400, "2 classes"},
+	{"JSON dataset feature_names count", "POST", "/v1/datasets", jsonCT, `{"name":"d","feature_names":["a","b"],"features":[[1],[2]],"targets":[1,2]}`, 400, "feature_names"},
+
 	// Job specs: numbers out of range.
 	{"epochs zero", "POST", "/v1/jobs", jsonCT, training(`"epochs":0`), 400, "training.epochs"},
 	{"epochs negative", "POST", "/v1/jobs", jsonCT, training(`"epochs":-5`), 400, "training.epochs"},
@@ -238,12 +276,30 @@ var hostileInputs = []hostile{
 	{"csv name with NUL", "POST", "/v1/datasets?name=%00", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.name"},
 	{"csv empty name", "POST", "/v1/datasets?name=", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.name"},
 
+	{"csv duplicate column, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,a,y\n1,2,3\n", 400, "duplicate column"},
+	{"csv non-numeric feature, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,2,3\n4,five,6\n", 400, "line 3, column 2 (b)"},
+	{"csv missing cell, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,,3\n", 400, "line 2, column 2 (b)"},
+	{"csv ragged row", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,2,3\n4,5\n", 400, "line 3"},
+	{"csv quoted newline in a feature, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,\"2\n2\",3\n", 400, "column 2 (b)"},
+	{"csv ends mid-row, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,2,3\n4,5", 400, "line 3"},
+	{"csv ends in an open quote, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,2,\"3\n", 400, "quote"},
+	{"csv NaN feature, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,y\nNaN,1\n", 400, "line 2, column 1 (a)"},
+	{"csv Inf target", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n1,1\n2,-Inf\n", 400, "line 3, column 2 (y)"},
+	{"csv 1 MB line, numeric target", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n" + strings.Repeat("9", 1<<20) + "x,1\n", 400, "line 2, column 1 (a)"},
+	{"csv without name", "POST", "/v1/datasets", "text/csv", "a,y\n1,2\n", 400, "query.name"},
+	{"csv bad task", "POST", "/v1/datasets?name=d&task=ranking", "text/csv", "a,y\n1,2\n", 400, "query.task"},
+	{"csv binary with 3 classes", "POST", "/v1/datasets?name=d&task=binary", "text/csv", "a,y\n1,p\n2,q\n3,r\n", 400, "exactly 2 classes"},
+	{"csv every column a target", "POST", "/v1/datasets?name=d&target=a,y", "text/csv", "a,y\n1,2\n", 400, "no feature columns"},
+
 	// HTTP: query parameters.
 	{"csv misspelt query parameter", "POST", "/v1/datasets?name=d&taget=y", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.taget"},
 	{"jobs unknown query parameter", "GET", "/v1/jobs?state=running", "", "", 400, "query.state"},
 	{"jobs cursor traversal", "GET", "/v1/jobs?cursor=../../etc", "", "", 400, "query.cursor"},
 	{"jobs negative limit", "GET", "/v1/jobs?limit=-1", "", "", 400, "query.limit"},
 	{"jobs bad status", "GET", "/v1/jobs?status=done", "", "", 400, "query.status"},
+	{"jobs model name filter traversal", "GET", "/v1/jobs?model_name=..%2f..%2fetc", "", "", 400, "query.model_name"},
+	{"jobs model name filter upper case", "GET", "/v1/jobs?model_name=IRIS", "", "", 400, "query.model_name"},
+	{"jobs limit over the page size", "GET", "/v1/jobs?limit=1001", "", "", 400, "query.limit"},
 	{"version with a leading zero", "GET", "/v1/models/{model}/versions/01", "", "", 400, "path.version"},
 	{"version with a plus", "GET", "/v1/models/{model}/versions/+1", "", "", 400, "path.version"},
 	{"version past int64", "GET", "/v1/models/{model}/versions/99999999999999999999", "", "", 400, "path.version"},
@@ -274,6 +330,14 @@ var hostileInputs = []hostile{
 	{"csv one byte over", "POST", "/v1/datasets?name=d", "text/csv", csvOf(hardUploadLimit + 1), 413, "limit"},
 	{"dataset JSON one byte over", "POST", "/v1/datasets", jsonCT, padTo(hardUploadLimit+1, `{"name":"d","features":[[1],[2]],"targets":[1,2]}`), 413, "limit"},
 	{"model import one byte over", "POST", "/v1/models/{model}/versions", "application/octet-stream", strings.Repeat("\x00", hardUploadLimit+1), 413, "limit"},
+	// HTTP: content types and list filters once more.
+	{"no Content-Type on a dataset", "POST", "/v1/datasets?name=d", "", "a,y\n1,2\n", 415, "Content-Type"},
+	{"curl's default Content-Type on a dataset", "POST", "/v1/datasets?name=d", "application/x-www-form-urlencoded", "a,y\n1,2\n", 415, "-H 'Content-Type: text/csv'"},
+	{"no Content-Type on a job", "POST", "/v1/jobs", "", `{"model_name":"m"}`, 415, "application/json"},
+	{"text/plain job", "POST", "/v1/jobs", "text/plain", `{"model_name":"m"}`, 415, "application/json"},
+	{"bad limit", "GET", "/v1/jobs?limit=0", "", "", 400, "query.limit"},
+	{"huge limit", "GET", "/v1/jobs?limit=99999999999999999999", "", "", 400, "query.limit"},
+	{"wrong method on a job", "PATCH", "/v1/jobs/{ds}", "", "", 405, "PATCH"},
 	// HTTP: routes and methods.
 	{"unknown route", "GET", "/v1/nothing", "", "", 404, "no route"},
 	{"unknown top route", "GET", "/admin", "", "", 404, "no route"},
@@ -299,33 +363,39 @@ var hostileInputs = []hostile{
 
 // traversal is a hostile path segment and the status it must get: 400
 // naming the parameter when it reaches the handler as one segment, 404
-// when the router sees more segments than any route has.
+// when the router sees more segments than any route has. A segment with
+// only set is tried on the routes of that parameter alone.
 type traversal struct {
 	seg    string
 	status int
+	only   string
 }
 
 var traversals = []traversal{
-	{"..", 400},
-	{".", 400},
-	{"..%2f..%2fetc%2fpasswd", 400},
-	{"..%2F..%2F", 400},
-	{"%2e%2e", 400},
-	{"%2e%2e%2f%2e%2e%2fetc", 400},
-	{"%252e%252e%252f", 400},
-	{"..%255c..%255c", 400},
-	{"..\\..\\windows", 400},
-	{"..%5c..%5cwindows", 400},
-	{"a%00b", 400},
-	{"%00", 400},
-	{"iris%00.json", 400},
-	{"%c0%ae%c0%ae", 400},
-	{"IRIS", 400},
-	{"-rf", 400},
-	{"~root", 400},
-	{"x%20y", 400},
-	{longName, 400},
-	{"../../../etc/passwd", 404},
+	{"..", 400, ""},
+	{".", 400, ""},
+	{"..%2f..%2fetc%2fpasswd", 400, ""},
+	{"..%2F..%2F", 400, ""},
+	{"%2e%2e", 400, ""},
+	{"%2e%2e%2f%2e%2e%2fetc", 400, ""},
+	{"%252e%252e%252f", 400, ""},
+	{"..%255c..%255c", 400, ""},
+	{"..\\..\\windows", 400, ""},
+	{"..%5c..%5cwindows", 400, ""},
+	{"a%00b", 400, ""},
+	{"%00", 400, ""},
+	{"iris%00.json", 400, ""},
+	{"%c0%ae%c0%ae", 400, ""},
+	{"IRIS", 400, ""},
+	{"-rf", 400, ""},
+	{"~root", 400, ""},
+	{"x%20y", 400, ""},
+	{longName, 400, ""},
+	{strings.Repeat("a", 4096), 400, ""},
+	{"..%252f..%252f", 400, ""},
+	{"0B6F2C1E-8D3A-4F5E-9C7B-1A2B3C4D5E6F", 400, ""}, // a UUID, but not the canonical lower case
+	{"{ds}x", 400, "path.id"},                         // a model name, but no id
+	{"../../../etc/passwd", 404, ""},
 }
 
 // paramRoutes are the routes with path parameters; {p} marks the one the
@@ -368,6 +438,9 @@ func traversalCases() []hostile {
 	var out []hostile
 	for _, r := range paramRoutes {
 		for _, tr := range traversals {
+			if tr.only != "" && tr.only != r.param {
+				continue
+			}
 			want := r.param
 			if tr.status == http.StatusNotFound {
 				want = "no route"

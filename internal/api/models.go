@@ -27,31 +27,8 @@ func (s *Server) modelRoutes(r chi.Router) {
 	r.Get("/models/{name}/versions/{version}/file", s.modelFile)
 }
 
-// maxNameLen is the longest model name: ^[a-z0-9][a-z0-9._-]{0,63}$.
-const maxNameLen = 64
-
 // maxVersionDigits keeps a version inside int on every platform.
 const maxVersionDigits = 9
-
-// validModelName reports whether name matches ^[a-z0-9][a-z0-9._-]{0,63}$.
-// It is checked by hand, not with regexp, because it runs on every
-// prediction. Anything else — "..", "%2f", "%252e", a backslash, NUL, an
-// over-long name — is refused here and never reaches the store as a path.
-func validModelName(name string) bool {
-	if len(name) == 0 || len(name) > maxNameLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // parseVersion parses a model version: a positive decimal integer with no
 // sign, no leading zero and at most maxVersionDigits digits.
@@ -84,9 +61,11 @@ func quoteParam(v string) string {
 // parameters. version is 0 when the route has none (latest).
 func modelRef(r *http.Request) (name string, version int, err error) {
 	name = chi.URLParam(r, "name")
-	if !validModelName(name) {
+	// store.ValidModelName refuses "..", "%2f", "%252e", a backslash, NUL
+	// and over-long names here, so that none reaches the store as a path.
+	if !store.ValidModelName(name) {
 		return "", 0, invalidField("path.name",
-			"%s is not a model name: it must match ^[a-z0-9][a-z0-9._-]{0,63}$", quoteParam(name))
+			"%s is not a model name: it must match %s", quoteParam(name), store.ModelNamePattern)
 	}
 	if v := chi.URLParam(r, "version"); v != "" || routeHasVersion(r) {
 		n, ok := parseVersion(v)

@@ -64,7 +64,8 @@ func (e *rowErrors) err() error {
 // JSON, as a json.RawMessage filled by encoding/json is.
 //
 // More than limit rows is refused as soon as row limit+1 starts, before
-// anything is allocated for it.
+// anything is allocated for it. An empty array is left to predictRows,
+// which refuses it for both surfaces.
 func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit int) ([]float64, int, error) {
 	features := sm.model.Features()
 	names := sm.model.FeatureNames()
@@ -152,9 +153,6 @@ func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit in
 	if err := errs.err(); err != nil {
 		return x, rows, err
 	}
-	if rows == 0 {
-		return x, 0, invalidField(field, "must hold at least one row")
-	}
 	return x, rows, nil
 }
 
@@ -237,25 +235,66 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	case isAbsent(req.Inputs):
 		raw, field = req.Instances, "instances"
 	}
+	sm, rows, err := s.predictRows(r, name, version, field, buf,
+		func(sm *servedModel, x []float64, limit int) ([]float64, int, error) {
+			return decodeRows(raw, field, sm, x, limit)
+		})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(buf.body))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.body)
+}
+
+// rowDecoder reads the rows of one prediction request for sm's model,
+// appending each row's features to x in the model's column order, and
+// returns the extended x and the row count. It refuses more than limit
+// rows, and every value that is not a finite number, with a 400 *Error
+// naming the row and column. /v1 and /v2 each have one; predictRows runs
+// it once the model is known.
+type rowDecoder func(sm *servedModel, x []float64, limit int) ([]float64, int, error)
+
+// predictRows is the prediction core of /v1 and /v2, between each
+// surface's request decoder and response encoder. It resolves the model
+// name at version (0: latest), has decode read the request's rows for it
+// into buf.x, checks the rows (at least one, at most --max-predict-rows,
+// each as wide as the model's features), runs the model into buf.out
+// (rows × outputs) and, for a classifier, buf.labels (rows), refuses
+// outputs that are not finite with a 400 naming field's row, and records
+// the prediction. Errors are the model's 404, the decoder's 4xx, or a
+// server fault wrapped with the model's name and version.
+func (s *Server) predictRows(r *http.Request, name string, version int, field string,
+	buf *predictBuffers, decode rowDecoder) (*servedModel, int, error) {
 	sm, err := s.servedModel(r, name, version)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, 0, err
 	}
-
+	limit := s.cfg.MaxPredictRows
 	var rows int
-	buf.x, rows, err = decodeRows(raw, field, sm, buf.x[:0], s.cfg.MaxPredictRows)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	buf.x, rows, err = decode(sm, buf.x[:0], limit)
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case rows > limit:
+		return nil, 0, tooManyRows(field, limit)
+	case rows == 0:
+		return nil, 0, invalidField(field, "must hold at least one row")
 	}
 	m := sm.model
+	if len(buf.x) != rows*m.Features() {
+		return nil, 0, fmt.Errorf("predict with %s version %d: %d values decoded for %d rows of %d features",
+			name, sm.meta.Version, len(buf.x), rows, m.Features())
+	}
 	outputs := m.Outputs()
 	buf.out = grow(buf.out, rows*outputs)
 	start := time.Now()
 	if err := m.Predict(buf.out, buf.x, rows); err != nil {
-		s.writeError(w, r, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err))
-		return
+		return nil, 0, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err)
 	}
 	if sm.classes != nil {
 		if cap(buf.labels) < rows {
@@ -263,25 +302,17 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		}
 		buf.labels = buf.labels[:rows]
 		if err := m.Labels(buf.labels, buf.out, rows); err != nil {
-			s.writeError(w, r, fmt.Errorf("labels of %s version %d: %w", name, sm.meta.Version, err))
-			return
+			return nil, 0, fmt.Errorf("labels of %s version %d: %w", name, sm.meta.Version, err)
 		}
 	}
 	elapsed := time.Since(start)
 	if err := checkFinite(buf.out, rows, outputs, field); err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, 0, err
 	}
 	if s.observer != nil {
 		s.observer.ObservePrediction(name, rows, elapsed)
 	}
-
-	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(buf.body))}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.body)
+	return sm, rows, nil
 }
 
 // jsonContentType is the Content-Type header value of predict responses,
@@ -374,259 +405,6 @@ func checkFinite(out []float64, rows, outputs int, field string) error {
 		}
 	}
 	return nil
-}
-
-// appendPrediction encodes the predict response for rows outputs of sm. The
-// response is written by hand because this is the hot path of serving and
-// its shape is fixed: the name is validated ([a-z0-9._-]), the numbers are
-// finite (checkFinite), and class labels are pre-encoded in sm.classes.
-//
-//	{"model_name":"iris","model_version":3,"predictions":["setosa"],
-//	 "probabilities":[[0.97,0.02,0.01]],"classes":["setosa","versicolor","virginica"]}
-//
-// Classifiers get the label per row, the probability of each class per row
-// (for a binary model with one sigmoid output, [1-p, p] in the order of
-// classes) and the classes. Regression with one output gets a number per
-// row and with several an array per row. A multi-label model (binary task
-// over numeric 0/1 target columns, no classes) gets, per row, the
-// probability of each label being 1, in the order of "targets".
-func appendPrediction(b []byte, sm *servedModel, out []float64, labels []string, rows int) []byte {
-	outputs := sm.model.Outputs()
-	b = append(b, `{"model_name":"`...)
-	b = append(b, sm.meta.Name...)
-	b = append(b, `","model_version":`...)
-	b = append(b, sm.version...)
-	b = append(b, `,"predictions":[`...)
-	switch {
-	case sm.classes != nil:
-		for i := range rows {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, labels[i])
-		}
-		b = append(b, `],"probabilities":[`...)
-		binary := outputs == 1 && len(sm.classes) == 2
-		for i := range rows {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			row := out[i*outputs : (i+1)*outputs]
-			if binary {
-				b = appendFloats(b, []float64{1 - row[0], row[0]})
-			} else {
-				b = appendFloats(b, row)
-			}
-		}
-		b = append(b, `],"classes":[`...)
-		for i, c := range sm.classes {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, c...)
-		}
-		b = append(b, ']')
-	default:
-		multi := outputs > 1 || sm.meta.Task == "binary"
-		for i := range rows {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if multi {
-				b = appendFloats(b, out[i*outputs:(i+1)*outputs])
-			} else {
-				b = strconv.AppendFloat(b, out[i], 'g', -1, 64)
-			}
-		}
-		b = append(b, ']')
-		if targets := sm.model.TargetNames(); len(targets) > 0 {
-			b = append(b, `,"targets":[`...)
-			for i, t := range targets {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, t)
-			}
-			b = append(b, ']')
-		}
-	}
-	return append(b, "}\n"...)
-}
-
-func appendFloats(b []byte, v []float64) []byte {
-	b = append(b, '[')
-	for i, f := range v {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendFloat(b, f, 'g', -1, 64)
-	}
-	return append(b, ']')
-}
-
-// appendJSONString appends s as a JSON string. Labels are usually plain
-// ASCII, which is copied directly; anything else goes through encoding/json
-// for correct escaping.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
-			enc, _ := json.Marshal(s)
-			return append(b, enc...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// jsonScan walks a JSON value that encoding/json has already checked to be
-// well formed (a json.RawMessage from the strict decode). Because the syntax
-// is known to be valid it only has to find token boundaries, which lets the
-// predict decoders read numbers straight into a []float64 and name the row
-// and column of a bad value, without building an []any tree first.
-type jsonScan struct {
-	b []byte
-	i int
-}
-
-func (s *jsonScan) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// peek returns the next non-space byte, or 0 at the end.
-func (s *jsonScan) peek() byte {
-	s.ws()
-	if s.i >= len(s.b) {
-		return 0
-	}
-	return s.b[s.i]
-}
-
-// more consumes the ',' between elements and reports whether another
-// element follows; at the closing bracket or brace it consumes that and
-// reports false. first says whether no element has been read yet.
-func (s *jsonScan) more(first bool) bool {
-	c := s.peek()
-	if c == ']' || c == '}' || c == 0 {
-		s.i++
-		return false
-	}
-	if !first && c == ',' {
-		s.i++
-	}
-	return true
-}
-
-// open consumes '[' or '{'.
-func (s *jsonScan) open() { s.ws(); s.i++ }
-
-// colon consumes the ':' after an object key.
-func (s *jsonScan) colon() { s.ws(); s.i++ }
-
-// str consumes a string and returns its contents, unescaped.
-func (s *jsonScan) str() string {
-	s.ws()
-	start := s.i
-	s.i++ // opening quote
-	escaped := false
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '\\':
-			escaped = true
-			s.i += 2
-			continue
-		case '"':
-			s.i++
-			if !escaped {
-				return string(s.b[start+1 : s.i-1])
-			}
-			var out string
-			if json.Unmarshal(s.b[start:s.i], &out) != nil {
-				return string(s.b[start+1 : s.i-1])
-			}
-			return out
-		}
-		s.i++
-	}
-	return string(s.b[start:])
-}
-
-// skip consumes one value of any kind and returns its kind, for messages.
-func (s *jsonScan) skip() string {
-	switch c := s.peek(); c {
-	case '"':
-		s.str()
-		return "a string"
-	case '[', '{':
-		kind := "an array"
-		if c == '{' {
-			kind = "an object"
-		}
-		depth := 0
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
-			case '[', '{':
-				depth++
-			case ']', '}':
-				depth--
-				if depth == 0 {
-					s.i++
-					return kind
-				}
-			case '"':
-				s.str()
-				continue
-			}
-			s.i++
-		}
-		return kind
-	case 't', 'f':
-		s.literal()
-		return "a boolean"
-	case 'n':
-		s.literal()
-		return "null"
-	default:
-		s.literal()
-		return "a number"
-	}
-}
-
-// literal consumes a number, true, false or null and returns its bytes.
-func (s *jsonScan) literal() []byte {
-	s.ws()
-	start := s.i
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ',', ']', '}', ' ', '\t', '\n', '\r':
-			return s.b[start:s.i]
-		}
-		s.i++
-	}
-	return s.b[start:s.i]
-}
-
-// number reads the next value as a finite float64. When the value is not
-// one it is consumed and the message says what it was instead.
-func (s *jsonScan) number() (float64, string) {
-	c := s.peek()
-	if c != '-' && (c < '0' || c > '9') {
-		return 0, "must be a finite number, not " + s.skip()
-	}
-	tok := s.literal()
-	v, err := strconv.ParseFloat(string(tok), 64)
-	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, "must be a finite number; " + string(tok) + " is out of range"
-	}
-	return v, ""
 }
 
 // tooManyRows is the error for a prediction request over the row cap.

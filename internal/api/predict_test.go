@@ -420,7 +420,10 @@ func FuzzPredictRequest(f *testing.F) {
 			assertClientError(t, err)
 			return
 		}
-		if rows < 1 || len(x) != rows*4 {
+		if rows == 0 {
+			return // an empty array: predictRows refuses it for both surfaces
+		}
+		if len(x) != rows*4 {
 			t.Fatalf("%d rows, %d values", rows, len(x))
 		}
 		for _, v := range x {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -265,66 +265,44 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
+	buf := predictPool.Get().(*predictBuffers)
+	defer putPredictBuffers(buf)
+	buf.in, err = readBodyInto(w, r, s.cfg.MaxRequestBytes, buf.in[:0])
 	if err != nil {
 		s.v2WriteError(w, r, err)
 		return
 	}
 	var req v2InferRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrict(buf.in, &req); err != nil {
 		s.v2WriteError(w, r, err)
 		return
 	}
-	sm, err := s.servedModel(r, name, version)
+	var wantOutput, wantLabel bool
+	bodyLen := len(buf.in)
+	sm, rows, err := s.predictRows(r, name, version, "inputs[0].data", buf,
+		func(sm *servedModel, x []float64, limit int) ([]float64, int, error) {
+			var err error
+			wantOutput, wantLabel, err = v2SelectOutputs(req.Outputs, sm.classes != nil)
+			if err != nil {
+				return x, 0, err
+			}
+			return v2DecodeInputs(req.Inputs, sm.model.Features(), bodyLen, limit, x)
+		})
 	if err != nil {
 		s.v2WriteError(w, r, err)
 		return
-	}
-	wantOutput, wantLabel, err := v2SelectOutputs(req.Outputs, sm.classes != nil)
-	if err != nil {
-		s.v2WriteError(w, r, err)
-		return
-	}
-	x, rows, err := v2DecodeInputs(req.Inputs, sm.model.Features(), len(body), s.cfg.MaxPredictRows)
-	if err != nil {
-		s.v2WriteError(w, r, err)
-		return
-	}
-
-	m := sm.model
-	outputs := m.Outputs()
-	out := make([]float64, rows*outputs)
-	start := time.Now()
-	if err := m.Predict(out, x, rows); err != nil {
-		s.v2WriteError(w, r, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err))
-		return
-	}
-	var labels []string
-	if sm.classes != nil && wantLabel {
-		labels = make([]string, rows)
-		if err := m.Labels(labels, out, rows); err != nil {
-			s.v2WriteError(w, r, fmt.Errorf("labels of %s version %d: %w", name, sm.meta.Version, err))
-			return
-		}
-	}
-	elapsed := time.Since(start)
-	if err := checkFinite(out, rows, outputs, "inputs[0].data"); err != nil {
-		s.v2WriteError(w, r, err)
-		return
-	}
-	if s.observer != nil {
-		s.observer.ObservePrediction(name, rows, elapsed)
 	}
 
 	resp := v2InferResponse{ModelName: name, ModelVersion: sm.version, ID: req.ID,
 		Outputs: make([]v2OutputTensor, 0, 2)}
 	if wantOutput {
+		outputs := sm.model.Outputs()
 		resp.Outputs = append(resp.Outputs, v2OutputTensor{Name: v2Output, Datatype: "FP64",
-			Shape: []int{rows, outputs}, Data: out})
+			Shape: []int{rows, outputs}, Data: buf.out[:rows*outputs]})
 	}
-	if labels != nil {
+	if wantLabel {
 		resp.Outputs = append(resp.Outputs, v2OutputTensor{Name: v2Label, Datatype: "BYTES",
-			Shape: []int{rows}, Data: labels})
+			Shape: []int{rows}, Data: buf.labels[:rows]})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -353,11 +331,11 @@ func v2SelectOutputs(req []v2RequestedOuput, classifier bool) (output, label boo
 	return output, label, nil
 }
 
-// v2DecodeInputs checks the one input tensor against the model and returns
-// its rows×features values, row-major. bodyLen bounds the allocation: a
-// shape that claims more elements than the body could hold is refused before
-// anything is allocated for it.
-func v2DecodeInputs(inputs []v2InferInput, features, bodyLen, maxRows int) ([]float64, int, error) {
+// v2DecodeInputs checks the one input tensor against the model and appends
+// its rows×features values, row-major, to x: the /v2 rowDecoder. bodyLen
+// bounds the allocation: a shape that claims more elements than the body
+// could hold is refused before anything is allocated for it.
+func v2DecodeInputs(inputs []v2InferInput, features, bodyLen, maxRows int, x []float64) ([]float64, int, error) {
 	if len(inputs) != 1 {
 		return nil, 0, invalidField("inputs", "must hold exactly one tensor, named %q; got %d", v2Input, len(inputs))
 	}
@@ -391,8 +369,7 @@ func v2DecodeInputs(inputs []v2InferInput, features, bodyLen, maxRows int) ([]fl
 	if isAbsent(in.Data) {
 		return nil, 0, invalidField("inputs[0].data", "is required")
 	}
-	x := make([]float64, 0, int(rows)*features)
-	return decodeTensor(in.Data, int(rows), features, in.Datatype, rng, x)
+	return decodeTensor(in.Data, int(rows), features, in.Datatype, rng, slices.Grow(x, int(rows)*features))
 }
 
 // decodeTensor reads data, flat ([1,2,3,4]) or nested by row

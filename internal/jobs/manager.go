@@ -448,34 +448,13 @@ func (m *Manager) Get(ctx context.Context, id string) (Job, error) {
 
 // List returns jobs newest first (by submission order), without their
 // histories (Get has them), and the cursor of the next page ("" at the
-// end). A bad filter or cursor gives an *engine.ValidationError naming
-// "status", "limit" or "cursor".
+// end). A bad filter gives an *engine.ValidationError naming "status",
+// "model_name", "limit" or "cursor" (ListFilter.validate, the only check
+// of a filter).
 func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
-	var verr engine.ValidationError
-	switch f.Status {
-	case "", Queued, Running, Succeeded, Failed, Cancelled:
-	default:
-		verr.Errors = append(verr.Errors, engine.FieldError{Field: "status",
-			Message: "must be one of queued, running, succeeded, failed, cancelled"})
-	}
-	limit := f.Limit
-	switch {
-	case limit == 0:
-		limit = 50
-	case limit < 0 || limit > 1000:
-		verr.Errors = append(verr.Errors, engine.FieldError{Field: "limit", Message: "must be between 1 and 1000"})
-	}
-	before := int64(-1)
-	if f.Cursor != "" {
-		seq, err := decodeCursor(f.Cursor)
-		if err != nil {
-			verr.Errors = append(verr.Errors, engine.FieldError{Field: "cursor",
-				Message: "is not a cursor returned by a previous page"})
-		}
-		before = seq
-	}
-	if len(verr.Errors) > 0 {
-		return nil, "", &verr
+	limit, before, err := f.validate()
+	if err != nil {
+		return nil, "", err
 	}
 
 	m.mu.Lock()

@@ -5,15 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
 )
-
-// modelNameRE is the store's rule for model names; checking it here names
-// the field in the error instead of failing at the end of training.
-var modelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 // Resolve fills the spec's defaults and validates it against its dataset,
 // the engine's limits and the server's time cap, returning an
@@ -26,11 +21,14 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 		verr.Errors = append(verr.Errors, engine.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 
-	if !modelNameRE.MatchString(s.ModelName) {
+	// The store's name rule, checked here so that the error names the
+	// field at submission instead of the job failing at the end of training.
+	if !store.ValidModelName(s.ModelName) {
 		if s.ModelName == "" {
 			add("model_name", "is required")
 		} else {
-			add("model_name", "must match ^[a-z0-9][a-z0-9._-]{0,63}$ (lower-case letters, digits, '.', '_', '-'; at most 64)")
+			add("model_name", "must match %s (lower-case letters, digits, '.', '_', '-'; at most %d)",
+				store.ModelNamePattern, store.MaxModelNameLen)
 		}
 	}
 

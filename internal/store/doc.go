@@ -26,12 +26,24 @@
 // # Safety
 //
 // Ids are server-generated UUIDs and model names must match
-// ^[a-z0-9][a-z0-9._-]{0,63}$; anything else is rejected with
-// ErrInvalidName before a path is built. All file access goes through an
+// ModelNamePattern (^[a-z0-9][a-z0-9._-]{0,63}$); anything else is
+// rejected with ErrInvalidName before a path is built. All file access goes through an
 // os.Root, so no name, and no symlink placed inside the directory, reaches
 // a file outside it. A full disk gives an error wrapping ErrNoSpace and a
 // read-only directory one wrapping ErrReadOnly; the temp file is removed
 // and what was stored before is untouched.
+//
+// # Model names
+//
+// The model name rule has one home, ValidModelName, exported from here
+// because the rule exists for the store's sake: a model name becomes a
+// directory name under models/, and the store is what must refuse one that
+// could leave it. The job manager (checking a submitted job) and the API
+// (checking every path that names a model) already import the store, and
+// the store imports neither, so using it from here keeps the dependency
+// rules (engine imports none of api, jobs, store or ingest; store imports
+// neither api nor jobs; jobs does not import api) without a package of its
+// own for one function.
 //
 // A Store is safe for concurrent use. It imports nothing of the server's
 // other packages; consumers declare the small interfaces they need.

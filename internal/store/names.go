@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -20,7 +19,37 @@ const (
 	counterFile    = "counter"
 )
 
-var modelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+// ModelNamePattern is the rule for model names, as a regular expression:
+// a lower-case letter or digit, then up to 63 lower-case letters, digits,
+// '.', '_' or '-'. The leading alphanumeric rules out "." and "..", and the
+// alphabet rules out '/', '\', '%' and NUL, so a valid name is always one
+// plain directory name under models/. Error messages quote it.
+const ModelNamePattern = `^[a-z0-9][a-z0-9._-]{0,63}$`
+
+// MaxModelNameLen is the longest model name ModelNamePattern allows.
+const MaxModelNameLen = 64
+
+// ValidModelName reports whether name matches ModelNamePattern. It is the
+// one implementation of the rule: the store checks it before building a
+// path, the job manager when a job is submitted, and the API on every
+// request that names a model. It is written out byte by byte rather than
+// with regexp because it runs on every prediction; FuzzValidModelName and
+// TestValidModelName hold it to the pattern.
+func ValidModelName(name string) bool {
+	if len(name) == 0 || len(name) > MaxModelNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // quote renders untrusted input for an error message: quoted (so NUL and
 // control bytes are visible) and cut to a readable length.
@@ -42,11 +71,10 @@ func checkID(what, id string) error {
 	return nil
 }
 
-// checkModelName accepts names matching ^[a-z0-9][a-z0-9._-]{0,63}$. The
-// leading alphanumeric rules out "." and "..".
+// checkModelName accepts the names ValidModelName accepts.
 func checkModelName(name string) error {
-	if !modelNameRE.MatchString(name) {
-		return fmt.Errorf("%w: model name %s must match %s", ErrInvalidName, quote(name), modelNameRE)
+	if !ValidModelName(name) {
+		return fmt.Errorf("%w: model name %s must match %s", ErrInvalidName, quote(name), ModelNamePattern)
 	}
 	return nil
 }
