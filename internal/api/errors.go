@@ -17,8 +17,12 @@ package api
 // full, and 500 only for the server's own faults (generic detail, logged
 // with the request id).
 //
-// Handlers return errors; writeError maps them to a status through the one
-// table in statusOf.
+// Errors on /v2 are the Open Inference Protocol's {"error": "..."} objects
+// with the same statuses and details.
+//
+// Handlers return errors; one error path, writeErrorAs, maps them to a
+// status through the one table in statusOf, logs server faults and hands
+// the answer to the surface's encoder (writeProblem or writeV2Error).
 
 import (
 	"encoding/json"
@@ -26,6 +30,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/ingest"
@@ -201,13 +206,41 @@ func problemType(status int) string {
 	return "about:blank"
 }
 
-// writeError writes err as a problem. A 500 is logged with the request id
-// and the cause; the client sees only a generic detail.
+// errorEncoder writes an error answer's body in one surface's format. The
+// status, detail and fields come from the one error path, writeErrorAs.
+type errorEncoder func(w http.ResponseWriter, r *http.Request, status int, detail string, fields []FieldError)
+
+// encoderFor is the error format of the surface r is on: the Open Inference
+// Protocol's error object under /v2, whose clients parse nothing else, and
+// problem+json everywhere else. Router-level answers (404, 405, 401, a
+// panic's 500) use it, since they serve every path.
+func encoderFor(r *http.Request) errorEncoder {
+	if p := r.URL.Path; p == "/v2" || strings.HasPrefix(p, "/v2/") {
+		return writeV2Error
+	}
+	return writeProblem
+}
+
+// writeError writes err in the format of r's surface (encoderFor).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
-		// The client went away mid-request: not the server's fault, and
-		// nobody reads this answer; the access log still records it.
-		writeProblem(w, r, http.StatusBadRequest, "request cancelled by the client", nil)
+	s.writeErrorAs(w, r, err, encoderFor(r))
+}
+
+// v2WriteError writes err as the protocol's error object; the /v2 handlers
+// call it.
+func (s *Server) v2WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeErrorAs(w, r, err, writeV2Error)
+}
+
+// writeErrorAs is the one error path of both surfaces. The status comes
+// from statusOf. A client that went away mid-request gets a 400, not a
+// server fault, and no error log. A 5xx is logged once with the request id
+// and the cause, with the token redacted; the client sees only a generic
+// detail.
+func (s *Server) writeErrorAs(w http.ResponseWriter, r *http.Request, err error, enc errorEncoder) {
+	if clientGone(r, err) {
+		// Nobody reads this answer; the access log still records it.
+		enc(w, r, http.StatusBadRequest, "request cancelled by the client", nil)
 		return
 	}
 	status, detail, fields, retryAfter := statusOf(err)
@@ -219,10 +252,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}
-	writeProblem(w, r, status, detail, fields)
+	enc(w, r, status, detail, fields)
 }
 
-// writeProblem writes a problem+json response.
+// clientGone reports whether err is r's context ending: the client hung up
+// or gave up before the answer.
+func clientGone(r *http.Request, err error) bool {
+	ctxErr := r.Context().Err()
+	return ctxErr != nil && errors.Is(err, ctxErr)
+}
+
+// writeProblem writes a problem+json response; it is the /v1 encoder.
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string, fields []FieldError) {
 	p := Problem{
 		Type:      problemType(status),
@@ -235,6 +275,19 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// v2ErrorBody is the Open Inference Protocol's error object.
+type v2ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// writeV2Error writes the protocol's {"error": "..."}; it is the /v2
+// encoder. The object has no room for a field list, so the detail, which
+// already names the first field at fault, is all the client gets; the
+// request id is in the X-Request-Id header.
+func writeV2Error(w http.ResponseWriter, _ *http.Request, status int, detail string, _ []FieldError) {
+	writeJSON(w, status, v2ErrorBody{Error: detail})
 }
 
 // writeJSON writes v as JSON with status.

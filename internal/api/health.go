@@ -19,11 +19,54 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.store.Writable(); err != nil {
 		// The cause may name a path; it goes to the log, not the client.
-		s.logger.WarnContext(r.Context(), "not ready: data directory not writable", "err", err)
+		s.logger.WarnContext(r.Context(), "not ready: data directory not writable", "err", s.redact(err.Error()))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "data directory not writable"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// headOf serves HEAD with get, the route's GET handler: the same status and
+// header fields, Content-Length that of the GET body, and no body (RFC 9110
+// section 9.3.2).
+func headOf(get http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hw := &headWriter{header: http.Header{}}
+		get(hw, r)
+		dst := w.Header()
+		for k, v := range hw.header {
+			dst[k] = v
+		}
+		dst.Set("Content-Length", strconv.Itoa(hw.n))
+		if hw.status == 0 {
+			hw.status = http.StatusOK
+		}
+		w.WriteHeader(hw.status)
+	}
+}
+
+// headWriter records a GET handler's status and header fields and counts
+// its body bytes without keeping them.
+type headWriter struct {
+	header http.Header
+	status int
+	n      int
+}
+
+func (h *headWriter) Header() http.Header { return h.header }
+
+func (h *headWriter) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *headWriter) Write(p []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.n += len(p)
+	return len(p), nil
 }
 
 // serveMetrics serves the Prometheus exposition.

@@ -100,7 +100,8 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 }
 
 // recoverer turns a handler panic into a logged 500 instead of a dropped
-// connection. A panic is a bug; the client sees only a generic problem.
+// connection. A panic is a bug; the client sees only a generic error, in
+// its surface's format.
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -111,7 +112,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				s.logger.ErrorContext(r.Context(), "handler panic",
 					"request_id", RequestID(r.Context()), "method", r.Method,
 					"panic", s.redact(fmt.Sprint(v)), "stack", s.redact(string(debug.Stack())))
-				writeProblem(w, r, http.StatusInternalServerError, "internal server error", nil)
+				encoderFor(r)(w, r, http.StatusInternalServerError, "internal server error", nil)
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -131,23 +132,9 @@ func (s *Server) redact(text string) string {
 // carries "Authorization: Bearer <token>". Tokens are compared through
 // their SHA-256 digests with subtle.ConstantTimeCompare, so neither the
 // token's bytes nor its length leak through timing. With no token
-// configured, it passes everything. The 401 is a problem document.
+// configured, it passes everything. The 401 goes through the one error
+// path: a problem on /v1, the protocol's error object on /v2.
 func (s *Server) requireToken(next http.Handler) http.Handler {
-	return s.requireTokenWith(next, func(w http.ResponseWriter, r *http.Request, detail string) {
-		writeProblem(w, r, http.StatusUnauthorized, detail, nil)
-	})
-}
-
-// requireTokenV2 is requireToken for /v2, whose clients expect the Open
-// Inference Protocol's error object, {"error": "..."}, on every failure.
-func (s *Server) requireTokenV2(next http.Handler) http.Handler {
-	return s.requireTokenWith(next, func(w http.ResponseWriter, _ *http.Request, detail string) {
-		v2Error(w, http.StatusUnauthorized, detail)
-	})
-}
-
-// requireTokenWith is requireToken with unauthorized writing the 401's body.
-func (s *Server) requireTokenWith(next http.Handler, unauthorized func(http.ResponseWriter, *http.Request, string)) http.Handler {
 	if s.cfg.AuthToken == "" {
 		return next
 	}
@@ -161,7 +148,7 @@ func (s *Server) requireTokenWith(next http.Handler, unauthorized func(http.Resp
 			if r.Header.Get("Authorization") != "" {
 				detail = "invalid bearer token"
 			}
-			unauthorized(w, r, detail)
+			s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Detail: detail})
 			return
 		}
 		next.ServeHTTP(w, r)

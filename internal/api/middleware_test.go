@@ -273,9 +273,9 @@ func TestMethodNotAllowedListsAllow(t *testing.T) {
 		{"PUT", "/v1/datasets", "GET, POST"},
 		{"POST", "/v1/datasets/" + id, "GET, DELETE"},
 		{"GET", "/v1/jobs/" + id + "/cancel", "POST"},
-		{"POST", "/healthz", "GET"},
+		{"POST", "/healthz", "GET, HEAD"},
 		{"PUT", "/v1/models/iris", "GET, DELETE"},
-		{"DELETE", "/v2/health/live", "GET"},
+		{"DELETE", "/v2/health/live", "GET, HEAD"},
 	}
 	for _, tc := range tests {
 		res := doRaw(t, env.h, tc.method, tc.path, "", nil)

@@ -150,7 +150,11 @@ func (s *Server) SetDraining() {
 //
 // Every request gets a request id, one access-log line and the metrics
 // instrumentation. /healthz, /readyz and /metrics are open; everything else
-// requires the bearer token when one is configured.
+// requires the bearer token when one is configured. Every error, a
+// handler's or the router's own (404, 405, 401, a panic's 500), goes
+// through writeError, which answers in the format of the request's surface.
+// The health routes answer HEAD as GET without a body, for probes and load
+// balancers that check with HEAD.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(requestIDMiddleware, s.accessLog)
@@ -159,25 +163,38 @@ func (s *Server) Handler() http.Handler {
 	}
 	r.Use(s.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, http.StatusNotFound, "no route for "+r.Method+" "+sanitizePath(r.URL.Path), nil)
+		s.writeError(w, r, &Error{Status: http.StatusNotFound,
+			Detail: "no route for " + r.Method + " " + sanitizePath(r.URL.Path)})
 	})
 	root := r
+	var v2 chi.Router // mounted below
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		// RFC 9110 requires Allow on a 405: probe the router for the
-		// methods this path has.
+		// methods this path has. chi answers a match for any method at a
+		// mount point itself ("/v2"), so /v2 paths are probed in the
+		// subrouter, as it routes them.
+		routes, path := chi.Routes(root), r.URL.Path
+		if rest, ok := strings.CutPrefix(path, "/v2"); ok && (rest == "" || rest[0] == '/') {
+			routes, path = v2, rest
+			if path == "" {
+				path = "/"
+			}
+		}
 		var allowed []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-			if root.Match(chi.NewRouteContext(), m, r.URL.Path) {
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if routes.Match(chi.NewRouteContext(), m, path) {
 				allowed = append(allowed, m)
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		writeProblem(w, r, http.StatusMethodNotAllowed,
-			"method "+r.Method+" is not allowed on this route; allowed: "+strings.Join(allowed, ", "), nil)
+		s.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed,
+			Detail: "method " + r.Method + " is not allowed on this route; allowed: " + strings.Join(allowed, ", ")})
 	})
 
 	r.Get("/healthz", s.healthz)
+	r.Head("/healthz", headOf(s.healthz))
 	r.Get("/readyz", s.readyz)
+	r.Head("/readyz", headOf(s.readyz))
 	r.Get("/metrics", s.serveMetrics)
 
 	r.Group(func(r chi.Router) {
@@ -204,8 +221,8 @@ func (s *Server) Handler() http.Handler {
 
 		s.modelRoutes(r)
 	})
-	r.Route("/v2", func(r chi.Router) {
-		r.Use(s.requireTokenV2)
+	v2 = r.Route("/v2", func(r chi.Router) {
+		r.Use(s.requireToken)
 		s.v2Routes(r)
 	})
 	return r

@@ -31,43 +31,20 @@ const (
 )
 
 // v2Routes mounts the Open Inference Protocol routes under /v2. Unknown
-// paths and wrong methods fall through to the server-wide 404 and 405
-// problems: they are not protocol endpoints.
+// paths and wrong methods get the server-wide 404 and 405, in the
+// protocol's error format (encoderFor).
 func (s *Server) v2Routes(r chi.Router) {
 	r.Get("/", s.v2ServerMetadata)
 	r.Get("/health/live", s.v2Live)
+	r.Head("/health/live", headOf(s.v2Live))
 	r.Get("/health/ready", s.v2Ready)
+	r.Head("/health/ready", headOf(s.v2Ready))
 	r.Get("/models/{name}", s.v2ModelMetadata)
 	r.Get("/models/{name}/ready", s.v2ModelReady)
 	r.Post("/models/{name}/infer", s.v2Infer)
 	r.Get("/models/{name}/versions/{version}", s.v2ModelMetadata)
 	r.Get("/models/{name}/versions/{version}/ready", s.v2ModelReady)
 	r.Post("/models/{name}/versions/{version}/infer", s.v2Infer)
-}
-
-// v2ErrorBody is the protocol's error object.
-type v2ErrorBody struct {
-	Error string `json:"error"`
-}
-
-func v2Error(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, v2ErrorBody{Error: msg})
-}
-
-// v2WriteError writes err as a protocol error, with the status the /v1
-// table gives it. A server fault is logged with the request id and shown as
-// a generic message, as on /v1.
-func (s *Server) v2WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	status, detail, _, retryAfter := statusOf(err)
-	if status >= 500 {
-		s.logger.ErrorContext(r.Context(), "request failed",
-			"request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path,
-			"status", status, "err", err)
-	}
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-	}
-	v2Error(w, status, detail)
 }
 
 // v2ServerMetadataBody is $metadata_server_response.
@@ -179,12 +156,12 @@ func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.servedModel(r, name, version); err != nil {
-		if status, _, _, _ := statusOf(err); status < 500 {
+		if status, _, _, _ := statusOf(err); status < 500 || clientGone(r, err) {
 			s.v2WriteError(w, r, err)
 			return
 		}
 		s.logger.ErrorContext(r.Context(), "model not ready", "request_id", RequestID(r.Context()),
-			"model", name, "version", version, "err", err)
+			"model", name, "version", version, "err", s.redact(err.Error()))
 		writeJSON(w, http.StatusServiceUnavailable, v2ModelReadyBody{Name: name, Ready: false})
 		return
 	}

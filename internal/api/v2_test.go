@@ -106,13 +106,9 @@ func TestV2Model(t *testing.T) {
 			t.Errorf("regressor outputs = %+v, want only output [-1, 1]", got.Outputs)
 		}
 	})
-	t.Run("unknown route and wrong method are problems", func(t *testing.T) {
-		if res := e.get(t, "/v2/nothing"); res.Status != http.StatusNotFound {
-			t.Errorf("status %d, want 404", res.Status)
-		}
-		if res := e.call(t, http.MethodDelete, "/v2/models/iris", "", nil); res.Status != http.StatusMethodNotAllowed {
-			t.Errorf("status %d, want 405", res.Status)
-		}
+	t.Run("unknown route and wrong method are protocol errors", func(t *testing.T) {
+		v2ErrorOf(t, e.get(t, "/v2/nothing"), http.StatusNotFound)
+		v2ErrorOf(t, e.call(t, http.MethodDelete, "/v2/models/iris", "", nil), http.StatusMethodNotAllowed)
 	})
 	t.Run("ready", func(t *testing.T) {
 		for _, target := range []string{"/v2/models/iris/ready", "/v2/models/iris/versions/2/ready"} {
