@@ -21,10 +21,10 @@ import (
 // matches, so truncation, extension, bit flips and a record of the wrong
 // kind renamed into place are all detected.
 const (
-	frameMagic   = "BPDF"
-	headerSize   = 16
-	trailerSize  = 4
-	frameOverhd  = headerSize + trailerSize
+	frameMagic  = "BPDF"
+	headerSize  = 16
+	trailerSize = 4
+	frameOverhd = headerSize + trailerSize
 )
 
 // kind identifies what a frame holds.
