@@ -1,11 +1,16 @@
 package upgrade
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
+	"hash/crc32"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -456,4 +461,127 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// reframe returns the stored file b with its payload replaced by edit's
+// result and the frame's length and checksum rewritten to match (the frame
+// layout of internal/store/frame.go: 16-byte header, payload, CRC-32C).
+func reframe(b []byte, edit func(payload []byte) []byte) []byte {
+	payload := edit(slices.Clone(b[16 : len(b)-4]))
+	out := slices.Clone(b[:16])
+	binary.LittleEndian.PutUint64(out[8:], uint64(len(payload)))
+	out = append(out, payload...)
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// TestUpgradeRefusesNewerFormats takes the newest fixture, rewrites files
+// as a build with the next format version would, and checks that this
+// build refuses each with an error naming the file and both versions,
+// serves the rest, and changes none of them.
+func TestUpgradeRefusesNewerFormats(t *testing.T) {
+	ctx := context.Background()
+	v := fixtureVersions[len(fixtureVersions)-1]
+	exp := readExpected(t, filepath.Join("testdata", v))
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", v, "datadir"), dir)
+
+	// The queued job's record: one format version newer.
+	jobRel := "jobs/" + exp.Jobs[queuedModel] + ".job"
+	newerJob := reframe(readFile(t, filepath.Join(dir, jobRel)), func(p []byte) []byte {
+		var rec map[string]any
+		if err := json.Unmarshal(p, &rec); err != nil {
+			t.Fatal(err)
+		}
+		rec["format"] = 2
+		b, _ := json.Marshal(rec)
+		return b
+	})
+	writeFile(t, filepath.Join(dir, jobRel), newerJob)
+	// The resume job's checkpoint: a training state of the next format.
+	ckptRel := store.CheckpointPath(exp.Jobs[resumeModel])
+	newerState := reframe(readFile(t, filepath.Join(dir, ckptRel)), func(p []byte) []byte {
+		binary.LittleEndian.PutUint32(p[8:], 2)
+		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
+	})
+	writeFile(t, filepath.Join(dir, ckptRel), newerState)
+	// The stored model's file: a model of the next format.
+	modelRel := store.ModelFilePath(finishedModel, 1)
+	writeFile(t, filepath.Join(dir, modelRel), reframe(readFile(t, filepath.Join(dir, modelRel)), func(p []byte) []byte {
+		binary.LittleEndian.PutUint32(p[8:], 2)
+		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
+	}))
+
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	_, errs := st.ListJobs(ctx)
+	if len(errs) != 1 || !errors.Is(errs[0], store.ErrNewerFormat) ||
+		!strings.Contains(errs[0].Error(), jobRel+": job record format version 2 is newer than this build reads (1)") {
+		t.Errorf("ListJobs errors %v; want one naming %s and versions 2 and 1", errs, jobRel)
+	}
+	_, file, err := st.ModelFile(ctx, finishedModel, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.DecodeModel(file); !errors.Is(err, engine.ErrNewerFormat) ||
+		err.Error() != "model format version 2 is newer than this build reads (1); upgrade backpropd" {
+		t.Errorf("DecodeModel: %v; want ErrNewerFormat naming versions 2 and 1", err)
+	}
+
+	var logBuf strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logBuf.Write(p)
+	}), nil))
+	m, err := jobs.New(st, jobs.Options{Workers: 1, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown(ctx)
+	if _, err := m.Get(ctx, exp.Jobs[queuedModel]); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("the newer job record was loaded: Get gives %v", err)
+	}
+	// The interrupted job refuses the newer checkpoint and trains afresh;
+	// deterministic training ends where the generating build's did.
+	waitDone(t, m, exp.Jobs[resumeModel])
+	checkPredictions(t, "resume job trained afresh", predict(t, st, resumeModel), exp.Predict[resumeModel])
+	mu.Lock()
+	log := logBuf.String()
+	mu.Unlock()
+	for _, want := range []string{jobRel + ": job record format version 2", "file=" + ckptRel, "training state format version 2 is newer than this build reads (1)"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log does not say %q:\n%s", want, log)
+		}
+	}
+	if got := readFile(t, filepath.Join(dir, jobRel)); !bytes.Equal(got, newerJob) {
+		t.Errorf("%s was changed", jobRel)
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func readFile(tb testing.TB, p string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func writeFile(tb testing.TB, p string, b []byte) {
+	tb.Helper()
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
 }
