@@ -219,7 +219,8 @@ func (c *modelCache) load(ctx context.Context, key modelKey) (*servedModel, erro
 	}
 	m, err := engine.DecodeModel(file)
 	if err != nil {
-		return nil, fmt.Errorf("decode model %s version %d: %w", key.name, key.version, err)
+		// A 500: the file is the server's data. The log line names it.
+		return nil, fmt.Errorf("decode model %s version %d, %s: %w", meta.Name, meta.Version, store.ModelFilePath(meta.Name, meta.Version), err)
 	}
 	return newServedModel(meta, m)
 }

@@ -12,7 +12,7 @@ import (
 // and floats little-endian:
 //
 //	magic    8 bytes ("BPDMODEL" or "BPDSTATE")
-//	version  uint32
+//	version  uint32, modelFormat or stateFormat
 //	hdrLen   uint32
 //	header   hdrLen bytes of JSON, exactly as encoding/json writes it
 //	count    uint64, the number of float64 values that follow
@@ -21,11 +21,16 @@ import (
 //
 // The JSON header holds names, shapes and settings; the floats hold the
 // weights and other vectors, so they round-trip bit for bit.
+//
+// Each magic has its own format version, the one this build writes and
+// the newest it reads (modelFormat, stateFormat). The version is checked
+// before the checksum and the header, because a newer version may lay
+// them out differently and its JSON header may hold fields this build
+// would silently ignore: a newer file is refused with a *FormatError.
 
 const (
-	containerVersion = 1
-	fixedHead        = 8 + 4 + 4 // magic, version, hdrLen
-	fixedTail        = 8 + 4     // count, crc
+	fixedHead = 8 + 4 + 4 // magic, version, hdrLen
+	fixedTail = 8 + 4     // count, crc
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -38,15 +43,15 @@ func corrupt(format string, args ...any) error {
 }
 
 // encodeContainer writes header and the float vectors in the container
-// layout.
-func encodeContainer(magic string, header []byte, vecs ...[]float64) []byte {
+// layout, as format version.
+func encodeContainer(magic string, version uint32, header []byte, vecs ...[]float64) []byte {
 	count := 0
 	for _, v := range vecs {
 		count += len(v)
 	}
 	b := make([]byte, 0, fixedHead+len(header)+fixedTail+8*count)
 	b = append(b, magic...)
-	b = binary.LittleEndian.AppendUint32(b, containerVersion)
+	b = binary.LittleEndian.AppendUint32(b, version)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(header)))
 	b = append(b, header...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(count))
@@ -58,18 +63,21 @@ func encodeContainer(magic string, header []byte, vecs ...[]float64) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// decodeContainer checks the layout, the version and the checksum of b and
-// returns its header and the raw bytes of its count float values. It
-// allocates nothing: both results alias b.
-func decodeContainer(what, magic string, b []byte) (header, values []byte, count int, err error) {
+// decodeContainer checks the layout, the version (1 to newest) and the
+// checksum of b and returns its header and the raw bytes of its count
+// float values. It allocates nothing: both results alias b.
+func decodeContainer(what, magic string, newest uint32, b []byte) (header, values []byte, count int, err error) {
 	if len(b) < fixedHead+fixedTail {
 		return nil, nil, 0, corrupt("%s: %d bytes is too short", what, len(b))
 	}
 	if string(b[:8]) != magic {
 		return nil, nil, 0, corrupt("%s: wrong magic number (not a %s)", what, what)
 	}
-	if v := binary.LittleEndian.Uint32(b[8:]); v != containerVersion {
-		return nil, nil, 0, corrupt("%s: format version %d is not supported (this build reads version %d)", what, v, containerVersion)
+	switch v := binary.LittleEndian.Uint32(b[8:]); {
+	case v == 0:
+		return nil, nil, 0, corrupt("%s: format version 0 is not valid", what)
+	case v > newest:
+		return nil, nil, 0, &FormatError{What: what, Version: v, Newest: newest}
 	}
 	body := b[:len(b)-4]
 	if got, want := crc32.Checksum(body, castagnoli), binary.LittleEndian.Uint32(b[len(b)-4:]); got != want {

@@ -10,6 +10,27 @@ import (
 // weights stop being finite numbers.
 var ErrDiverged = errors.New("training diverged")
 
+// ErrNewerFormat is wrapped by the *FormatError DecodeModel and
+// RestoreState return for data in a format version newer than this build
+// reads.
+var ErrNewerFormat = errors.New("format newer than this build reads")
+
+// FormatError reports a model file or training state written in a format
+// version newer than this build reads; nothing else in it was decoded. It
+// wraps ErrNewerFormat. Callers that know the file's name add it.
+type FormatError struct {
+	What    string // "model" or "training state"
+	Version uint32 // found in the data
+	Newest  uint32 // the newest version this build reads
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("%s format version %d is newer than this build reads (%d); upgrade backpropd", e.What, e.Version, e.Newest)
+}
+
+// Unwrap returns ErrNewerFormat.
+func (e *FormatError) Unwrap() error { return ErrNewerFormat }
+
 // FieldError is one problem with a Config or with data, located by a JSON
 // path relative to the job request, for example "network.hidden[1].units",
 // "training.optimizer.learning_rate" or "validation.fraction". Problems

@@ -90,7 +90,7 @@ func TestDecodeModelRejects(t *testing.T) {
 
 	// rebuild re-encodes a container with another header or float count,
 	// with a correct checksum, so the checks behind the checksum are hit.
-	rebuild := func(h []byte, floats []float64) []byte { return encodeContainer(modelMagic, h, floats) }
+	rebuild := func(h []byte, floats []float64) []byte { return encodeContainer(modelMagic, modelFormat, h, floats) }
 	params := readFloats(ptr(good[16+hdrLen+8:]), (len(good)-16-hdrLen-12)/8)
 	withNaN := slices.Clone(params)
 	withNaN[3] = math.NaN()

@@ -9,6 +9,12 @@ import (
 
 const modelMagic = "BPDMODEL"
 
+// modelFormat is the format version of model files this build writes and
+// the newest it reads. Bump it when an older build would misread the new
+// files, for example a header field whose absence does not mean what an
+// older build does.
+const modelFormat = 1
+
 // maxModelHeader caps the JSON header of a model file: it holds names and
 // settings, never weights.
 const maxModelHeader = 16 << 20
@@ -50,7 +56,7 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode model header: %w", err)
 	}
-	return encodeContainer(modelMagic, h, m.net.params, m.mean, m.std), nil
+	return encodeContainer(modelMagic, modelFormat, h, m.net.params, m.mean, m.std), nil
 }
 
 // DecodeModel decodes a model file, checking its checksum and every size
@@ -59,7 +65,7 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 // never a panic. Only the exact bytes MarshalBinary writes are accepted,
 // so a decoded model re-encodes to its input.
 func DecodeModel(b []byte) (*Model, error) {
-	raw, values, count, err := decodeContainer("model", modelMagic, b)
+	raw, values, count, err := decodeContainer("model", modelMagic, modelFormat, b)
 	if err != nil {
 		return nil, err
 	}

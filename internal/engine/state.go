@@ -9,6 +9,11 @@ import (
 
 const stateMagic = "BPDSTATE"
 
+// stateFormat is the format version of training states (checkpoints)
+// this build writes and the newest it reads. Bump it when an older build
+// would misread the new states.
+const stateFormat = 1
+
 // stateHeader is the JSON header of a training state. The floats that
 // follow are the parameters, the optimizer's moment vectors in order, and
 // the best weights when early stopping keeps them.
@@ -46,7 +51,7 @@ func (t *Trainer) MarshalState() ([]byte, error) {
 	if s.best != nil {
 		vecs = append(vecs, s.best)
 	}
-	return encodeContainer(stateMagic, b, vecs...), nil
+	return encodeContainer(stateMagic, stateFormat, b, vecs...), nil
 }
 
 // RestoreState loads a state written by MarshalState of a Trainer with the
@@ -54,7 +59,7 @@ func (t *Trainer) MarshalState() ([]byte, error) {
 // continues from it and ends bit-identical to an uninterrupted run. On
 // error the trainer is unchanged.
 func (t *Trainer) RestoreState(b []byte) error {
-	raw, values, count, err := decodeContainer("training state", stateMagic, b)
+	raw, values, count, err := decodeContainer("training state", stateMagic, stateFormat, b)
 	if err != nil {
 		return err
 	}

@@ -156,7 +156,12 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 }
 
 // fingerprint identifies the config and data shape a training state
-// belongs to.
+// belongs to. Stored checkpoints resume only while it stays the same for
+// their configs, so a field added to Config later must be omitempty (a
+// pointer if it is a struct) with its zero value meaning the behaviour
+// before it existed, and Resolve must leave it zero when unset: the JSON
+// of an old config, and so its fingerprint, is then unchanged.
+// TestConfigFieldsKeepFingerprint and TestFingerprintIsStable check this.
 func fingerprint(cfg Config, task Task, features int, pr *prepared) string {
 	b, _ := json.Marshal(struct {
 		Config   Config   `json:"config"`

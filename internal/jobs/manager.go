@@ -374,7 +374,7 @@ func (m *Manager) submit(ctx context.Context, s Spec) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	specJSON, err := json.Marshal(rs)
+	specJSON, err := encodeSpec(rs)
 	if err != nil {
 		return Job{}, fmt.Errorf("encode spec: %w", err)
 	}

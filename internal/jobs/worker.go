@@ -126,7 +126,7 @@ func (m *Manager) train(j *job) outcome {
 	switch {
 	case err == nil:
 		if rerr := tr.RestoreState(cp); rerr != nil {
-			m.log.Error("checkpoint unusable; training from scratch", "job", j.rec.ID, "err", rerr)
+			m.log.Error("checkpoint unusable; training from scratch", "job", j.rec.ID, "file", store.CheckpointPath(j.rec.ID), "err", rerr)
 			cp = nil
 			if tr, err = engine.NewTrainer(cfg, task, train, val, engine.Options{Threads: m.threads, Limits: m.opt.Limits}); err != nil {
 				return m.failure(ctx, j, errText(err))

@@ -22,7 +22,7 @@ var damages = []struct {
 	{"payload bit flip", func(b []byte) []byte { b[headerSize+(len(b)-frameOverhd)/2] ^= 0x10; return b }},
 	{"checksum bit flip", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }},
 	{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }},
-	{"future format version", func(b []byte) []byte { b[4] = 9; return b }},
+	{"format version zero", func(b []byte) []byte { b[4], b[5] = 0, 0; return b }},
 	{"wrong record kind", func(b []byte) []byte { b[6] ^= 0x7; return b }},
 	{"length field lies", func(b []byte) []byte { b[8]++; return b }},
 }

@@ -57,7 +57,8 @@ type Dataset struct {
 //	Labels  (hasLabels == 1)                rows × (uint32 LE length, bytes)
 //
 // The metadata lives in <id>.meta as JSON, so listing never touches the
-// numbers.
+// numbers. Its "format" field (datasetFormat) versions both files: the
+// metadata is always read, and checked, before the numbers.
 const datasetHeaderSize = 32
 
 // littleEndian is true on hosts whose float64 memory layout equals the file
@@ -179,7 +180,7 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 		return DatasetMeta{}, err
 	}
 	meta.SizeBytes = int64(n) + frameOverhd
-	js, err := json.Marshal(meta)
+	js, err := withFormat(datasetFormat, &meta)
 	if err != nil {
 		return DatasetMeta{}, err
 	}
@@ -384,6 +385,9 @@ func (s *Store) DatasetMeta(ctx context.Context, id string) (DatasetMeta, error)
 	rel := datasetMetaPath(id)
 	b, err := s.readBytes(rel, kindDatasetMeta)
 	if err != nil {
+		return DatasetMeta{}, err
+	}
+	if err := checkFormat(rel, "dataset", b, datasetFormat); err != nil {
 		return DatasetMeta{}, err
 	}
 	var m DatasetMeta

@@ -19,6 +19,13 @@
 // that names the file. Listings skip such files (logging them, or for
 // ListJobs returning them) and keep serving the rest.
 //
+// Every kind of file has a named format version (format.go): the frame's
+// header field, and a top-level "format" field in the JSON records (absent
+// means 1). A file of a version newer than this build reads gives a
+// *FormatError wrapping ErrNewerFormat, naming the file and both
+// versions, before anything else in it is decoded; it is skipped like a
+// corrupt file and left as it is for the newer build.
+//
 // Model versions are numbered 1, 2, 3 … per name by a durable counter that
 // is advanced before a version is written and outlives deletes, so a
 // version number is never reused, not even after a crash.

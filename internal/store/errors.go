@@ -14,6 +14,10 @@ var (
 	// ErrCorrupt wraps every checksum, truncation or decoding failure of a
 	// stored file; the error text names the file relative to the data dir.
 	ErrCorrupt = errors.New("corrupt file")
+	// ErrNewerFormat is wrapped by the *FormatError returned for a stored
+	// file whose format version is newer than this build reads (see
+	// format.go). The file is left as it is, for the newer build.
+	ErrNewerFormat = errors.New("format newer than this build reads")
 	// ErrInvalidName is returned for model names that do not match
 	// ^[a-z0-9][a-z0-9._-]{0,63}$, ids that are not canonical lowercase
 	// UUIDs and negative versions. It is checked before any path is built.

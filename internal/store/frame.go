@@ -11,7 +11,7 @@ import (
 //
 //	offset  size  field
 //	0       4     magic "BPDF"
-//	4       2     format version (1), little-endian
+//	4       2     format version (frameVersion), little-endian
 //	6       2     record kind, little-endian
 //	8       8     payload length n, little-endian
 //	16      n     payload
@@ -21,11 +21,10 @@ import (
 // matches, so truncation, extension, bit flips and a record of the wrong
 // kind renamed into place are all detected.
 const (
-	frameMagic   = "BPDF"
-	frameVersion = 1
-	headerSize   = 16
-	trailerSize  = 4
-	frameOverhd  = headerSize + trailerSize
+	frameMagic  = "BPDF"
+	headerSize  = 16
+	trailerSize = 4
+	frameOverhd = headerSize + trailerSize
 )
 
 // kind identifies what a frame holds.
@@ -97,8 +96,14 @@ func checkHeader(path string, h []byte, size int64, k kind) (uint64, error) {
 	if string(h[:4]) != frameMagic {
 		return 0, corrupt(path, "bad magic %q", h[:4])
 	}
-	if v := binary.LittleEndian.Uint16(h[4:]); v != frameVersion {
-		return 0, corrupt(path, "unknown format version %d", v)
+	// The version comes before everything whose layout a newer version
+	// may change, so a newer file is refused, never checked as if it
+	// were this one; a damaged version field reads as a newer format.
+	switch v := int(binary.LittleEndian.Uint16(h[4:])); {
+	case v < 1:
+		return 0, corrupt(path, "frame format version %d is not valid", v)
+	case v > frameVersion:
+		return 0, &FormatError{Path: path, What: "frame", Version: v, Newest: frameVersion}
 	}
 	if got := kind(binary.LittleEndian.Uint16(h[6:])); got != k {
 		return 0, corrupt(path, "record kind %d, want %d", got, k)

@@ -12,7 +12,10 @@ import (
 )
 
 // JobRecord is the durable record of a training job. Spec is the resolved
-// job spec as JSON (owned by internal/jobs); History entries likewise.
+// job spec as JSON (owned by internal/jobs), whose "version" field is
+// JobSpecVersion; History entries are JSON owned by internal/jobs too. The
+// stored record also has a "format" field, jobFormat, that the store
+// writes and checks itself.
 type JobRecord struct {
 	ID           string            `json:"id"`
 	ModelName    string            `json:"model_name"`
@@ -49,7 +52,7 @@ func (s *Store) PutJob(ctx context.Context, j *JobRecord) error {
 	if err := checkID("job", j.ID); err != nil {
 		return err
 	}
-	b, err := json.Marshal(j)
+	b, err := withFormat(jobFormat, j)
 	if err != nil {
 		return fmt.Errorf("store: encode job %s: %w", j.ID, err)
 	}
@@ -64,6 +67,9 @@ func (s *Store) Job(ctx context.Context, id string) (*JobRecord, error) {
 	rel := jobPath(id)
 	b, err := s.readBytes(rel, kindJob)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkJobFormat(rel, b); err != nil {
 		return nil, err
 	}
 	j := new(JobRecord)
@@ -150,4 +156,22 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, jobID string) error {
 		return err
 	}
 	return nil
+}
+
+// checkJobFormat checks the versions of a stored job record and of its
+// spec before either is decoded.
+func checkJobFormat(rel string, b []byte) error {
+	var v struct {
+		Format *int `json:"format"`
+		Spec   struct {
+			Version *int `json:"version"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return corrupt(rel, "decode: %v", err)
+	}
+	if err := checkVersion1(rel, "job record", v.Format, jobFormat); err != nil {
+		return err
+	}
+	return checkVersion1(rel, "job spec", v.Spec.Version, JobSpecVersion)
 }

@@ -128,6 +128,9 @@ func (s *Store) PutModel(ctx context.Context, meta ModelMeta, file []byte) (Mode
 	b, err := s.readBytes(cpath, kindCounter)
 	switch {
 	case err == nil:
+		if err := checkFormat(cpath, "version counter", b, counterFormat); err != nil {
+			return ModelMeta{}, err
+		}
 		var c counter
 		if err := json.Unmarshal(b, &c); err != nil || c.Name != meta.Name || c.LastVersion < 0 {
 			return ModelMeta{}, corrupt(cpath, "bad version counter")
@@ -144,7 +147,7 @@ func (s *Store) PutModel(ctx context.Context, meta ModelMeta, file []byte) (Mode
 	meta.CreatedAt = time.Now().UTC()
 	meta.SizeBytes = int64(len(file))
 
-	cb, _ := json.Marshal(counter{Name: meta.Name, LastVersion: meta.Version})
+	cb, _ := withFormat(counterFormat, &counter{Name: meta.Name, LastVersion: meta.Version})
 	if err := s.writeBytes(ctx, cpath, kindCounter, cb); err != nil {
 		return ModelMeta{}, err
 	}
@@ -152,7 +155,7 @@ func (s *Store) PutModel(ctx context.Context, meta ModelMeta, file []byte) (Mode
 	if err := s.writeBytes(ctx, fpath, kindModelFile, file); err != nil {
 		return ModelMeta{}, err
 	}
-	mb, err := json.Marshal(meta)
+	mb, err := withFormat(modelMetaFormat, &meta)
 	if err != nil {
 		s.remove(fpath)
 		return ModelMeta{}, fmt.Errorf("store: encode model metadata: %w", err)
@@ -247,6 +250,9 @@ func (s *Store) modelMeta(name string, version int) (ModelMeta, error) {
 	rel := modelMetaPath(name, version)
 	b, err := s.readBytes(rel, kindModelMeta)
 	if err != nil {
+		return ModelMeta{}, err
+	}
+	if err := checkFormat(rel, "model metadata", b, modelMetaFormat); err != nil {
 		return ModelMeta{}, err
 	}
 	var m ModelMeta

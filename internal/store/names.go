@@ -118,3 +118,12 @@ func parseVersionFile(file, ext string) (int, bool) {
 	}
 	return v, true
 }
+
+// ModelFilePath is the file of a model version, relative to the data
+// directory, for messages about its content (such as a model format this
+// build cannot read). It does not check name or version.
+func ModelFilePath(name string, version int) string { return modelFilePath(name, version) }
+
+// CheckpointPath is a job's checkpoint file, relative to the data
+// directory, for messages about its content. It does not check id.
+func CheckpointPath(jobID string) string { return checkpointPath(jobID) }

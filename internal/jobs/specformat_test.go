@@ -1,0 +1,40 @@
+package jobs
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// TestSpecRecordCarriesVersion checks that a stored spec begins with its
+// version and that loadJob decodes it back to the spec that was encoded,
+// the version not leaking into it.
+func TestSpecRecordCarriesVersion(t *testing.T) {
+	seed := int64(7)
+	s := Spec{
+		ModelName: "m", DatasetID: "d",
+		Validation: &ValidationSpec{Fraction: 0.2},
+		Network:    engine.NetworkConfig{Hidden: []engine.LayerConfig{{Units: 3, Activation: engine.ReLU}}},
+		Training:   TrainingSpec{TrainingConfig: engine.TrainingConfig{Epochs: 2, Seed: &seed}, MaxDurationSeconds: 60},
+	}
+	b, err := encodeSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.Version == nil || *v.Version != store.JobSpecVersion {
+		t.Fatalf("encoded spec %s: version %v, want %d", b, v.Version, store.JobSpecVersion)
+	}
+	j, err := loadJob(&store.JobRecord{ID: "x", Status: string(Queued), Spec: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(j.spec, s) {
+		t.Errorf("decoded spec %+v, want %+v", j.spec, s)
+	}
+}
