@@ -3,14 +3,20 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	apispec "github.com/backpropd/backpropd/api"
 )
 
 // docSection returns the text of doc between the markers
@@ -222,4 +228,68 @@ func checkLink(from, target string) error {
 		return fmt.Errorf("%s has no heading #%s", strings.TrimPrefix(dest, "../../"), frag)
 	}
 	return nil
+}
+
+// routeCell matches one route of the route table in docs/api.md: a method
+// and a path, in backticks.
+var routeCell = regexp.MustCompile("`(GET|HEAD|POST|PUT|PATCH|DELETE) (/[^` ]*)`")
+
+// docRoutes returns the routes the first column of docs/api.md's route
+// table names, as "METHOD /path".
+func docRoutes(t *testing.T, section string) map[string]bool {
+	t.Helper()
+	routes := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " | ")
+		for _, m := range routeCell.FindAllStringSubmatch(first, -1) {
+			routes[m[1]+" "+m[2]] = true
+		}
+	}
+	return routes
+}
+
+// TestAPIDocListsEveryRoute holds the route table of docs/api.md to
+// api/openapi.yaml, which internal/api's tests hold to the router: every
+// operation of the spec must be in the table, written out as `METHOD /path`,
+// and the table must name no route the spec lacks.
+func TestAPIDocListsEveryRoute(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(apispec.OpenAPI)
+	if err != nil {
+		t.Fatalf("load api/openapi.yaml: %v", err)
+	}
+	spec := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			spec[method+" "+path] = true
+		}
+	}
+	if len(spec) < 30 {
+		t.Fatalf("api/openapi.yaml has %d operations; the loader read too few", len(spec))
+	}
+	documented := docRoutes(t, docSection(t, "../../docs/api.md", "routes"))
+	for _, r := range slices.Sorted(maps.Keys(spec)) {
+		if !documented[r] {
+			t.Errorf("docs/api.md's route table lacks `%s`, which api/openapi.yaml has", r)
+		}
+	}
+	for _, r := range slices.Sorted(maps.Keys(documented)) {
+		if !spec[r] {
+			t.Errorf("docs/api.md's route table names `%s`, which api/openapi.yaml lacks", r)
+		}
+	}
+}
+
+func TestDocRoutes(t *testing.T) {
+	section := "| route | |\n|---|---|\n" +
+		"| `GET /healthz`, `HEAD /healthz` | 200 `{\"status\":\"ok\"}` |\n" +
+		"| `GET /v1/jobs` | see `POST /v1/jobs` |\n" +
+		"not a row `DELETE /v1/jobs`\n"
+	got := docRoutes(t, section)
+	want := map[string]bool{"GET /healthz": true, "HEAD /healthz": true, "GET /v1/jobs": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("docRoutes = %v, want %v (only the first column of table rows counts)", got, want)
+	}
 }

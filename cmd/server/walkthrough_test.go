@@ -75,6 +75,7 @@ func TestWalkthrough(t *testing.T) {
 	for _, want := range []string{
 		`"task":"multiclass"`,                  // the dataset
 		`"status":"succeeded"`,                 // the event stream's end
+		`"stop_reason":"`,                      // which says why the job ended
 		`"predictions":["setosa","virginica"]`, // /v1 predict
 		`"predictions":["versicolor"]`,         // by feature name
 		`"data":["setosa","virginica"]`,        // /v2 labels
@@ -119,32 +120,63 @@ func TestWalkthrough(t *testing.T) {
 	}
 }
 
-// sseEvent matches one event of a text/event-stream as curl prints it.
-var sseEvent = regexp.MustCompile(`(?m)^event: (\w+)\ndata: (.*)$`)
+// sseEvent matches one event of a text/event-stream as curl prints it,
+// with its id when it has one.
+var sseEvent = regexp.MustCompile(`(?m)^(?:id: (\d+)\n)?event: (\w+)\ndata: (.*)$`)
 
 // streamShowsEpochs checks out's event stream as the README documents it: it
-// begins with a status event holding the job's history so far, then one
-// epoch event per further epoch. A job may finish before curl connects; then
-// the only epochs are in that first history, and there is no epoch event.
+// begins with a status event holding the job's history so far, whose id is
+// the last epoch of that history (0 when it is empty), then one epoch event
+// per further epoch with its epoch number as id; later status events have
+// neither id nor history. A job may finish before curl connects; then the
+// only epochs are in that first history, and there is no epoch event.
 // Either way the stream must show at least one epoch.
 func streamShowsEpochs(out string) error {
 	events := sseEvent.FindAllStringSubmatch(out, -1)
 	if len(events) == 0 {
 		return errors.New("no events")
 	}
-	if events[0][1] != "status" {
-		return fmt.Errorf("first event is %q, want status", events[0][1])
+	type epoch struct {
+		Epoch int `json:"epoch"`
 	}
 	var first struct {
-		History []json.RawMessage `json:"history"`
+		History []epoch `json:"history"`
 	}
-	if err := json.Unmarshal([]byte(events[0][2]), &first); err != nil {
+	if events[0][2] != "status" {
+		return fmt.Errorf("first event is %q, want status", events[0][2])
+	}
+	if err := json.Unmarshal([]byte(events[0][3]), &first); err != nil {
 		return fmt.Errorf("first status event: %v", err)
 	}
+	last := 0
+	if n := len(first.History); n > 0 {
+		last = first.History[n-1].Epoch
+	}
+	if want := fmt.Sprint(last); events[0][1] != want {
+		return fmt.Errorf("first status event has id %q, want %s, the last epoch of its history", events[0][1], want)
+	}
 	epochs := len(first.History)
-	for _, e := range events[1:] {
-		if e[1] == "epoch" {
+	for i, e := range events[1:] {
+		switch e[2] {
+		case "epoch":
+			var ep epoch
+			if err := json.Unmarshal([]byte(e[3]), &ep); err != nil {
+				return fmt.Errorf("event %d: %v", i+2, err)
+			}
+			if want := fmt.Sprint(ep.Epoch); e[1] != want {
+				return fmt.Errorf("epoch %d event has id %q, want %s", ep.Epoch, e[1], want)
+			}
 			epochs++
+		case "status":
+			var st struct {
+				History *json.RawMessage `json:"history"`
+			}
+			if err := json.Unmarshal([]byte(e[3]), &st); err != nil {
+				return fmt.Errorf("event %d: %v", i+2, err)
+			}
+			if e[1] != "" || st.History != nil {
+				return fmt.Errorf("status event %d has id %q and history %v; only the first has them", i+2, e[1], st.History != nil)
+			}
 		}
 	}
 	if epochs == 0 {
@@ -158,15 +190,24 @@ func TestStreamShowsEpochs(t *testing.T) {
 		name, out string
 		ok        bool
 	}{
-		{"epochs as they come", "event: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
-			"event: epoch\ndata: {\"epoch\":1}\n\nevent: status\ndata: {\"status\":\"succeeded\"}\n", true},
+		{"epochs as they come", "id: 0\nevent: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
+			"id: 1\nevent: epoch\ndata: {\"epoch\":1}\n\nevent: status\ndata: {\"status\":\"succeeded\"}\n", true},
 		// The job finished before curl connected: the flake this check replaced
 		// "event: epoch" for.
-		{"finished before the stream began", "event: status\ndata: {\"status\":\"succeeded\",\"history\":[{\"epoch\":1},{\"epoch\":2}]}\n", true},
-		{"no epoch at all", "event: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
+		{"finished before the stream began", "id: 2\nevent: status\ndata: {\"status\":\"succeeded\",\"history\":[{\"epoch\":1},{\"epoch\":2}]}\n", true},
+		{"resumed after epoch 2", "id: 2\nevent: status\ndata: {\"status\":\"running\",\"history\":[{\"epoch\":1},{\"epoch\":2}]}\n\n" +
+			"id: 3\nevent: epoch\ndata: {\"epoch\":3}\n", true},
+		{"no epoch at all", "id: 0\nevent: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
 			"event: status\ndata: {\"status\":\"failed\"}\n", false},
-		{"epoch first", "event: epoch\ndata: {\"epoch\":1}\n", false},
+		{"epoch first", "id: 1\nevent: epoch\ndata: {\"epoch\":1}\n", false},
 		{"no stream", "{\"task\":\"multiclass\"}\n", false},
+		{"first status without id", "event: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
+			"id: 1\nevent: epoch\ndata: {\"epoch\":1}\n", false},
+		{"first status id not its last epoch", "id: 1\nevent: status\ndata: {\"status\":\"running\",\"history\":[{\"epoch\":1},{\"epoch\":2}]}\n", false},
+		{"epoch without id", "id: 0\nevent: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
+			"event: epoch\ndata: {\"epoch\":1}\n", false},
+		{"closing status repeats the history", "id: 0\nevent: status\ndata: {\"status\":\"running\",\"history\":[]}\n\n" +
+			"id: 1\nevent: epoch\ndata: {\"epoch\":1}\n\nevent: status\ndata: {\"status\":\"succeeded\",\"history\":[{\"epoch\":1}]}\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := streamShowsEpochs(tc.out); (err == nil) != tc.ok {
