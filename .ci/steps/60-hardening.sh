@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Hardening: fuzz every decoder of untrusted bytes that no earlier
 # step fuzzes, then the full crash-safety run (25 SIGKILL rounds against
-# the real binary) and the full 30 s load run. 20-fuzz-engine.sh and
-# 21-fuzz-ingest-api.sh already fuzz FuzzDecodeModel, FuzzRestoreState,
-# FuzzReadCSV and FuzzJobRequest. A crasher is written to the package's
+# the real binary) and the full 30 s load run. The targets that
+# 20-fuzz-engine.sh and 21-fuzz-ingest-api.sh fuzz are not repeated here.
+# A crasher is written to the package's
 # testdata/fuzz/<target>/ and fails the step: commit it as a regression case
 # with the fix. go test -fuzz takes one target per run.
 set -euo pipefail
