@@ -10,10 +10,11 @@ import (
 	"github.com/backpropd/backpropd/internal/jobs"
 )
 
-// FuzzJobRequest feeds the job request decoder and the engine's resolve and
-// validate steps arbitrary bytes. Properties: no panic; a rejected body is a
-// 4xx *Error; an accepted one re-encodes to JSON that decodes again and
-// encodes to the same bytes; resolving and validating the accepted spec
+// FuzzJobRequest feeds the job request decoder, its check and the engine's
+// resolve and validate steps arbitrary bytes. Properties: no panic; a
+// rejected body is a 4xx *Error; an accepted one re-encodes to JSON that
+// decodes again and encodes to the same bytes; every problem check finds
+// names a field; resolving and validating the accepted request's config
 // returns nil or a *engine.ValidationError, never anything else.
 func FuzzJobRequest(f *testing.F) {
 	for _, s := range []string{
@@ -64,9 +65,14 @@ func FuzzJobRequest(f *testing.F) {
 				}
 			}
 		}
-		cfg := engine.Config{Network: req.Network, Training: req.Training.TrainingConfig}
+		for _, fe := range req.check() {
+			if fe.Field == "" || fe.Message == "" {
+				t.Fatalf("request check gave a problem without field or message: %+v", fe)
+			}
+		}
+		cfg := req.config()
 		for _, task := range []engine.Task{engine.TaskRegression, engine.TaskBinary, engine.TaskMulticlass} {
-			hasVal := req.Validation != nil && req.Validation.Fraction > 0
+			hasVal := req.Validation != nil && val(req.Validation.Fraction) > 0
 			err := cfg.Resolve(task, hasVal).ValidateFor(task, 4, 3, hasVal, engine.Limits{MaxParams: jobs.DefaultMaxParams})
 			var ve *engine.ValidationError
 			if err != nil && !errors.As(err, &ve) {

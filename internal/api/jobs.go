@@ -1,61 +1,32 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
-	"github.com/backpropd/backpropd/internal/ingest"
 	"github.com/backpropd/backpropd/internal/jobs"
 )
 
-// jobRequest is the body of POST /v1/jobs: a job spec, where small data
-// sets may come inline as "data" instead of "dataset_id".
-type jobRequest struct {
-	jobs.Spec
-	Data *ingest.JSONData `json:"data,omitempty"`
-}
-
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	var req jobRequest
-	if err := requireJSON(r); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
-	if err == nil {
-		err = decodeStrict(body, &req)
-	}
-	if err != nil {
-		s.writeError(w, r, err)
+	if fields := req.check(); len(fields) > 0 {
+		s.writeError(w, r, badRequest(validationDetail(fields), fields...))
 		return
 	}
-	spec := req.Spec
-	switch {
-	case req.Data != nil && spec.DatasetID != "":
-		s.writeError(w, r, badRequest("give either dataset_id or data, not both",
-			FieldError{Field: "data", Message: "must not be set together with dataset_id"}))
-		return
-	case req.Data == nil && spec.DatasetID == "":
-		s.writeError(w, r, invalidField("dataset_id", "required (or give the data inline as \"data\")"))
-		return
-	}
-	if spec.ModelName == "" {
-		s.writeError(w, r, invalidField("model_name", "required"))
-		return
-	}
-	hidden := ""
+	datasetID, hidden := req.DatasetID, ""
 	if req.Data != nil {
-		d, err := req.Data.Dataset("inline data of a job for model "+spec.ModelName, "data")
+		d, err := req.Data.Dataset("inline data of a job for model "+req.ModelName, "data")
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -66,10 +37,9 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		hidden = meta.ID
-		spec.DatasetID = meta.ID
+		datasetID, hidden = meta.ID, meta.ID
 	}
-	job, err := s.submitJob(r.Context(), body, spec)
+	job, err := s.jobs.Submit(r.Context(), req.spec(datasetID))
 	if err != nil {
 		if hidden != "" {
 			// The job was refused: leave nothing behind. A fresh context, so
@@ -85,132 +55,6 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/v1/jobs/"+job.ID)
 	writeJSON(w, http.StatusAccepted, job)
-}
-
-// submitJob resolves spec, refuses it when a default replaced a value the
-// request body gave, and submits it.
-func (s *Server) submitJob(ctx context.Context, body []byte, spec jobs.Spec) (jobs.Job, error) {
-	resolved, err := s.jobs.Resolve(ctx, spec)
-	if err != nil {
-		return jobs.Job{}, err
-	}
-	if err := explicitOverrides(body, resolved); err != nil {
-		return jobs.Job{}, err
-	}
-	return s.jobs.Submit(ctx, spec)
-}
-
-// explicitOverrides fails when resolving the spec replaced a value that
-// the request gave explicitly. The engine's config reads zero in a plain
-// (non-pointer) field as "unset, use the default", so without this check
-// "epochs": 0, "learning_rate": 0 or "activation": "" would silently train
-// with defaults.
-// Comparing the request with the resolved spec catches every such field,
-// present and future, instead of a hand-kept list. A JSON null asks for
-// the default and is allowed.
-func explicitOverrides(body []byte, resolved jobs.Spec) error {
-	var given, got any
-	if err := decodeNumbers(body, &given); err != nil {
-		return nil // decodeStrict has already accepted body; nothing to add
-	}
-	rb, err := json.Marshal(resolved)
-	if err != nil {
-		return fmt.Errorf("encode resolved job spec: %w", err)
-	}
-	if err := decodeNumbers(rb, &got); err != nil {
-		return fmt.Errorf("decode resolved job spec: %w", err)
-	}
-	var fields []FieldError
-	walkOverrides("", given, got, &fields)
-	if len(fields) > 0 {
-		return badRequest(validationDetail(fields), fields...)
-	}
-	return nil
-}
-
-func decodeNumbers(b []byte, v *any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	return d.Decode(v)
-}
-
-func walkOverrides(path string, given, got any, out *[]FieldError) {
-	switch g := given.(type) {
-	case map[string]any:
-		m, _ := got.(map[string]any)
-		for _, k := range slices.Sorted(maps.Keys(g)) {
-			if path == "" && (k == "data" || k == "dataset_id") {
-				continue // inline data becomes a stored dataset id
-			}
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			walkOverrides(p, g[k], m[k], out)
-		}
-	case []any:
-		a, _ := got.([]any)
-		for i, v := range g {
-			var w any
-			if i < len(a) {
-				w = a[i]
-			}
-			walkOverrides(fmt.Sprintf("%s[%d]", path, i), v, w, out)
-		}
-	case nil:
-		// null: take the default.
-	default:
-		if sameLeaf(g, got) {
-			return
-		}
-		msg := fmt.Sprintf("%s is not allowed here; leave the field out to take the default", leafText(g))
-		if got != nil {
-			msg += " (" + leafText(got) + ")"
-		}
-		*out = append(*out, FieldError{Field: path, Message: msg})
-	}
-}
-
-// sameLeaf compares two decoded JSON scalars; a missing resolved value
-// (omitted as empty) equals the zero value of the given one.
-func sameLeaf(given, got any) bool {
-	switch g := given.(type) {
-	case json.Number:
-		gf, err := g.Float64()
-		if err != nil {
-			return false
-		}
-		if got == nil {
-			return gf == 0
-		}
-		n, ok := got.(json.Number)
-		if !ok {
-			return false
-		}
-		f, err := n.Float64()
-		return err == nil && f == gf
-	case string:
-		if got == nil {
-			return g == ""
-		}
-		v, ok := got.(string)
-		return ok && v == g
-	case bool:
-		if got == nil {
-			return !g
-		}
-		v, ok := got.(bool)
-		return ok && v == g
-	}
-	return false
-}
-
-func leafText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 // jobList is GET /v1/jobs.

@@ -251,6 +251,10 @@ func TestJobValidationNamesFields(t *testing.T) {
 		{"beta1 1", `{"training":{"optimizer":{"name":"adam","beta1":1}}}`, "training.optimizer.beta1"},
 		{"negative patience", `{"validation":{"fraction":0.2},"training":{"early_stopping":{"patience":-1}}}`, "training.early_stopping.patience"},
 		{"explicit empty activation", `{"network":{"hidden":[{"units":4,"activation":""}]}}`, "network.hidden[0].activation"},
+		{"explicit empty output activation", `{"network":{"output_activation":""}}`, "network.output_activation"},
+		{"explicit zero step size", `{"training":{"lr_schedule":{"name":"step","step_size":0}}}`, "training.lr_schedule.step_size"},
+		{"layer without units", `{"network":{"hidden":[{"activation":"tanh"}]}}`, "network.hidden[0].units"},
+		{"newer spec version", `{"version":2}`, "version"},
 		{"absurd epochs", `{"training":{"epochs":1000000000000}}`, "training.epochs"},
 		{"negative batch", `{"training":{"batch_size":-5}}`, "training.batch_size"},
 		{"zero units", `{"network":{"hidden":[{"units":4},{"units":0}]}}`, "network.hidden[1].units"},
@@ -475,8 +479,9 @@ func TestListJobs(t *testing.T) {
 }
 
 // A job's echoed spec, sent back as a new request, must be accepted
-// unchanged: every value the resolver wrote is one a client may give
-// explicitly, so the explicit-override check rejects only real overrides.
+// unchanged: every value the resolver wrote, the spec version included, is
+// one a client may give explicitly, so the request's check refuses only
+// values a default would replace.
 func TestResolvedSpecResubmits(t *testing.T) {
 	env := newTestEnv(t, Config{})
 	ds := uploadIris(t, env)

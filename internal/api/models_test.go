@@ -122,9 +122,6 @@ func (f *fakeJobs) Submit(context.Context, jobs.Spec) (jobs.Job, error) {
 func (f *fakeJobs) List(context.Context, jobs.ListFilter) ([]jobs.Job, string, error) {
 	return nil, "", errNotInFake
 }
-func (f *fakeJobs) Resolve(context.Context, jobs.Spec) (jobs.Spec, error) {
-	return jobs.Spec{}, errNotInFake
-}
 func (f *fakeJobs) Cancel(context.Context, string) (jobs.Job, error) { return jobs.Job{}, errNotInFake }
 func (f *fakeJobs) Stop(context.Context, string) (jobs.Job, error)   { return jobs.Job{}, errNotInFake }
 func (f *fakeJobs) Delete(context.Context, string) error             { return errNotInFake }

@@ -39,7 +39,6 @@ type Store interface {
 
 // Jobs is the part of the job manager the handlers use.
 type Jobs interface {
-	Resolve(ctx context.Context, s jobs.Spec) (jobs.Spec, error)
 	Submit(ctx context.Context, s jobs.Spec) (jobs.Job, error)
 	Get(ctx context.Context, id string) (jobs.Job, error)
 	List(ctx context.Context, f jobs.ListFilter) ([]jobs.Job, string, error)

@@ -121,6 +121,12 @@ type TrainingConfig struct {
 
 // Config is a complete training configuration.
 //
+// Its JSON tags are a stored format, not only a convenience: a model file
+// holds its resolved Config encoded with them (see MarshalBinary), and the
+// FieldErrors of Validate are paths in that encoding. A field's JSON name
+// therefore never changes; new fields are added with defaults that keep an
+// older encoding's meaning.
+//
 // Unset fields take defaults in Resolve. A field is a pointer, with nil
 // meaning "unset", exactly when zero (or false) is a valid value that
 // differs from its default: leaky_relu's slope, adam's beta1 and beta2,
@@ -130,7 +136,7 @@ type TrainingConfig struct {
 // clip_norm, min_lr, min_delta), or zero is outside its valid range (units,
 // epochs, batch_size, learning_rate, epsilon, step_size, gamma), so an
 // explicit zero there cannot be told from a missing value and callers that
-// see the request (the API) must refuse it themselves.
+// see the request (the API's own request type) must refuse it themselves.
 type Config struct {
 	Network  NetworkConfig  `json:"network"`
 	Training TrainingConfig `json:"training"`

@@ -295,9 +295,9 @@ func TestValidateCollectsAll(t *testing.T) {
 	}
 }
 
-// TestNewTrainerRejectsData covers the data checks, which name
-// "dataset_id", "validation.dataset_id", "validation.fraction" or
-// "training.early_stopping".
+// TestNewTrainerRejectsData covers the data checks, which name the
+// engine's own paths "data", "validation.set", "validation.fraction" or
+// "training.early_stopping", never a request's.
 func TestNewTrainerRejectsData(t *testing.T) {
 	good := blobsData(40, 3, 3, 1)
 	cases := []struct {
@@ -310,34 +310,34 @@ func TestNewTrainerRejectsData(t *testing.T) {
 		field   string
 		message string
 	}{
-		{"no rows", TaskMulticlass, func() Data { return Data{Features: 3} }, Validation{}, Config{}, Limits{}, "dataset_id", "no rows"},
-		{"short X", TaskMulticlass, func() Data { d := good; d.X = d.X[:10]; return d }, Validation{}, Config{}, Limits{}, "dataset_id", "X holds 10 values"},
+		{"no rows", TaskMulticlass, func() Data { return Data{Features: 3} }, Validation{}, Config{}, Limits{}, "data", "no rows"},
+		{"short X", TaskMulticlass, func() Data { d := good; d.X = d.X[:10]; return d }, Validation{}, Config{}, Limits{}, "data", "X holds 10 values"},
 		{"NaN input", TaskMulticlass, func() Data {
 			d := good
 			d.X = append([]float64(nil), d.X...)
 			d.X[4] = math.NaN()
 			return d
-		}, Validation{}, Config{}, Limits{}, "dataset_id", "row 2, feature 2 is NaN"},
-		{"cells over limit", TaskMulticlass, func() Data { return good }, Validation{}, Config{}, Limits{MaxCells: 100}, "dataset_id", "limit is 100"},
-		{"binary with 3 classes", TaskBinary, func() Data { return good }, Validation{}, Config{}, Limits{}, "dataset_id", "exactly 2 classes; the labels have 3"},
+		}, Validation{}, Config{}, Limits{}, "data", "row 2, feature 2 is NaN"},
+		{"cells over limit", TaskMulticlass, func() Data { return good }, Validation{}, Config{}, Limits{MaxCells: 100}, "data", "limit is 100"},
+		{"binary with 3 classes", TaskBinary, func() Data { return good }, Validation{}, Config{}, Limits{}, "data", "exactly 2 classes; the labels have 3"},
 		{"multiclass with 1 class", TaskMulticlass, func() Data {
 			d := good
 			d.Labels = make([]string, d.Rows)
 			return d
-		}, Validation{}, Config{}, Limits{}, "dataset_id", "at least 2 classes"},
-		{"regression with labels", TaskRegression, func() Data { return good }, Validation{}, Config{}, Limits{}, "dataset_id", "numeric targets, not class labels"},
+		}, Validation{}, Config{}, Limits{}, "data", "at least 2 classes"},
+		{"regression with labels", TaskRegression, func() Data { return good }, Validation{}, Config{}, Limits{}, "data", "numeric targets, not class labels"},
 		{"binary targets not 0/1", TaskBinary, func() Data {
 			d := sineData(10)
 			return d
-		}, Validation{}, Config{}, Limits{}, "dataset_id", "must be 0 or 1"},
+		}, Validation{}, Config{}, Limits{}, "data", "must be 0 or 1"},
 		{"fraction out of range", TaskMulticlass, func() Data { return good }, Validation{Fraction: 1}, Config{}, Limits{}, "validation.fraction", "less than 1"},
 		{"fraction leaves nothing", TaskRegression, func() Data { return sineData(3) }, Validation{Fraction: 0.01}, Config{}, Limits{}, "validation.fraction", "both need at least 1"},
-		{"validation set with other features", TaskMulticlass, func() Data { return good }, Validation{Set: ptr(blobsData(10, 4, 3, 1))}, Config{}, Limits{}, "validation.dataset_id", "4 feature columns"},
+		{"validation set with other features", TaskMulticlass, func() Data { return good }, Validation{Set: ptr(blobsData(10, 4, 3, 1))}, Config{}, Limits{}, "validation.set", "4 feature columns"},
 		{"validation set with unknown label", TaskMulticlass, func() Data { return good }, Validation{Set: func() *Data {
 			d := blobsData(10, 3, 3, 1)
 			d.Labels[3] = "zebra"
 			return &d
-		}()}, Config{}, Limits{}, "validation.dataset_id", `row 4 has label "zebra"`},
+		}()}, Config{}, Limits{}, "validation.set", `row 4 has label "zebra"`},
 		{"early stopping without validation", TaskMulticlass, func() Data { return good }, Validation{}, Config{Training: TrainingConfig{EarlyStopping: &EarlyStoppingConfig{}}}, Limits{}, "training.early_stopping", "needs validation data"},
 		{"config and data errors together", TaskMulticlass, func() Data { return Data{Features: 3} }, Validation{}, Config{Training: TrainingConfig{Epochs: -1}}, Limits{}, "training.epochs", "between 1 and"},
 	}

@@ -190,7 +190,7 @@ func classList(classes []string) string {
 // prepare checks the training and validation data, splits off held-out
 // rows and fits standardization on the training rows.
 func prepare(p *problems, cfg Config, task Task, train Data, val Validation, lim Limits) *prepared {
-	const tf, vf = "dataset_id", "validation.dataset_id"
+	const tf, vf = FieldData, FieldValidationSet
 	if !checkShape(p, tf, &train, lim) {
 		return nil
 	}

@@ -10,9 +10,13 @@
 //
 // The pieces, in the order a job uses them:
 //
-//   - Config (Resolve, Validate) describes a network and its training run,
-//     mirroring the job request JSON so that every FieldError names the
-//     field a user wrote.
+//   - Config (Resolve, Validate) describes a network and its training run.
+//     Its JSON encoding is the engine's own contract: every model file
+//     embeds the resolved Config in that encoding and must stay readable,
+//     and the FieldErrors of Validate name paths in it. Services that take
+//     requests keep their own request types, convert them to a Config and
+//     rename the paths of data problems (FieldData, FieldValidationSet) to
+//     their own.
 //   - NewTrainer checks the data, splits off validation rows, fits
 //     standardization and allocates every buffer once; Run trains with
 //     mini-batch backpropagation, one GEMM per layer and direction.

@@ -31,15 +31,27 @@ func (e *FormatError) Error() string {
 // Unwrap returns ErrNewerFormat.
 func (e *FormatError) Unwrap() error { return ErrNewerFormat }
 
-// FieldError is one problem with a Config or with data, located by a JSON
-// path relative to the job request, for example "network.hidden[1].units",
-// "training.optimizer.learning_rate" or "validation.fraction". Problems
-// with the training data itself are reported on "dataset_id", and those of
-// a separate validation set on "validation.dataset_id".
+// FieldError is one problem with a Config or with data, located by a path
+// in the engine's own terms: a JSON path in Config's encoding
+// ("network.hidden[1].units", "training.optimizer.learning_rate"), "task",
+// FieldData for the training data, or the Validation's "validation.fraction"
+// and FieldValidationSet. A caller that takes a request of another shape
+// renames these paths to its own (internal/jobs names the data by its
+// dataset ids).
 type FieldError struct {
 	Field   string
 	Message string
 }
+
+// Paths of the data arguments in FieldErrors.
+const (
+	FieldData          = "data"           // the training Data
+	FieldValidationSet = "validation.set" // Validation.Set
+)
+
+// earlyStoppingNeedsValidation is the problem of early stopping asked for
+// without validation data, on "training.early_stopping".
+const earlyStoppingNeedsValidation = "early stopping needs validation data: give a validation fraction or set, or set early_stopping.enabled to false"
 
 // String gives "field: message".
 func (e FieldError) String() string { return e.Field + ": " + e.Message }

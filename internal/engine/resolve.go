@@ -184,7 +184,8 @@ func (c Config) earlyStopping() bool {
 // features is the number of input columns; outputs is the width of the
 // output layer (classes for multiclass, 1 for binary with class labels,
 // target columns otherwise). Checks that need to know whether validation
-// data exists are in ValidateFor.
+// data exists are in ValidateFor. Problems with the data's shape are
+// reported on FieldData.
 func (c Config) Validate(task Task, features, outputs int, lim Limits) error {
 	var p problems
 	c.validate(&p, task, features, outputs, lim)
@@ -198,7 +199,7 @@ func (c Config) ValidateFor(task Task, features, outputs int, hasValidation bool
 	var p problems
 	c.validate(&p, task, features, outputs, lim)
 	if !hasValidation && c.earlyStopping() {
-		p.add("training.early_stopping", "early stopping needs validation data: set validation.fraction or validation.dataset_id, or set early_stopping.enabled to false")
+		p.add("training.early_stopping", earlyStoppingNeedsValidation)
 	}
 	return p.err()
 }
@@ -210,10 +211,10 @@ func (c Config) validate(p *problems, task Task, features, outputs int, lim Limi
 		p.add("task", "unknown task %q (want regression, binary or multiclass)", task)
 	}
 	if features < 1 || features > hardMaxFeatures {
-		p.add("dataset_id", "the data has %d feature columns; want 1 to %d", features, hardMaxFeatures)
+		p.add(FieldData, "the data has %d feature columns; want 1 to %d", features, hardMaxFeatures)
 	}
 	if outputs < 1 || outputs > hardMaxUnits {
-		p.add("dataset_id", "the network would have %d outputs; want 1 to %d", outputs, hardMaxUnits)
+		p.add(FieldData, "the network would have %d outputs; want 1 to %d", outputs, hardMaxUnits)
 	}
 	c.Network.validate(p, task, outputs, lim)
 	c.Training.validate(p, lim)

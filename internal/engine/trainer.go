@@ -121,7 +121,7 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	var cp problems
 	cfg.validate(&cp, task, features, outputs, opt.Limits)
 	if !val.present() && cfg.earlyStopping() {
-		cp.add("training.early_stopping", "early stopping needs validation data: set validation.fraction or validation.dataset_id, or set early_stopping.enabled to false")
+		cp.add("training.early_stopping", earlyStoppingNeedsValidation)
 	}
 	p = append(cp, p...)
 	if err := p.err(); err != nil {

@@ -267,9 +267,11 @@ func loadJob(rec *store.JobRecord) (*job, error) {
 	default:
 		return nil, fmt.Errorf("unknown status %q", rec.Status)
 	}
-	if err := json.Unmarshal(rec.Spec, &j.spec); err != nil {
+	spec, err := loadSpec(rec.Spec)
+	if err != nil {
 		return nil, fmt.Errorf("decode spec: %w", err)
 	}
+	j.spec = spec
 	j.history = make([]engine.Epoch, len(rec.History))
 	for i, raw := range rec.History {
 		if err := json.Unmarshal(raw, &j.history[i]); err != nil {

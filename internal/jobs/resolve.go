@@ -14,11 +14,20 @@ import (
 // the engine's limits and the server's time cap, returning an
 // *engine.ValidationError whose field paths start at the request root
 // ("model_name", "validation.fraction", "network.hidden[0].units",
-// "training.max_duration_seconds"). Other errors are the store's.
+// "training.max_duration_seconds"). Other errors are the store's. The
+// resolved spec has Version SpecVersion; a spec of a newer version is
+// refused on "version". Resolving a resolved spec changes nothing.
 func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 	var verr engine.ValidationError
 	add := func(field, format string, args ...any) {
 		verr.Errors = append(verr.Errors, engine.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+
+	switch {
+	case s.Version < 0 || s.Version > SpecVersion:
+		add("version", "must be %d, the job spec version this server reads, or left out; got %d", SpecVersion, s.Version)
+	default:
+		s.Version = SpecVersion
 	}
 
 	// The store's name rule, checked here so that the error names the
@@ -95,12 +104,15 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 		}
 		task := engine.Task(meta.Task)
 		cfg := engine.Config{Network: s.Network, Training: s.Training.TrainingConfig}.Resolve(task, hasValidation)
-		if err := cfg.ValidateFor(task, meta.Features, outputs(meta), hasValidation, m.opt.Limits); err != nil {
+		if err := cfg.Validate(task, meta.Features, outputs(meta), m.opt.Limits); err != nil {
 			var ev *engine.ValidationError
 			if !errors.As(err, &ev) {
 				return Spec{}, fmt.Errorf("validate config: %w", err)
 			}
-			verr.Errors = append(verr.Errors, ev.Errors...)
+			verr.Errors = append(verr.Errors, requestFields(ev.Errors)...)
+		}
+		if es := cfg.Training.EarlyStopping; !hasValidation && es != nil && (es.Enabled == nil || *es.Enabled) {
+			add("training.early_stopping", "early stopping needs validation data: set validation.fraction or validation.dataset_id, or set early_stopping.enabled to false")
 		}
 		s.Network, s.Training.TrainingConfig = cfg.Network, cfg.Training
 	}
@@ -109,6 +121,24 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 		return Spec{}, &verr
 	}
 	return s, nil
+}
+
+// requestFields renames the engine's paths of data problems to the spec's
+// fields that name that data: the training data is "dataset_id" and a
+// separate validation set "validation.dataset_id". Config paths are the
+// same in both.
+func requestFields(fes []engine.FieldError) []engine.FieldError {
+	out := make([]engine.FieldError, len(fes))
+	for i, fe := range fes {
+		switch fe.Field {
+		case engine.FieldData:
+			fe.Field = "dataset_id"
+		case engine.FieldValidationSet:
+			fe.Field = "validation.dataset_id"
+		}
+		out[i] = fe
+	}
+	return out
 }
 
 // datasetMeta looks a dataset up; ok is false when the id names none.

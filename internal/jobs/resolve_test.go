@@ -2,12 +2,15 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
 )
 
 func TestResolve(t *testing.T) {
@@ -52,6 +55,9 @@ func TestResolve(t *testing.T) {
 			s.Validation = &ValidationSpec{Fraction: 0.2}
 			s.Training.EarlyStopping = &engine.EarlyStoppingConfig{Patience: new(3)}
 		}, nil},
+		{"spec version 1", func(s *Spec) { s.Version = 1 }, nil},
+		{"spec version newer than the server's", func(s *Spec) { s.Version = SpecVersion + 1 }, []string{"version"}},
+		{"spec version negative", func(s *Spec) { s.Version = -1 }, []string{"version"}},
 		{"two problems", func(s *Spec) { s.ModelName = "X"; s.Training.MaxDurationSeconds = -1 },
 			[]string{"model_name", "training.max_duration_seconds"}},
 	}
@@ -90,6 +96,9 @@ func TestResolveFillsDefaults(t *testing.T) {
 	}
 	if got.Training.MaxDurationSeconds != 3600 {
 		t.Errorf("max_duration_seconds = %g, want the server cap 3600", got.Training.MaxDurationSeconds)
+	}
+	if got.Version != SpecVersion {
+		t.Errorf("version = %d, want SpecVersion %d", got.Version, SpecVersion)
 	}
 	// The engine's documented defaults for a binary task.
 	if got.Network.OutputActivation != engine.Sigmoid || got.Network.Loss != engine.BinaryCrossEntropy {
@@ -133,5 +142,53 @@ func TestCellCap(t *testing.T) {
 	var ve *engine.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatal("not a validation error")
+	}
+}
+
+// TestLoadSpecVersions: a stored spec without a version (as records
+// written before specs carried one) and one of SpecVersion load; one of a
+// newer version is refused instead of being read with fields it may not
+// mean.
+func TestLoadSpecVersions(t *testing.T) {
+	tests := []struct {
+		name    string
+		spec    string
+		wantErr bool
+	}{
+		{"no version", `{"model_name":"m","dataset_id":"d","network":{"hidden":[{"units":4,"activation":"relu"}]},"training":{"epochs":3}}`, false},
+		{"version 1", `{"version":1,"model_name":"m","dataset_id":"d","training":{"epochs":3}}`, false},
+		{"version 2", `{"version":2,"model_name":"m","dataset_id":"d","training":{"epochs":3}}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &store.JobRecord{ID: "j", ModelName: "m", DatasetID: "d", Status: string(Queued), Spec: json.RawMessage(tt.spec)}
+			j, err := loadJob(rec)
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "spec version 2") {
+					t.Fatalf("loadJob = %v, want an error naming spec version 2", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadJob: %v", err)
+			}
+			if j.spec.ModelName != "m" || j.spec.Training.Epochs != 3 {
+				t.Errorf("loaded spec %+v, want model m with 3 epochs", j.spec)
+			}
+		})
+	}
+}
+
+// TestErrTextNamesRequestFields: a job refused by the engine when it
+// starts names the data by the spec's field, not by the engine's own path.
+func TestErrTextNamesRequestFields(t *testing.T) {
+	// A data set without rows: the engine reports it on engine.FieldData.
+	_, err := engine.NewTrainer(engine.Config{}, engine.TaskRegression, engine.Data{Features: 2}, engine.Validation{}, engine.Options{})
+	if err == nil {
+		t.Fatal("NewTrainer accepted a data set without rows")
+	}
+	got := errText(err)
+	if !strings.Contains(got, "dataset_id: ") || strings.Contains(got, engine.FieldData+": ") {
+		t.Errorf("errText = %q, want the problem on dataset_id", got)
 	}
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/backpropd/backpropd/internal/store"
 )
 
-// TestSpecRecordCarriesVersion checks that a stored spec begins with its
-// version and that loadJob decodes it back to the spec that was encoded,
-// the version not leaking into it.
+// TestSpecRecordCarriesVersion checks that a stored spec carries its
+// version, even when the spec given had none (one loaded from a record
+// written before specs carried it), and that loadJob decodes it back to
+// the spec that was encoded, with that version.
 func TestSpecRecordCarriesVersion(t *testing.T) {
 	seed := int64(7)
 	s := Spec{
@@ -34,6 +35,7 @@ func TestSpecRecordCarriesVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Version = SpecVersion
 	if !reflect.DeepEqual(j.spec, s) {
 		t.Errorf("decoded spec %+v, want %+v", j.spec, s)
 	}

@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -63,14 +65,38 @@ type TrainingSpec struct {
 	MaxDurationSeconds float64 `json:"max_duration_seconds"`
 }
 
-// Spec is a job request. The API turns inline data into a hidden stored
-// dataset before calling Submit, so DatasetID is always set here.
+// SpecVersion is the version of Spec's stored encoding that this server
+// writes and the newest it reads. Its one home is store.JobSpecVersion,
+// which the disk store checks, naming the file, before a record is
+// decoded; loadSpec checks it again so that a record from any store
+// backend is held to it.
+const SpecVersion = store.JobSpecVersion
+
+// Spec is a job's specification, as Submit takes it and, resolved, as job
+// records store it. The API turns inline data into a hidden stored dataset
+// before calling Submit, so DatasetID is always set here.
 type Spec struct {
+	// Version is the encoding's version: 0 (absent, as in records written
+	// before specs carried one) means 1. Resolve sets SpecVersion.
+	Version    int                  `json:"version,omitempty"`
 	ModelName  string               `json:"model_name"`
 	DatasetID  string               `json:"dataset_id"`
 	Validation *ValidationSpec      `json:"validation,omitempty"`
 	Network    engine.NetworkConfig `json:"network"`
 	Training   TrainingSpec         `json:"training"`
+}
+
+// loadSpec decodes a stored spec, refusing one written in a newer
+// version than this server reads rather than misreading its fields.
+func loadSpec(b []byte) (Spec, error) {
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Spec{}, err
+	}
+	if s.Version < 0 || s.Version > SpecVersion {
+		return Spec{}, fmt.Errorf("spec version %d: this server reads versions up to %d", s.Version, SpecVersion)
+	}
+	return s, nil
 }
 
 // Progress is where a running job is.

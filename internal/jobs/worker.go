@@ -261,8 +261,9 @@ func errText(err error) string {
 	if !errors.As(err, &ve) || len(ve.Errors) == 0 {
 		return err.Error()
 	}
-	parts := make([]string, len(ve.Errors))
-	for i, fe := range ve.Errors {
+	fes := requestFields(ve.Errors)
+	parts := make([]string, len(fes))
+	for i, fe := range fes {
 		parts[i] = fe.Field + ": " + fe.Message
 	}
 	return "invalid training setup: " + strings.Join(parts, "; ")

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/jobs"
+)
+
+// TestJobRequestCheck: check refuses exactly the explicit values that
+// resolving would replace by a default, naming the field and that default,
+// and allows null, absent fields and zeros whose default is zero. The
+// defaults quoted are the engine's documented ones (engine.Config.Resolve:
+// 10 epochs, batch 32, adam, relu, glorot, sgd learning rate 0.01, epsilon
+// 1e-8, step schedule step_size 10 and gamma 0.1).
+func TestJobRequestCheck(t *testing.T) {
+	tests := []struct {
+		name  string
+		body  string // the fields after model_name and dataset_id
+		field string // "" means no problem
+		msg   string
+	}{
+		{"defaults", ``, "", ""},
+		{"null epochs takes the default", `,"training":{"epochs":null}`, "", ""},
+		{"null optimizer takes the default", `,"training":{"optimizer":null}`, "", ""},
+		{"explicit zero epochs", `,"training":{"epochs":0}`, "training.epochs", "0 is not allowed here; leave the field out to take the default (10)"},
+		{"explicit zero batch size", `,"training":{"batch_size":0}`, "training.batch_size", "default (32)"},
+		{"explicit zero sgd learning rate", `,"training":{"optimizer":{"name":"sgd","learning_rate":0}}`, "training.optimizer.learning_rate", "default (0.01)"},
+		{"explicit zero adam learning rate", `,"training":{"optimizer":{"learning_rate":0}}`, "training.optimizer.learning_rate", "default (0.001)"},
+		{"explicit zero rmsprop epsilon", `,"training":{"optimizer":{"name":"rmsprop","epsilon":0}}`, "training.optimizer.epsilon", "default (1e-8)"},
+		{"zero epsilon for sgd changes nothing", `,"training":{"optimizer":{"name":"sgd","epsilon":0}}`, "", ""},
+		{"zero learning rate of an unknown optimizer is left to the engine", `,"training":{"optimizer":{"name":"lbfgs","learning_rate":0}}`, "", ""},
+		{"empty optimizer name", `,"training":{"optimizer":{"name":""}}`, "training.optimizer.name", `default ("adam")`},
+		{"zero momentum is the default", `,"training":{"optimizer":{"name":"sgd","momentum":0}}`, "", ""},
+		{"zero beta1 is a value", `,"training":{"optimizer":{"beta1":0}}`, "", ""},
+		{"zero step size", `,"training":{"lr_schedule":{"name":"step","step_size":0}}`, "training.lr_schedule.step_size", "default (10)"},
+		{"zero gamma", `,"training":{"lr_schedule":{"name":"step","gamma":0}}`, "training.lr_schedule.gamma", "default (0.1)"},
+		{"zero gamma of a constant schedule changes nothing", `,"training":{"lr_schedule":{"name":"constant","gamma":0}}`, "", ""},
+		{"empty schedule name", `,"training":{"lr_schedule":{"name":""}}`, "training.lr_schedule.name", `default ("constant")`},
+		{"zero l2 is the default", `,"training":{"l2":0,"clip_norm":0}`, "", ""},
+		{"zero patience is a value", `,"training":{"early_stopping":{"patience":0,"min_delta":0}}`, "", ""},
+		{"zero time limit", `,"training":{"max_duration_seconds":0}`, "training.max_duration_seconds", "the server's limit"},
+		{"empty activation", `,"network":{"hidden":[{"units":4},{"units":4,"activation":""}]}`, "network.hidden[1].activation", `default ("relu")`},
+		{"layer without units", `,"network":{"hidden":[{"activation":"tanh"}]}`, "network.hidden[0].units", "required"},
+		{"no hidden layers", `,"network":{"hidden":[]}`, "", ""},
+		{"empty output activation", `,"network":{"output_activation":""}`, "network.output_activation", "identity for regression, sigmoid for binary, softmax for multiclass"},
+		{"empty loss", `,"network":{"loss":""}`, "network.loss", "mse for regression, binary_cross_entropy for binary, cross_entropy for multiclass"},
+		{"empty init", `,"network":{"init":""}`, "network.init", `default ("glorot")`},
+		{"version 1", `,"version":1`, "", ""},
+		{"version 0", `,"version":0`, "version", "default (1)"},
+		{"validation fraction 0 means none", `,"validation":{"fraction":0}`, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var req jobRequest
+			if err := decodeStrict([]byte(`{"model_name":"m","dataset_id":"d"`+tc.body+`}`), &req); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			got := req.check()
+			if tc.field == "" {
+				if len(got) != 0 {
+					t.Fatalf("check = %+v, want no problem", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Field != tc.field || !strings.Contains(got[0].Message, tc.msg) {
+				t.Fatalf("check = %+v, want one problem on %s containing %q", got, tc.field, tc.msg)
+			}
+		})
+	}
+}
+
+// TestJobRequestCheckTopLevel: the data is given exactly once and the
+// model is named, all problems reported together.
+func TestJobRequestCheckTopLevel(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		fields []string
+	}{
+		{"nothing", `{}`, []string{"dataset_id", "model_name"}},
+		{"both data and dataset", `{"model_name":"m","dataset_id":"d","data":{"features":[[1]],"targets":[1]}}`, []string{"data"}},
+		{"null model name", `{"model_name":null,"dataset_id":"d","training":{"epochs":0}}`, []string{"model_name", "training.epochs"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var req jobRequest
+			if err := decodeStrict([]byte(tc.body), &req); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			var got []string
+			for _, fe := range req.check() {
+				got = append(got, fe.Field)
+			}
+			if !reflect.DeepEqual(got, tc.fields) {
+				t.Errorf("fields %q, want %q", got, tc.fields)
+			}
+		})
+	}
+}
+
+// TestJobRequestSpec: the request converts to the spec the job manager
+// resolves, every given value kept and absent ones left unset for it.
+func TestJobRequestSpec(t *testing.T) {
+	body := `{"version":1,"model_name":"m","dataset_id":"d","validation":{"fraction":0.25},
+	  "network":{"hidden":[{"units":8,"activation":"leaky_relu","slope":0}],"loss":"mse"},
+	  "training":{"epochs":3,"shuffle":false,"seed":7,"optimizer":{"name":"adam","beta1":0},
+	    "lr_schedule":{"name":"cosine","min_lr":0.0001},"early_stopping":{"patience":0},"max_duration_seconds":60}}`
+	var req jobRequest
+	if err := decodeStrict([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	want := jobs.Spec{
+		Version: 1, ModelName: "m", DatasetID: "stored",
+		Validation: &jobs.ValidationSpec{Fraction: 0.25},
+		Network: engine.NetworkConfig{
+			Hidden: []engine.LayerConfig{{Units: 8, Activation: engine.LeakyReLU, Slope: new(0.0)}},
+			Loss:   engine.MSE,
+		},
+		Training: jobs.TrainingSpec{
+			TrainingConfig: engine.TrainingConfig{
+				Epochs: 3, Shuffle: new(false), Seed: new(int64(7)),
+				Optimizer:     engine.OptimizerConfig{Name: "adam", Beta1: new(0.0)},
+				LRSchedule:    engine.ScheduleConfig{Name: "cosine", MinLR: 0.0001},
+				EarlyStopping: &engine.EarlyStoppingConfig{Patience: new(0)},
+			},
+			MaxDurationSeconds: 60,
+		},
+	}
+	got := req.spec("stored")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("spec =\n%+v\nwant\n%+v", got, want)
+	}
+	// The spec shares no pointer with the request.
+	*req.Training.Seed = 8
+	if *got.Training.Seed != 7 {
+		t.Error("the spec's seed changed with the request's")
+	}
+}
+
+// TestJobSpecVersion: a job's spec says its version; a request of that
+// version, or none, is accepted, and one of a version the server does not
+// know is refused on "version".
+func TestJobSpecVersion(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	ds := uploadIris(t, env)
+	j := submitJob(t, env, map[string]any{"model_name": "v", "dataset_id": ds.ID, "training": map[string]any{"epochs": 1}})
+	if j.Spec.Version != jobs.SpecVersion {
+		t.Errorf("spec version %d, want %d", j.Spec.Version, jobs.SpecVersion)
+	}
+	waitJob(t, env, j.ID)
+	res := doJSON(t, env.h, http.MethodPost, "/v1/jobs", map[string]any{"version": jobs.SpecVersion + 1, "model_name": "v", "dataset_id": ds.ID})
+	if p := res.Problem(t); res.Status != http.StatusBadRequest || !problemMentions(p, "version") {
+		t.Fatalf("a newer spec version: %d %+v, want 400 on version", res.Status, p)
+	}
+}
+
+// TestJobNullTakesDefault: JSON null asks for the default exactly as an
+// absent field does (here on the fields the contract marks nullable).
+func TestJobNullTakesDefault(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	ds := uploadIris(t, env)
+	j := submitJob(t, env, map[string]any{"model_name": "n", "dataset_id": ds.ID,
+		"network":  map[string]any{"hidden": nil},
+		"training": map[string]any{"epochs": 1, "seed": nil, "shuffle": nil, "optimizer": map[string]any{"beta1": nil}}})
+	// The engine's documented defaults (engine.Config.Resolve): one hidden
+	// layer of 64 relu units, seed 1, shuffling, adam's beta1 0.9.
+	n, tr := j.Spec.Network, j.Spec.Training
+	if len(n.Hidden) != 1 || n.Hidden[0].Units != 64 || n.Hidden[0].Activation != engine.ReLU ||
+		tr.Seed == nil || *tr.Seed != 1 || tr.Shuffle == nil || !*tr.Shuffle ||
+		tr.Optimizer.Beta1 == nil || *tr.Optimizer.Beta1 != 0.9 {
+		t.Errorf("resolved spec %+v %+v, want the defaults", n, tr.TrainingConfig)
+	}
+	waitJob(t, env, j.ID)
+}
