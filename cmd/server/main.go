@@ -185,9 +185,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// job manager bounds each job's engine threads itself.
 	blasThreads := openblas.SetThreads(openblas.ThreadsFor(c.Workers))
 	m.jobs, err = jobs.New(m.store, jobs.Options{
-		Workers:     c.Workers,
-		QueueSize:   c.QueueSize,
-		MaxDuration: c.JobMaxDuration,
+		Workers:      c.Workers,
+		QueueSize:    c.QueueSize,
+		MaxDuration:  c.JobMaxDuration,
 		Memory:       mem.budget,
 		JobMaxMemory: mem.jobMax,
 		Limits:       engine.Limits{MaxCells: mem.maxCells},
