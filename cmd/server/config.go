@@ -31,6 +31,8 @@ type Config struct {
 	MaxUploadBytes      byteSize
 	MaxPredictRows      int
 	JobMaxDuration      time.Duration
+	MemoryLimit         byteSize
+	JobMaxMemory        byteSize
 	MetricsJobRetention time.Duration
 	LogLevel            string
 	LogFormat           string
@@ -61,6 +63,8 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.IntVar(&c.MaxPredictRows, "max-predict-rows", api.DefaultMaxPredictRows, "most rows one prediction request (/v1 or /v2) may hold; bounds its working memory, which the body limit alone does not")
 	fs.Var(&c.MaxUploadBytes, "max-upload-bytes", "largest dataset or model file upload, e.g. 2GiB")
 	fs.DurationVar(&c.JobMaxDuration, "job-max-duration", 24*time.Hour, "longest a training job may run; also caps a job's max_duration_seconds")
+	fs.Var(&c.MemoryLimit, "memory-limit", "memory the server may use, e.g. 2GiB; 0 means the container's (cgroup) limit, or the machine's memory without one. Jobs, uploads and predictions reserve from 70% of it; the Go runtime's soft limit is 90%")
+	fs.Var(&c.JobMaxMemory, "job-max-memory", "largest memory estimate one training job may have, e.g. 512MiB; a job over it is refused with a 400. 0 means half of the memory budget (70% of --memory-limit)")
 	fs.DurationVar(&c.MetricsJobRetention, "metrics-job-retention", 5*time.Minute, "how long a finished job's per-job metric series stay exported")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")

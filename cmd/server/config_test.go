@@ -250,9 +250,10 @@ func TestHelpListsEverySetting(t *testing.T) {
 			}
 		}
 	})
-	// Every documented setting, --max-predict-rows included.
-	if n != 15 {
-		t.Errorf("%d flags, want 15", n)
+	// Every documented setting, --memory-limit and --job-max-memory
+	// included.
+	if n != 17 {
+		t.Errorf("%d flags, want 17", n)
 	}
 	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck [--addr host:port] [--timeout 3s]"} {
 		if !strings.Contains(out.String(), s) {

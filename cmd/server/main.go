@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/backpropd/backpropd/internal/api"
+	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/jobs"
 	"github.com/backpropd/backpropd/internal/metrics"
 	"github.com/backpropd/backpropd/internal/openblas"
@@ -159,6 +160,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	mem, err := newMemory(c, m.Logger)
+	if err != nil {
+		return err
+	}
+
 	if m.store, err = store.Open(c.DataDir, store.Options{}); err != nil {
 		return fmt.Errorf("open data directory: %w", err)
 	}
@@ -179,9 +185,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// job manager bounds each job's engine threads itself.
 	blasThreads := openblas.SetThreads(openblas.ThreadsFor(c.Workers))
 	m.jobs, err = jobs.New(m.store, jobs.Options{
-		Workers:     c.Workers,
-		QueueSize:   c.QueueSize,
-		MaxDuration: c.JobMaxDuration,
+		Workers:      c.Workers,
+		QueueSize:    c.QueueSize,
+		MaxDuration:  c.JobMaxDuration,
+		Memory:       mem.budget,
+		JobMaxMemory: mem.jobMax,
+		Limits:       engine.Limits{MaxCells: mem.maxCells},
 		// Jobs get what is left of the shutdown budget after HTTP.
 		ShutdownTimeout: c.ShutdownTimeout / 2,
 		Logger:          m.Logger.With("component", "jobs"),
@@ -208,6 +217,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			MaxRequestBytes: int64(c.MaxRequestBytes),
 			MaxPredictRows:  c.MaxPredictRows,
 			MaxUploadBytes:  int64(c.MaxUploadBytes),
+			MaxDatasetCells: mem.maxCells,
 			Version:         version(),
 		},
 		Store:      m.store,

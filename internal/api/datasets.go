@@ -70,7 +70,7 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 		}
 		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
 		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task,
-			SizeHint: r.ContentLength, MaxCells: jobs.DefaultMaxCells})
+			SizeHint: r.ContentLength, MaxCells: s.cfg.MaxDatasetCells})
 		if err != nil {
 			var mbe *http.MaxBytesError
 			var ie *ingest.Error
@@ -107,9 +107,9 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		if cells := int64(d.Meta.Rows) * int64(d.Meta.Features); cells > jobs.DefaultMaxCells {
+		if cells := int64(d.Meta.Rows) * int64(d.Meta.Features); cells > s.cfg.MaxDatasetCells {
 			s.writeError(w, r, &Error{Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf(
-				"%d cells (rows × features) is more than the server's limit of %d", cells, jobs.DefaultMaxCells)})
+				"%d cells (rows × features) is more than the server's limit of %d", cells, s.cfg.MaxDatasetCells)})
 			return
 		}
 	default:

@@ -71,6 +71,11 @@ type Config struct {
 	// of narrow rows (about 840,000 one-feature rows in 8 MiB) allocate
 	// half a gigabyte for its inputs and outputs.
 	MaxPredictRows int
+	// MaxDatasetCells caps the rows × features of an uploaded dataset,
+	// default jobs.DefaultMaxCells. cmd/server sets it to the job
+	// manager's cell cap, derived from the memory one job may use, so
+	// that every dataset the server accepts can be trained.
+	MaxDatasetCells int64
 	// Version is the server's version, reported by /v2 server metadata;
 	// "" reports "devel". cmd/server sets it, so that the metadata, the
 	// build_info metric and the start-up log agree.
@@ -128,6 +133,9 @@ func New(opt Options) *Server {
 	}
 	if s.cfg.MaxPredictRows <= 0 {
 		s.cfg.MaxPredictRows = DefaultMaxPredictRows
+	}
+	if s.cfg.MaxDatasetCells <= 0 {
+		s.cfg.MaxDatasetCells = jobs.DefaultMaxCells
 	}
 	if s.cfg.Version == "" {
 		s.cfg.Version = "devel"

@@ -289,9 +289,20 @@ const splitStream = 0x5bd1e995
 // order.
 func split(rows int, cls []int32, classes int, fraction float64, seed int64) (train, val []int) {
 	rng := rand.New(rand.NewPCG(uint64(seed), splitStream))
+	// Every list is allocated at its final size, so that the split's
+	// memory is what EstimateMemory counts for it.
 	groups := [][]int{nil}
 	if cls != nil {
+		counts := make([]int, classes)
+		for _, c := range cls {
+			counts[c]++
+		}
+		all := make([]int, 0, rows)
 		groups = make([][]int, classes)
+		for c, n := range counts {
+			groups[c] = all[len(all) : len(all) : len(all)+n]
+			all = all[:len(all)+n]
+		}
 		for i, c := range cls {
 			groups[c] = append(groups[c], i)
 		}
@@ -299,13 +310,16 @@ func split(rows int, cls []int32, classes int, fraction float64, seed int64) (tr
 		groups[0] = seq(rows)
 	}
 	held := make([]bool, rows)
+	nval := 0
 	for _, g := range groups {
 		nv := heldOut(len(g), cls != nil, fraction)
+		nval += nv
 		rng.Shuffle(len(g), func(i, j int) { g[i], g[j] = g[j], g[i] })
 		for _, r := range g[:nv] {
 			held[r] = true
 		}
 	}
+	train, val = make([]int, 0, rows-nval), make([]int, 0, nval)
 	for r, h := range held {
 		if h {
 			val = append(val, r)

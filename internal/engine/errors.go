@@ -106,4 +106,8 @@ type Limits struct {
 	MaxUnits  int   // units of one hidden layer
 	MaxEpochs int
 	MaxBatch  int
+	// MaxMemory caps the run's EstimateMemory, in bytes: NewTrainer
+	// refuses a run over it, naming the fields to change, before it
+	// allocates the network or the batch buffers.
+	MaxMemory int64
 }

@@ -127,6 +127,9 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	if err := CheckMemory(cfg, EstimateMemory(cfg, task, shapeOf(train, val, pr)), opt.Limits.MaxMemory); err != nil {
+		return nil, err
+	}
 
 	t := &Trainer{cfg: cfg, task: task, threads: min(max(opt.Threads, 1), 256), data: pr}
 	t.scaler = newScaler(pr.mean, pr.std)

@@ -58,6 +58,15 @@
 // includes the epochs trained in earlier attempts. A panic inside a job fails
 // that job and leaves the worker running.
 //
+// Memory is checked on estimates, never by trying: a Go out-of-memory error
+// is fatal and no recover catches it. Submit refuses a job whose
+// engine.EstimateMemory exceeds Options.JobMaxMemory, naming the fields to
+// change; Start fails a recovered job over it (one accepted under a larger
+// cap) before any worker allocates for it, so it cannot crash the server
+// on every restart; and a worker starts the job at the head of the queue
+// only once its estimate is reserved from Options.Memory, so queued jobs
+// wait while the running ones fill the budget.
+//
 // The queue's capacity (Options.QueueSize) applies to Submit. Jobs recovered
 // at Start are all queued again even when they exceed it; new submissions
 // get ErrQueueFull until the queue drains below the capacity.

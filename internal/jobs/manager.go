@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/membudget"
 	"github.com/backpropd/backpropd/internal/pagecursor"
 	"github.com/backpropd/backpropd/internal/store"
 	"github.com/google/uuid"
@@ -108,6 +109,12 @@ type job struct {
 	// worker saves its checkpoint's model instead of training.
 	recoveredStop bool
 
+	// mem is the job's engine.EstimateMemory, reserved from
+	// Options.Memory while it runs (0 when its dataset is unknown, which
+	// fails it at load); release gives the reservation back.
+	mem     int64
+	release func()
+
 	subs map[*subscriber]struct{}
 }
 
@@ -137,8 +144,18 @@ func New(st Store, opt Options) (*Manager, error) {
 	if opt.Limits.MaxParams == 0 {
 		opt.Limits.MaxParams = DefaultMaxParams
 	}
+	switch {
+	case opt.JobMaxMemory == 0 && opt.Memory != nil:
+		opt.JobMaxMemory = opt.Memory.Size() / 2
+	case opt.JobMaxMemory == 0:
+		opt.JobMaxMemory = DefaultJobMaxMemory
+	}
+	if opt.Memory != nil && (opt.JobMaxMemory < 0 || opt.JobMaxMemory > opt.Memory.Size()) {
+		opt.JobMaxMemory = opt.Memory.Size()
+	}
+	opt.Limits.MaxMemory = max(opt.JobMaxMemory, 0)
 	if opt.Limits.MaxCells == 0 {
-		opt.Limits.MaxCells = DefaultMaxCells
+		opt.Limits.MaxCells = MaxCellsFor(opt.JobMaxMemory)
 	}
 	m := &Manager{
 		st:        st,
@@ -222,7 +239,47 @@ func (m *Manager) Start(ctx context.Context) error {
 	// ListJobs returns Seq order already; sort anyway, the order is the
 	// promise.
 	slices.SortFunc(m.queue, func(a, b *job) int { return cmp.Compare(a.rec.Seq, b.rec.Seq) })
+	queue := slices.Clone(m.queue)
 	m.mu.Unlock()
+
+	// A job accepted before this server's memory cap applied (an older
+	// build, a larger --job-max-memory) could ask for more memory than
+	// the process has, and a Go out-of-memory error is fatal: such a job
+	// fails here, before any worker allocates for it, instead of taking
+	// the server down on every restart.
+	var tooBig []*job
+	for _, j := range queue {
+		est, cfg, ok := m.estimate(ctx, j.spec)
+		if !ok {
+			continue
+		}
+		if err := engine.CheckMemory(cfg, est, m.opt.Limits.MaxMemory); err != nil {
+			tooBig = append(tooBig, j)
+			m.mu.Lock()
+			j.status = Failed
+			j.rec.Error = errText(err)
+			j.rec.StopReason = string(ReasonFailed)
+			now := time.Now().UTC()
+			j.rec.FinishedAt = &now
+			m.mu.Unlock()
+			m.log.Warn("job needs more memory than one job may use; failed without training", "job", j.rec.ID,
+				"estimate_bytes", est.Total, "job_max_memory_bytes", m.opt.Limits.MaxMemory)
+			continue
+		}
+		m.mu.Lock()
+		j.mem = est.Total
+		m.mu.Unlock()
+	}
+	if len(tooBig) > 0 {
+		m.mu.Lock()
+		m.queue = slices.DeleteFunc(m.queue, func(j *job) bool { return j.status == Failed })
+		m.mu.Unlock()
+		for _, j := range tooBig {
+			if !slices.Contains(toWrite, j) {
+				toWrite = append(toWrite, j)
+			}
+		}
+	}
 
 	for _, j := range toWrite {
 		if err := m.persist(j); err != nil {
@@ -252,11 +309,34 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.log.Info("job manager started", "jobs", len(recs), "queued", len(queued),
 		"workers", m.opt.Workers, "threads_per_job", m.threads)
+	if b := m.opt.Memory; b != nil {
+		m.wg.Add(1)
+		go m.watchMemory(b)
+	}
 	for range m.opt.Workers {
 		m.wg.Add(1)
 		go m.worker()
 	}
 	return nil
+}
+
+// watchMemory wakes the workers whenever a reservation of b ends (a job's,
+// or an upload's or a prediction's), so that a job waiting for memory
+// starts as soon as it fits. It ends with Shutdown.
+func (m *Manager) watchMemory(b *membudget.Budget) {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-b.Released():
+		case <-m.base.Done():
+			return
+		}
+		// Under m.mu: a worker that found the budget full holds it until
+		// it waits, so the wake-up cannot fall in between.
+		m.mu.Lock()
+		m.cond.Broadcast()
+		m.mu.Unlock()
+	}
 }
 
 // loadJob decodes a stored record into a job.
@@ -372,7 +452,7 @@ func (m *Manager) releaseDatasetsLocked(ids []string) {
 
 // submit is Submit once the spec's datasets are held.
 func (m *Manager) submit(ctx context.Context, s Spec) (Job, error) {
-	rs, err := m.Resolve(ctx, s)
+	rs, mem, err := m.resolve(ctx, s)
 	if err != nil {
 		return Job{}, err
 	}
@@ -409,6 +489,7 @@ func (m *Manager) submit(ctx context.Context, s Spec) (Job, error) {
 		},
 		spec:   rs,
 		status: Queued,
+		mem:    mem,
 		subs:   make(map[*subscriber]struct{}),
 	}
 	if rs.Validation != nil {
@@ -536,6 +617,9 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 	case Queued:
 		if i := slices.Index(m.queue, j); i >= 0 {
 			m.queue = slices.Delete(m.queue, i, i+1)
+			// A worker may be waiting for memory for this job, at the
+			// head of the queue; the next one may fit.
+			m.cond.Broadcast()
 		}
 		now := time.Now().UTC()
 		j.status = Cancelled

@@ -17,7 +17,17 @@ import (
 // "training.max_duration_seconds"). Other errors are the store's. The
 // resolved spec has Version SpecVersion; a spec of a newer version is
 // refused on "version". Resolving a resolved spec changes nothing.
+//
+// A job whose engine.EstimateMemory exceeds Options.JobMaxMemory is refused
+// with errors on the fields to change (training.batch_size,
+// network.hidden[i].units or dataset_id), stating the estimate.
 func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
+	rs, _, err := m.resolve(ctx, s)
+	return rs, err
+}
+
+// resolve is Resolve, also returning the resolved job's memory estimate.
+func (m *Manager) resolve(ctx context.Context, s Spec) (Spec, int64, error) {
 	var verr engine.ValidationError
 	add := func(field, format string, args ...any) {
 		verr.Errors = append(verr.Errors, engine.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
@@ -42,6 +52,7 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 	}
 
 	var meta store.DatasetMeta
+	var mem int64
 	haveData := false
 	if s.DatasetID == "" {
 		add("dataset_id", "is required")
@@ -49,7 +60,7 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 		md, ok, err := m.datasetMeta(ctx, s.DatasetID)
 		switch {
 		case err != nil:
-			return Spec{}, err
+			return Spec{}, 0, err
 		case !ok:
 			add("dataset_id", "no dataset with id %q", s.DatasetID)
 		default:
@@ -58,6 +69,7 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 	}
 
 	hasValidation := false
+	var valMeta *store.DatasetMeta
 	if v := s.Validation; v != nil {
 		switch {
 		case v.DatasetID != "" && v.Fraction != 0:
@@ -67,7 +79,7 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 			vm, ok, err := m.datasetMeta(ctx, v.DatasetID)
 			switch {
 			case err != nil:
-				return Spec{}, err
+				return Spec{}, 0, err
 			case !ok:
 				add("validation.dataset_id", "no dataset with id %q", v.DatasetID)
 			case haveData && vm.Features != meta.Features:
@@ -76,6 +88,7 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 				add("validation.dataset_id", "is a %s dataset; the training dataset is %s", vm.Task, meta.Task)
 			default:
 				m.checkCells(add, "validation.dataset_id", vm)
+				valMeta = &vm
 			}
 		case math.IsNaN(v.Fraction) || v.Fraction < 0 || v.Fraction >= 1:
 			add("validation.fraction", "must be at least 0 and less than 1")
@@ -107,7 +120,7 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 		if err := cfg.Validate(task, meta.Features, outputs(meta), m.opt.Limits); err != nil {
 			var ev *engine.ValidationError
 			if !errors.As(err, &ev) {
-				return Spec{}, fmt.Errorf("validate config: %w", err)
+				return Spec{}, 0, fmt.Errorf("validate config: %w", err)
 			}
 			verr.Errors = append(verr.Errors, requestFields(ev.Errors)...)
 		}
@@ -115,12 +128,99 @@ func (m *Manager) Resolve(ctx context.Context, s Spec) (Spec, error) {
 			add("training.early_stopping", "early stopping needs validation data: set validation.fraction or validation.dataset_id, or set early_stopping.enabled to false")
 		}
 		s.Network, s.Training.TrainingConfig = cfg.Network, cfg.Training
+		if len(verr.Errors) == 0 {
+			est := engine.EstimateMemory(cfg, task, dataShape(meta, valMeta, s.Validation))
+			if err := engine.CheckMemory(cfg, est, m.opt.Limits.MaxMemory); err != nil {
+				var ev *engine.ValidationError
+				errors.As(err, &ev)
+				verr.Errors = append(verr.Errors, ev.Errors...)
+			}
+			mem = est.Total
+		}
 	}
 
 	if len(verr.Errors) > 0 {
-		return Spec{}, &verr
+		return Spec{}, 0, &verr
 	}
-	return s, nil
+	return s, mem, nil
+}
+
+// dataShape is what engine.EstimateMemory needs to know of a job's
+// datasets, from their metadata: val is the separate validation set's, or
+// nil.
+func dataShape(meta store.DatasetMeta, val *store.DatasetMeta, v *ValidationSpec) engine.DataShape {
+	d := engine.DataShape{Rows: meta.Rows, Features: meta.Features, Outputs: outputs(meta),
+		Labels: len(meta.Classes) > 0, ValFraction: v != nil && v.Fraction > 0}
+	if !d.Labels {
+		d.TargetColumns = len(meta.TargetNames)
+	}
+	for _, c := range meta.Classes {
+		d.LabelBytes = max(d.LabelBytes, len(c))
+	}
+	if val != nil {
+		d.ValRows = val.Rows
+		for _, c := range val.Classes {
+			d.LabelBytes = max(d.LabelBytes, len(c))
+		}
+	}
+	return d
+}
+
+// estimate is the memory estimate of a resolved spec from its datasets'
+// metadata, for a job recovered at Start; ok is false when a dataset
+// cannot be looked up (the job then fails when it loads it).
+func (m *Manager) estimate(ctx context.Context, s Spec) (est engine.MemoryEstimate, cfg engine.Config, ok bool) {
+	meta, found, err := m.datasetMeta(ctx, s.DatasetID)
+	if err != nil || !found {
+		return est, cfg, false
+	}
+	var valMeta *store.DatasetMeta
+	if v := s.Validation; v != nil && v.DatasetID != "" {
+		vm, found, err := m.datasetMeta(ctx, v.DatasetID)
+		if err != nil || !found {
+			return est, cfg, false
+		}
+		valMeta = &vm
+	}
+	task := engine.Task(meta.Task)
+	hasVal := s.Validation != nil && (s.Validation.DatasetID != "" || s.Validation.Fraction > 0)
+	cfg = engine.Config{Network: s.Network, Training: s.Training.TrainingConfig}.Resolve(task, hasVal)
+	return engine.EstimateMemory(cfg, task, dataShape(meta, valMeta, s.Validation)), cfg, true
+}
+
+// maxCapLabelBytes is the class-label length MaxCellsFor allows for.
+// Longer labels only make a dataset at the cap heavier per row; Submit's
+// memory check still holds each job to its own estimate.
+const maxCapLabelBytes = 16
+
+// MaxCellsFor is the largest dataset, in cells (rows × features), whose
+// job with the default network and training settings and a held-out
+// validation fraction fits jobMaxMemory bytes, at most DefaultMaxCells. It
+// takes the costliest shape per cell: one feature per row, since the
+// per-row targets and indices weigh most against a single value, with
+// either a numeric target or class labels of up to maxCapLabelBytes bytes.
+// A server that accepts datasets up to this size can train each of them
+// with the defaults. A jobMaxMemory of 0 or less gives DefaultMaxCells.
+func MaxCellsFor(jobMaxMemory int64) int64 {
+	if jobMaxMemory <= 0 {
+		return DefaultMaxCells
+	}
+	fits := func(cells int64) bool {
+		numeric := engine.DataShape{Rows: int(cells), Features: 1, Outputs: 1, TargetColumns: 1, ValFraction: true}
+		labels := engine.DataShape{Rows: int(cells), Features: 1, Outputs: 1, Labels: true, LabelBytes: maxCapLabelBytes, ValFraction: true}
+		return engine.EstimateMemory(engine.Config{}, engine.TaskRegression, numeric).Total <= jobMaxMemory &&
+			engine.EstimateMemory(engine.Config{}, engine.TaskBinary, labels).Total <= jobMaxMemory
+	}
+	lo, hi := int64(0), DefaultMaxCells+1 // fits(lo), and hi is past the cap
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // requestFields renames the engine's paths of data problems to the spec's

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/membudget"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -177,12 +178,18 @@ type Observer interface {
 
 // Default caps for Options.Limits, so that one job cannot exhaust memory
 // unless the server is told otherwise: 10 million weights and biases
-// (80 MB, about 320 MB with gradients and Adam's moments) and 2^28
+// (80 MB, about 320 MB with gradients and Adam's moments) and at most 2^28
 // training values (2 GiB of float64, the default upload limit's worth).
+// Without an explicit Limits.MaxCells, New lowers the cell cap further to
+// MaxCellsFor(JobMaxMemory), so that a dataset at the cap can be trained.
 const (
 	DefaultMaxParams       = 10_000_000
 	DefaultMaxCells  int64 = 1 << 28
 )
+
+// DefaultJobMaxMemory is Options.JobMaxMemory for a Manager without a
+// memory budget: 1 GiB.
+const DefaultJobMaxMemory int64 = 1 << 30
 
 // Options configure a Manager. Zero values take the defaults.
 type Options struct {
@@ -203,9 +210,25 @@ type Options struct {
 	// trained (see the package documentation).
 	CheckpointEvery int
 	// Limits cap what one job may allocate; checked before it is queued
-	// and again when it starts. A zero MaxParams or MaxCells takes
-	// DefaultMaxParams or DefaultMaxCells; a negative one means no cap.
+	// and again when it starts. A zero MaxParams takes DefaultMaxParams,
+	// a zero MaxCells MaxCellsFor(JobMaxMemory); a negative one means no
+	// cap. MaxMemory is set from JobMaxMemory.
 	Limits engine.Limits
+	// Memory is the server's memory budget, which uploads and
+	// predictions may share. A worker starts a job only once the job's
+	// engine.EstimateMemory is reserved from it, and gives it back when
+	// the run ends, so queued jobs wait while the running ones' estimates
+	// fill the budget. Nil means jobs reserve nothing.
+	Memory *membudget.Budget
+	// JobMaxMemory caps one job's engine.EstimateMemory, in bytes: Submit
+	// refuses a job over it with a validation error naming the fields to
+	// change, Start fails a recovered job over it, and the engine refuses
+	// to allocate one. Zero takes half of Memory's size (two jobs at the
+	// cap fit at once and leave nothing else starved of more than half),
+	// or DefaultJobMaxMemory without a budget; it is never more than
+	// Memory's size, since a job that cannot reserve its estimate would
+	// wait forever. Negative means no cap.
+	JobMaxMemory int64
 	// ShutdownTimeout bounds Shutdown when its context has no deadline,
 	// default 10s.
 	ShutdownTimeout time.Duration

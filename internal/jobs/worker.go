@@ -46,17 +46,35 @@ func (m *Manager) worker() {
 
 // next waits for a queued job and marks it running, or returns nil when
 // the manager is closing.
+//
+// With a memory budget, the job at the head of the queue starts only once
+// its memory estimate is reserved; until then it, and every job behind it,
+// waits (in submission order: a large job is not overtaken for ever by
+// small ones).
 func (m *Manager) next() *job {
 	m.mu.Lock()
-	for !m.closing && len(m.queue) == 0 {
+	var release func()
+	for {
+		for !m.closing && len(m.queue) == 0 {
+			m.cond.Wait()
+		}
+		if m.closing {
+			m.mu.Unlock()
+			return nil
+		}
+		if m.opt.Memory == nil {
+			break
+		}
+		var ok bool
+		if release, ok = m.opt.Memory.TryReserve(m.queue[0].mem); ok {
+			break
+		}
+		// watchMemory broadcasts when a reservation ends.
 		m.cond.Wait()
-	}
-	if m.closing {
-		m.mu.Unlock()
-		return nil
 	}
 	j := m.queue[0]
 	m.queue = m.queue[1:]
+	j.release = release
 	now := time.Now().UTC()
 	j.status = Running
 	j.rec.Attempts++
@@ -445,9 +463,16 @@ func (m *Manager) finish(j *job, o outcome) {
 		m.publishStatusLocked(j, snap)
 	}
 	close(j.done)
+	release := j.release
+	j.release = nil
 	m.mu.Unlock()
 	j.wmu.Unlock()
 	cancel(context.Canceled) // releases the job context's resources
+	if release != nil {
+		// The trainer is unreachable now, so its memory is the
+		// collector's to reclaim.
+		release()
+	}
 
 	switch {
 	// Shutdown interrupted the run: the job has not ended, and its status
