@@ -1,0 +1,164 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/store"
+)
+
+// maxAttempts is how many runs a job may start before a crash during the
+// last one fails it.
+const maxAttempts = 3
+
+// Start recovers jobs from the store (queued ones in order, interrupted
+// ones from their checkpoints) and starts the workers. Records that cannot
+// be read are logged and skipped.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	if m.started || m.closing {
+		m.mu.Unlock()
+		return errors.New("jobs: Start called twice or after Shutdown")
+	}
+	m.mu.Unlock()
+
+	recs, errs := m.st.ListJobs(ctx)
+	for _, err := range errs {
+		m.log.Error("skipping unreadable job record", "err", err)
+	}
+	var toWrite []*job
+	var terminal []string
+	m.mu.Lock()
+	m.unreadable = len(errs)
+	for _, rec := range recs {
+		j, err := loadJob(rec)
+		if err != nil {
+			m.log.Error("skipping unreadable job record", "job", rec.ID, "err", err)
+			m.unreadable++
+			continue
+		}
+		m.nextSeq = max(m.nextSeq, rec.Seq+1)
+		m.jobs[j.rec.ID] = j
+		switch j.status {
+		case Queued:
+			// Stop marks only running jobs, but a Shutdown can requeue one
+			// between the mark and the stop.
+			j.recoveredStop = j.rec.StopRequested
+			m.queue = append(m.queue, j)
+		case Running:
+			if j.rec.Attempts >= maxAttempts && !j.rec.StopRequested {
+				j.status = Failed
+				j.rec.Error = fmt.Sprintf("interrupted %d times; giving up", j.rec.Attempts)
+				j.rec.StopReason = string(ReasonFailed)
+				now := time.Now().UTC()
+				j.rec.FinishedAt = &now
+				m.log.Warn("job interrupted too often", "job", j.rec.ID, "attempts", j.rec.Attempts)
+			} else {
+				// Waiting for a worker again; the attempt is counted when
+				// one takes it. A StopRequested job is finished by the
+				// worker from its checkpoint.
+				j.status = Queued
+				j.recoveredStop = j.rec.StopRequested
+				m.queue = append(m.queue, j)
+				m.log.Info("resuming interrupted job", "job", j.rec.ID, "attempts", j.rec.Attempts)
+			}
+			toWrite = append(toWrite, j)
+		default:
+			terminal = append(terminal, j.rec.ID)
+		}
+	}
+	// ListJobs returns Seq order already; sort anyway, the order is the
+	// promise.
+	slices.SortFunc(m.queue, func(a, b *job) int { return cmp.Compare(a.rec.Seq, b.rec.Seq) })
+	m.mu.Unlock()
+
+	for _, j := range toWrite {
+		if err := m.persist(j); err != nil {
+			m.log.Error("write recovered job record", "job", j.rec.ID, "err", err)
+		}
+		if j.status == Failed {
+			m.deleteCheckpoint(j.rec.ID)
+		}
+	}
+	// A crash between a terminal record and its checkpoint's removal leaves
+	// the checkpoint behind.
+	for _, id := range terminal {
+		m.deleteCheckpoint(id)
+	}
+
+	m.mu.Lock()
+	m.started = true
+	queued := make([]Job, len(m.queue))
+	for i, j := range m.queue {
+		queued[i] = j.snapshotLocked()
+	}
+	m.mu.Unlock()
+	if m.observer != nil {
+		for _, j := range queued {
+			m.observer.JobQueued(j)
+		}
+	}
+	m.log.Info("job manager started", "jobs", len(recs), "queued", len(queued),
+		"workers", m.opt.Workers, "threads_per_job", m.threads)
+	for range m.opt.Workers {
+		m.wg.Add(1)
+		go m.worker()
+	}
+	return nil
+}
+
+// loadJob decodes a stored record into a job.
+func loadJob(rec *store.JobRecord) (*job, error) {
+	j := &job{rec: *rec, status: Status(rec.Status), subs: make(map[*subscriber]struct{})}
+	switch j.status {
+	case Queued, Running, Succeeded, Failed, Cancelled:
+	default:
+		return nil, fmt.Errorf("unknown status %q", rec.Status)
+	}
+	if err := json.Unmarshal(rec.Spec, &j.spec); err != nil {
+		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	j.history = make([]engine.Epoch, len(rec.History))
+	for i, raw := range rec.History {
+		if err := json.Unmarshal(raw, &j.history[i]); err != nil {
+			return nil, fmt.Errorf("decode history[%d]: %w", i, err)
+		}
+	}
+	if j.rec.StopReason == "" {
+		j.rec.StopReason = string(legacyStopReason(rec))
+	}
+	return j, nil
+}
+
+// legacyStopReason says why a finished job ended, for a record written
+// before records held it: from its status, its stopped_early flag, whether
+// a stop was asked, and the text older releases gave a time-limit failure.
+// An unfinished job has none yet.
+func legacyStopReason(rec *store.JobRecord) StopReason {
+	switch Status(rec.Status) {
+	case Succeeded:
+		switch {
+		case !rec.StoppedEarly:
+			return ReasonCompleted
+		case rec.StopRequested:
+			return ReasonStopped
+		default:
+			return ReasonEarlyStopping
+		}
+	case Failed:
+		if strings.HasPrefix(rec.Error, "time limit exceeded") {
+			return ReasonTimeLimit
+		}
+		return ReasonFailed
+	case Cancelled:
+		return ReasonCancelled
+	}
+	return ""
+}
