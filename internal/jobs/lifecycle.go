@@ -105,15 +105,14 @@ func (m *Manager) submit(ctx context.Context, s Spec) (Job, error) {
 			ID:        uuid.NewString(),
 			ModelName: rs.ModelName,
 			DatasetID: rs.DatasetID,
-			Status:    string(Queued),
 			Spec:      specJSON,
 			Seq:       seq,
 			CreatedAt: time.Now().UTC(),
 		},
-		spec:   rs,
-		status: Queued,
-		subs:   make(map[*subscriber]struct{}),
+		spec: rs,
+		subs: make(map[*subscriber]struct{}),
 	}
+	m.advanceLocked(j, evSubmit) // j is not shared yet: no lock needed
 	if rs.Validation != nil {
 		j.rec.ValDatasetID = rs.Validation.DatasetID
 	}
@@ -163,17 +162,20 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		m.mu.Unlock()
 		return Job{}, ErrNotFound
 	}
-	switch j.status {
-	case Succeeded, Failed, Cancelled:
+	from := j.state
+	to, err := next(from, evCancel)
+	if err != nil {
 		snap := j.snapshotLocked()
 		m.mu.Unlock()
-		return snap, conflict(id, snap.Status, "only a queued or running job can be cancelled")
-	case Queued:
+		return snap, jobError(id, err)
+	}
+	j.setStateLocked(to)
+	if to == stateCancelled {
+		// Queued: no worker holds the job, so it ends here.
 		if i := slices.Index(m.queue, j); i >= 0 {
 			m.queue = slices.Delete(m.queue, i, i+1)
 		}
 		now := time.Now().UTC()
-		j.status = Cancelled
 		j.rec.FinishedAt = &now
 		j.rec.StopReason = string(ReasonCancelled)
 		snap := j.snapshotLocked()
@@ -187,26 +189,26 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		}
 		m.deleteCheckpoint(id)
 		return snap, nil
-	case Running:
-		// Past finishing, the run has produced its model and ends on its
-		// own; wait for it and report the conflict.
-		if !j.finishing {
-			j.cancelReq = true
-			j.cancel(errCancelled)
-		}
-		done := j.done
-		m.mu.Unlock()
-		if err := waitDone(ctx, done); err != nil {
-			return j.snapshot(m), err
-		}
-		m.mu.Lock()
 	}
+	// Running. Once finishing, the run has produced its outcome and ends
+	// on its own; wait for it and report it.
+	if to.cancelling() && !from.cancelling() {
+		j.cancel(errCancelled)
+	}
+	done := j.done
+	m.mu.Unlock()
+	if err := waitDone(ctx, done); err != nil {
+		return j.snapshot(m), err
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := j.snapshotLocked()
-	if snap.Status == Cancelled {
+	if j.state == stateCancelled {
 		return snap, nil
 	}
-	return snap, conflict(id, snap.Status, "only a queued or running job can be cancelled")
+	// The run ended otherwise (it was finishing, or a shutdown requeued
+	// it); say how.
+	return snap, jobError(id, refusal(j.state, evCancel))
 }
 
 // Stop stops a running job at the end of the current mini-batch and saves
@@ -221,19 +223,15 @@ func (m *Manager) Stop(ctx context.Context, id string) (Job, error) {
 		m.mu.Unlock()
 		return Job{}, ErrNotFound
 	}
-	if j.status != Running || j.cancelReq {
+	from := j.state
+	to, err := next(from, evStop)
+	if err != nil {
 		snap := j.snapshotLocked()
 		m.mu.Unlock()
-		st := snap.Status
-		// cancelReq outlives the run; only a running job is still being
-		// cancelled.
-		if st == Running {
-			st = "being cancelled"
-		}
-		return snap, conflict(id, st, "only a running job can be stopped")
+		return snap, jobError(id, err)
 	}
-	first := !j.rec.StopRequested
-	j.rec.StopRequested = true
+	j.setStateLocked(to)
+	first := !from.stopRequested()
 	done := j.done
 	m.mu.Unlock()
 
@@ -268,22 +266,17 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	m.mu.Lock()
-	if !j.status.Terminal() {
-		st := j.status
-		m.mu.Unlock()
-		return conflict(id, st, "only a finished job can be deleted; cancel it first")
-	}
-	if j.deleted {
-		m.mu.Unlock()
-		return ErrNotFound
-	}
+	to, err := next(j.state, evDelete)
 	m.mu.Unlock()
+	if err != nil {
+		return jobError(id, err)
+	}
 	if err := m.st.DeleteJob(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete job %s: %w", id, err)
 	}
 	m.deleteCheckpoint(id)
 	m.mu.Lock()
-	j.deleted = true
+	j.setStateLocked(to)
 	delete(m.jobs, id)
 	m.closeSubsLocked(j)
 	m.mu.Unlock()
@@ -341,7 +334,7 @@ func (m *Manager) DeleteDataset(ctx context.Context, id string) error {
 
 func (m *Manager) datasetInUseLocked(id string) bool {
 	for _, j := range m.jobs {
-		if j.status.Terminal() {
+		if j.state.terminal() {
 			continue
 		}
 		if j.rec.DatasetID == id || j.rec.ValDatasetID == id {

@@ -38,7 +38,7 @@ func (m *Manager) List(ctx context.Context, f ListFilter) ([]Job, string, error)
 		if before >= 0 && j.rec.Seq >= before {
 			continue
 		}
-		if f.Status != "" && j.status != f.Status {
+		if f.Status != "" && j.state.status() != f.Status {
 			continue
 		}
 		if f.ModelName != "" && j.rec.ModelName != f.ModelName {

@@ -75,31 +75,45 @@ type testHooks struct {
 // job is the in-memory state of one job. Fields are guarded by Manager.mu,
 // except wmu, which serializes the job's store writes.
 type job struct {
-	rec     store.JobRecord // History holds history encoded
+	// rec is the job's record as it would be written now: History holds
+	// history encoded, and Status and StopRequested follow state (only
+	// setStateLocked and recordState write them).
+	rec     store.JobRecord
 	spec    Spec
 	history []engine.Epoch
-	status  Status
+	state   state
 
 	// wmu orders this job's record writes: a write holds it while it takes
 	// the snapshot and writes it, so the last write always carries the
 	// latest state.
-	wmu     sync.Mutex
-	deleted bool
+	wmu sync.Mutex
 
 	// Set while running.
-	done      chan struct{}
-	ctx       context.Context
-	cancel    context.CancelCauseFunc
-	trainer   *engine.Trainer
-	cancelReq bool
-	finishing bool // past the point where cancel can still take effect
-	timeUp    bool // the time limit ran out and stopped the trainer
-
-	// recoveredStop: Start found the job running with StopRequested; the
-	// worker saves its checkpoint's model instead of training.
-	recoveredStop bool
+	done    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	trainer *engine.Trainer
 
 	subs map[*subscriber]struct{}
+}
+
+// setStateLocked moves j to state to, keeping its record in step.
+func (j *job) setStateLocked(to state) {
+	recordState(&j.rec, j.state, to)
+	j.state = to
+}
+
+// advanceLocked applies an event that the manager itself causes (a worker
+// starting, an epoch, the time limit, the run's end). The transition table
+// allows each of them where the manager causes it; a refusal would be a
+// bug, which is logged and leaves the state as it was.
+func (m *Manager) advanceLocked(j *job, e event) {
+	to, err := next(j.state, e)
+	if err != nil {
+		m.log.Error("job state refuses an internal event", "job", j.rec.ID, "state", j.state.String(), "event", e.String())
+		return
+	}
+	j.setStateLocked(to)
 }
 
 // New creates a Manager over a store. Call Start before Submit.
@@ -219,7 +233,7 @@ func (m *Manager) persist(j *job) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	m.mu.Lock()
-	if j.deleted {
+	if j.state == stateDeleted {
 		m.mu.Unlock()
 		return nil
 	}
@@ -236,11 +250,9 @@ func (m *Manager) deleteCheckpoint(id string) {
 	}
 }
 
-// recordLocked returns a copy of j's record with status and history filled
-// in.
+// recordLocked returns a copy of j's record with its history filled in.
 func (j *job) recordLocked() *store.JobRecord {
 	rec := j.rec
-	rec.Status = string(j.status)
 	rec.History = slices.Clone(j.rec.History)
 	if rec.History == nil {
 		rec.History = []json.RawMessage{}
@@ -307,7 +319,7 @@ func (j *job) snapshotLocked() Job {
 	out := Job{
 		ID:           j.rec.ID,
 		ModelName:    j.rec.ModelName,
-		Status:       j.status,
+		Status:       Status(j.rec.Status),
 		Spec:         j.spec,
 		CreatedAt:    j.rec.CreatedAt,
 		StartedAt:    j.rec.StartedAt,
@@ -335,7 +347,7 @@ func (j *job) snapshotLocked() Job {
 		out.Progress.SamplesPerSecond = last.SamplesPerSecond
 		loss := last.Loss
 		out.Metrics = Metrics{Loss: &loss, ValLoss: last.ValLoss, Accuracy: last.Accuracy, ValAccuracy: last.ValAccuracy}
-		if j.status == Running && out.Progress.Epochs > last.Epoch {
+		if out.Status == Running && out.Progress.Epochs > last.Epoch {
 			var total float64
 			for _, e := range j.history {
 				total += e.DurationSeconds
@@ -356,19 +368,3 @@ type conflictError struct{ msg string }
 
 func (e *conflictError) Error() string        { return e.msg }
 func (e *conflictError) Is(target error) bool { return target == ErrConflict }
-
-// conflict says that job id, in state st, does not allow what rule names.
-func conflict(id string, st Status, rule string) error {
-	var state string
-	switch st {
-	case Succeeded:
-		state = "has already succeeded"
-	case Failed:
-		state = "has already failed"
-	case Cancelled:
-		state = "has already been cancelled"
-	default:
-		state = "is " + string(st)
-	}
-	return &conflictError{msg: fmt.Sprintf("job %s %s; %s", id, state, rule)}
-}

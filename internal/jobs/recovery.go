@@ -46,15 +46,15 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		m.nextSeq = max(m.nextSeq, rec.Seq+1)
 		m.jobs[j.rec.ID] = j
-		switch j.status {
-		case Queued:
-			// Stop marks only running jobs, but a Shutdown can requeue one
-			// between the mark and the stop.
-			j.recoveredStop = j.rec.StopRequested
+		switch from := j.state; from {
+		case stateQueued, stateQueuedStop:
+			// A queued stop: Stop marks only running jobs, but a Shutdown
+			// can requeue one between the mark and the stop.
+			m.advanceLocked(j, evRecover)
 			m.queue = append(m.queue, j)
-		case Running:
-			if j.rec.Attempts >= maxAttempts && !j.rec.StopRequested {
-				j.status = Failed
+		case stateRunning, stateStopping:
+			if from == stateRunning && j.rec.Attempts >= maxAttempts {
+				m.advanceLocked(j, evFail)
 				j.rec.Error = fmt.Sprintf("interrupted %d times; giving up", j.rec.Attempts)
 				j.rec.StopReason = string(ReasonFailed)
 				now := time.Now().UTC()
@@ -62,15 +62,16 @@ func (m *Manager) Start(ctx context.Context) error {
 				m.log.Warn("job interrupted too often", "job", j.rec.ID, "attempts", j.rec.Attempts)
 			} else {
 				// Waiting for a worker again; the attempt is counted when
-				// one takes it. A StopRequested job is finished by the
-				// worker from its checkpoint.
-				j.status = Queued
-				j.recoveredStop = j.rec.StopRequested
+				// one takes it. A job with a recorded stop is finished by
+				// the worker from its checkpoint, however many attempts
+				// it has had.
+				m.advanceLocked(j, evRecover)
 				m.queue = append(m.queue, j)
 				m.log.Info("resuming interrupted job", "job", j.rec.ID, "attempts", j.rec.Attempts)
 			}
 			toWrite = append(toWrite, j)
 		default:
+			m.advanceLocked(j, evRecover)
 			terminal = append(terminal, j.rec.ID)
 		}
 	}
@@ -83,7 +84,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		if err := m.persist(j); err != nil {
 			m.log.Error("write recovered job record", "job", j.rec.ID, "err", err)
 		}
-		if j.status == Failed {
+		if j.state == stateFailed {
 			m.deleteCheckpoint(j.rec.ID)
 		}
 	}
@@ -116,12 +117,11 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // loadJob decodes a stored record into a job.
 func loadJob(rec *store.JobRecord) (*job, error) {
-	j := &job{rec: *rec, status: Status(rec.Status), subs: make(map[*subscriber]struct{})}
-	switch j.status {
-	case Queued, Running, Succeeded, Failed, Cancelled:
-	default:
-		return nil, fmt.Errorf("unknown status %q", rec.Status)
+	st, err := recordedState(rec)
+	if err != nil {
+		return nil, err
 	}
+	j := &job{rec: *rec, state: st, subs: make(map[*subscriber]struct{})}
 	if err := json.Unmarshal(rec.Spec, &j.spec); err != nil {
 		return nil, fmt.Errorf("decode spec: %w", err)
 	}
