@@ -169,7 +169,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		m.mu.Unlock()
 		return snap, jobError(id, err)
 	}
-	j.setStateLocked(to)
+	m.moveLocked(j, evCancel, to)
 	if to == stateCancelled {
 		// Queued: no worker holds the job, so it ends here.
 		if i := slices.Index(m.queue, j); i >= 0 {
@@ -230,7 +230,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (Job, error) {
 		m.mu.Unlock()
 		return snap, jobError(id, err)
 	}
-	j.setStateLocked(to)
+	m.moveLocked(j, evStop, to)
 	first := !from.stopRequested()
 	done := j.done
 	m.mu.Unlock()
@@ -276,7 +276,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	}
 	m.deleteCheckpoint(id)
 	m.mu.Lock()
-	j.setStateLocked(to)
+	m.moveLocked(j, evDelete, to)
 	delete(m.jobs, id)
 	m.closeSubsLocked(j)
 	m.mu.Unlock()

@@ -70,6 +70,9 @@ type testHooks struct {
 	beforeRun func(ctx context.Context, id, model string)
 	// afterEpoch runs after an epoch's record and checkpoint are written.
 	afterEpoch func(ctx context.Context, id, model string, epoch int)
+	// transition runs, with Manager.mu held, at every change of a job's
+	// state that an event causes.
+	transition func(id string, from state, e event, to state)
 }
 
 // job is the in-memory state of one job. Fields are guarded by Manager.mu,
@@ -103,6 +106,14 @@ func (j *job) setStateLocked(to state) {
 	j.state = to
 }
 
+// moveLocked moves j, on event e, to state to, which next allowed.
+func (m *Manager) moveLocked(j *job, e event, to state) {
+	if h := m.hooks.transition; h != nil {
+		h(j.rec.ID, j.state, e, to)
+	}
+	j.setStateLocked(to)
+}
+
 // advanceLocked applies an event that the manager itself causes (a worker
 // starting, an epoch, the time limit, the run's end). The transition table
 // allows each of them where the manager causes it; a refusal would be a
@@ -113,7 +124,7 @@ func (m *Manager) advanceLocked(j *job, e event) {
 		m.log.Error("job state refuses an internal event", "job", j.rec.ID, "state", j.state.String(), "event", e.String())
 		return
 	}
-	j.setStateLocked(to)
+	m.moveLocked(j, e, to)
 }
 
 // New creates a Manager over a store. Call Start before Submit.

@@ -172,7 +172,7 @@ func (m *Manager) train(j *job) outcome {
 		// A limit that fires as the run ends may find the job past
 		// running, where it means nothing.
 		if to, err := next(j.state, evTimeUp); err == nil {
-			j.setStateLocked(to)
+			m.moveLocked(j, evTimeUp, to)
 		}
 		m.mu.Unlock()
 		tr.Stop()
@@ -450,6 +450,9 @@ func (m *Manager) finish(j *job, o outcome) {
 	}
 
 	m.mu.Lock()
+	if h := m.hooks.transition; h != nil {
+		h(j.rec.ID, from, o.ev, to)
+	}
 	j.rec = *rec
 	j.state = to
 	cancel := j.cancel
