@@ -5,6 +5,28 @@
 // metrics; the API and the metrics code consume it through Manager and
 // Observer.
 //
+// # Lifecycle
+//
+// A job's in-memory state is one value of the state type (state.go),
+// which changes only through next(state, event): the transition table
+// lists, for each state, the events it allows and where they lead, and
+// every other event is refused with ErrConflict, which names the job's
+// state and the rule. The Status a job shows and its record's status and
+// stop_requested are derived from the state; the state a run ends in
+// gives its stop reason (state.endReason), and each finished state admits
+// only its own stop reasons (state.stopReasons).
+//
+// # Files
+//
+//   - manager.go: the Manager and job types, New, Shutdown, persistence
+//     and snapshots.
+//   - state.go: the state type and its transition table.
+//   - lifecycle.go: Submit, Cancel, Stop, Delete and DeleteDataset.
+//   - list.go: Get, List and list cursors.
+//   - recovery.go: Start, which reads records back and recovers jobs.
+//   - worker.go: the workers, which train a job and record how it ended.
+//   - events.go: Subscribe and the event stream.
+//
 // # What is durable when
 //
 //   - Submit returns only after the job record (status queued, the resolved

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,17 +21,20 @@ const checkpointStretch = 64
 
 // outcome is how a run ended.
 type outcome struct {
-	status  Status // Succeeded, Failed, Cancelled, or Queued for a shutdown
-	reason  string // Failed
-	version int    // Succeeded
+	ev      event  // evSucceed, evFail, evCancelled, or evShutdown
+	reason  string // evFail
+	version int    // evSucceed
 	// stop is why the job ended; "" means ReasonFailed or ReasonCancelled,
-	// after status.
+	// after ev.
 	stop      StopReason
-	bestEpoch int // Succeeded: the epoch whose weights the model holds
-	// checkpointed: Queued, and this run's state was checkpointed; without
-	// it the job resumes from an earlier checkpoint, if any.
+	bestEpoch int // evSucceed: the epoch whose weights the model holds
+	// checkpointed: evShutdown, and this run's state was checkpointed;
+	// without it the job resumes from an earlier checkpoint, if any.
 	checkpointed bool
 }
+
+// failed is the outcome of an error that ended the run.
+func failed(reason string) outcome { return outcome{ev: evFail, reason: reason} }
 
 // worker runs jobs until Shutdown.
 func (m *Manager) worker() {
@@ -76,14 +80,16 @@ func (m *Manager) next() *job {
 	m.queue = m.queue[1:]
 	j.release = release
 	now := time.Now().UTC()
-	j.status = Running
+	// A job with a stop recorded before a restart starts in
+	// stateSavingStopped, which train reads to save instead of training.
+	m.advanceLocked(j, evStart)
 	j.rec.Attempts++
 	if j.rec.StartedAt == nil {
 		j.rec.StartedAt = &now
 	}
 	j.done = make(chan struct{})
 	j.ctx, j.cancel = context.WithCancelCause(m.base)
-	j.cancelReq, j.finishing, j.timeUp, j.trainer = false, false, false, nil
+	j.trainer = nil
 	m.running++
 	busy := m.running
 	snap := j.snapshotLocked()
@@ -104,7 +110,7 @@ func (m *Manager) runJob(j *job) {
 		defer func() {
 			if r := recover(); r != nil {
 				m.log.Error("panic in training job", "job", j.rec.ID, "panic", r, "stack", string(debug.Stack()))
-				o = outcome{status: Failed, reason: fmt.Sprintf("internal error: training panicked: %v", r)}
+				o = failed(fmt.Sprintf("internal error: training panicked: %v", r))
 			}
 		}()
 		o = m.train(j)
@@ -123,7 +129,7 @@ func (m *Manager) train(j *job) outcome {
 	}
 
 	m.mu.Lock()
-	spec, stopReq := j.spec, j.recoveredStop
+	spec, stopReq := j.spec, j.state == stateSavingStopped
 	m.mu.Unlock()
 
 	// The time limit counts the epochs trained in earlier attempts.
@@ -173,7 +179,7 @@ func (m *Manager) train(j *job) outcome {
 
 	m.mu.Lock()
 	j.trainer = tr
-	if j.rec.StopRequested {
+	if j.state.stopRequested() {
 		tr.Stop()
 	}
 	m.mu.Unlock()
@@ -181,7 +187,11 @@ func (m *Manager) train(j *job) outcome {
 	// trained so far is kept (as H2O's max_runtime_secs keeps it).
 	timeUp := func() {
 		m.mu.Lock()
-		j.timeUp = true
+		// A limit that fires as the run ends may find the job past
+		// running, where it means nothing.
+		if to, err := next(j.state, evTimeUp); err == nil {
+			m.moveLocked(j, evTimeUp, to)
+		}
 		m.mu.Unlock()
 		tr.Stop()
 	}
@@ -199,6 +209,7 @@ func (m *Manager) train(j *job) outcome {
 	sinceCheckpoint := 0
 	err = tr.Run(ctx, func(e engine.Epoch) bool {
 		m.mu.Lock()
+		m.advanceLocked(j, evEpoch)
 		j.appendEpochLocked(e)
 		snap := j.snapshotLocked()
 		m.publishEpochLocked(j, e)
@@ -231,44 +242,37 @@ func (m *Manager) train(j *job) outcome {
 		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return j.rec.StopRequested
+		return j.state.stopRequested()
 	})
 
+	// The state the run ended in decides how it ends: a cancel that took
+	// effect wins; otherwise the job is finishing, past where a cancel
+	// could still take effect.
 	m.mu.Lock()
-	cancelled, stopped, timedOut := j.cancelReq, j.rec.StopRequested, j.timeUp
-	if !cancelled {
-		j.finishing = true
+	ended := j.state
+	if !ended.cancelling() {
+		m.advanceLocked(j, evEnd)
 	}
 	m.mu.Unlock()
 	switch {
-	case cancelled:
-		return outcome{status: Cancelled}
+	case ended.cancelling():
+		return outcome{ev: evCancelled}
 	case writeErr != nil:
-		return outcome{status: Failed, reason: writeErr.Error()}
+		return failed(writeErr.Error())
 	case err == nil:
-		var why StopReason
-		switch {
-		case tr.EarlyStopped():
-			why = ReasonEarlyStopping
-		case !tr.StoppedEarly():
-			why = ReasonCompleted
-		case timedOut && !stopped:
-			why = ReasonTimeLimit
-		default:
-			why = ReasonStopped
-		}
+		why := ended.endReason(tr.EarlyStopped(), tr.StoppedEarly())
 		if why == ReasonTimeLimit && tr.EpochsDone() == 0 {
-			return outcome{status: Failed, stop: ReasonTimeLimit, reason: timeLimitReason(spec)}
+			return outcome{ev: evFail, stop: ReasonTimeLimit, reason: timeLimitReason(spec)}
 		}
 		return m.saveModel(ctx, j, tr, why)
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown):
 		if cerr := m.checkpoint(j.rec.ID, tr); cerr != nil {
 			m.log.Error("checkpoint at shutdown; the job resumes from its previous checkpoint", "job", j.rec.ID, "err", cerr)
-			return outcome{status: Queued}
+			return outcome{ev: evShutdown}
 		}
-		return outcome{status: Queued, checkpointed: true}
+		return outcome{ev: evShutdown, checkpointed: true}
 	default:
-		return outcome{status: Failed, reason: errText(err)}
+		return failed(errText(err))
 	}
 }
 
@@ -292,15 +296,15 @@ func errText(err error) string {
 // fails it with reason.
 func (m *Manager) failure(ctx context.Context, j *job, reason string) outcome {
 	m.mu.Lock()
-	cancelled := j.cancelReq
+	cancelled := j.state.cancelling()
 	m.mu.Unlock()
 	switch {
 	case cancelled:
-		return outcome{status: Cancelled}
+		return outcome{ev: evCancelled}
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown):
-		return outcome{status: Queued}
+		return outcome{ev: evShutdown}
 	default:
-		return outcome{status: Failed, reason: reason}
+		return failed(reason)
 	}
 }
 
@@ -317,19 +321,21 @@ func timeLimitReason(s Spec) string {
 // mini-batch; the model's summary then says it stopped early).
 func (m *Manager) finishStopped(ctx context.Context, j *job, tr *engine.Trainer, restored bool) outcome {
 	if !restored {
-		return outcome{status: Failed, reason: "stop was requested before the server restarted, and no checkpoint holds a model to save"}
+		return failed("stop was requested before the server restarted, and no checkpoint holds a model to save")
 	}
 	tr.Stop()
 	if err := tr.Run(context.WithoutCancel(ctx), nil); err != nil {
-		return outcome{status: Failed, reason: errText(err)}
+		return failed(errText(err))
 	}
 	m.mu.Lock()
 	j.setHistoryLocked(tr.History())
-	j.finishing = true
-	cancelled := j.cancelReq
+	cancelled := j.state.cancelling()
+	if !cancelled {
+		m.advanceLocked(j, evEnd)
+	}
 	m.mu.Unlock()
 	if cancelled {
-		return outcome{status: Cancelled}
+		return outcome{ev: evCancelled}
 	}
 	return m.saveModel(ctx, j, tr, ReasonStopped)
 }
@@ -388,7 +394,7 @@ func (m *Manager) saveModel(ctx context.Context, j *job, tr *engine.Trainer, why
 	stopped := why != ReasonCompleted
 	file, err := model.MarshalBinary()
 	if err != nil {
-		return outcome{status: Failed, reason: fmt.Sprintf("encode model: %v", err)}
+		return failed(fmt.Sprintf("encode model: %v", err))
 	}
 	sum := model.Summary()
 	metrics := map[string]float64{"loss": sum.Loss}
@@ -411,9 +417,9 @@ func (m *Manager) saveModel(ctx context.Context, j *job, tr *engine.Trainer, why
 	}
 	saved, err := m.st.PutModel(context.WithoutCancel(ctx), meta, file)
 	if err != nil {
-		return outcome{status: Failed, reason: fmt.Sprintf("store model: %v", err)}
+		return failed(fmt.Sprintf("store model: %v", err))
 	}
-	return outcome{status: Succeeded, version: saved.Version, stop: why, bestEpoch: tr.ModelEpoch()}
+	return outcome{ev: evSucceed, version: saved.Version, stop: why, bestEpoch: tr.ModelEpoch()}
 }
 
 // finish records how a run ended, durably before anyone can see it, then
@@ -421,45 +427,59 @@ func (m *Manager) saveModel(ctx context.Context, j *job, tr *engine.Trainer, why
 func (m *Manager) finish(j *job, o outcome) {
 	j.wmu.Lock()
 	m.mu.Lock()
+	from := j.state
+	to, err := next(from, o.ev)
+	if err != nil {
+		// Every state a run ends in allows evFail.
+		m.log.Error("job state refuses the run's outcome; failing the job", "job", j.rec.ID, "state", from.String(), "event", o.ev.String())
+		o = failed(fmt.Sprintf("internal error: a %s job cannot %s", from, o.ev))
+		to = stateFailed
+	}
 	now := time.Now().UTC()
 	rec := j.recordLocked()
-	rec.Status = string(o.status)
-	switch o.status {
-	case Queued:
+	recordState(rec, from, to)
+	switch to {
+	case stateQueued, stateQueuedStop:
 		// Interrupted by Shutdown: resumes at the next Start, and the
 		// interrupted run does not count as an attempt.
 		rec.Attempts--
-	case Succeeded:
+	case stateSucceeded:
 		rec.ModelVersion = o.version
 		rec.StoppedEarly = o.stop != ReasonCompleted
 		rec.StopReason = string(o.stop)
 		rec.BestEpoch = o.bestEpoch
 		rec.FinishedAt = &now
-	case Failed:
+	case stateFailed:
 		rec.Error = o.reason
 		rec.StopReason = string(cmp.Or(o.stop, ReasonFailed))
 		rec.FinishedAt = &now
-	case Cancelled:
+	case stateCancelled:
 		rec.StopReason = string(ReasonCancelled)
 		rec.FinishedAt = &now
 	}
+	if to.terminal() && !slices.Contains(to.stopReasons(), StopReason(rec.StopReason)) {
+		m.log.Error("job ended with a stop reason its state does not allow", "job", rec.ID, "state", to.String(), "stop_reason", rec.StopReason)
+	}
 	m.mu.Unlock()
 	if err := m.st.PutJob(context.Background(), rec); err != nil {
-		m.log.Error("write final job record", "job", rec.ID, "status", o.status, "err", err)
+		m.log.Error("write final job record", "job", rec.ID, "status", rec.Status, "err", err)
 	}
-	if o.status.Terminal() {
+	if to.terminal() {
 		m.deleteCheckpoint(rec.ID)
 	}
 
 	m.mu.Lock()
+	if h := m.hooks.transition; h != nil {
+		h(j.rec.ID, from, o.ev, to)
+	}
 	j.rec = *rec
-	j.status = o.status
+	j.state = to
 	cancel := j.cancel
 	j.trainer, j.cancel, j.ctx = nil, nil, nil
 	m.running--
 	busy := m.running
 	snap := j.snapshotLocked()
-	if o.status != Queued {
+	if to.terminal() {
 		m.publishStatusLocked(j, snap)
 	}
 	close(j.done)
@@ -478,16 +498,16 @@ func (m *Manager) finish(j *job, o outcome) {
 	// Shutdown interrupted the run: the job has not ended, and its status
 	// (queued) and attempts (not counting this run) would read as if it
 	// never started.
-	case o.status == Queued && o.checkpointed:
+	case !to.terminal() && o.checkpointed:
 		m.log.Info("job checkpointed for resume at next start", "job", snap.ID, "epochs", snap.Progress.Epoch)
-	case o.status == Queued:
+	case !to.terminal():
 		m.log.Info("job interrupted by shutdown; queued again for next start", "job", snap.ID)
 	default:
 		m.log.Info("job ended", "job", snap.ID, "status", snap.Status, "attempts", snap.Attempts,
 			"epochs", snap.Progress.Epoch, "model_version", snap.ModelVersion, "error", snap.Error)
 	}
 	if m.observer != nil {
-		if o.status.Terminal() {
+		if to.terminal() {
 			m.observer.JobFinished(snap)
 		}
 		m.observer.WorkersBusy(busy)
