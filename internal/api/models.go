@@ -253,6 +253,10 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = defaultMaxUploadBytes
 	}
+	if err := s.checkDiskFor(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	file, err := readBody(w, r, limit)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -267,7 +271,7 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidField("body", "is not a valid model file: %v", err))
 		return
 	}
-	meta, err := s.store.PutModel(r.Context(), importedMeta(name, m), file)
+	meta, err := s.store.ImportModel(r.Context(), importedMeta(name, m), file)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("store imported model %s: %w", name, err))
 		return
