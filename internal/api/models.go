@@ -185,6 +185,7 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, modelError(err, name, 0))
 		return
 	}
+	s.modelDeleted(name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -201,7 +202,17 @@ func (s *Server) deleteModelVersion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, modelError(err, name, version))
 		return
 	}
+	if _, err := s.store.ModelVersions(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+		s.modelDeleted(name)
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// modelDeleted tells the observer that name has no version left.
+func (s *Server) modelDeleted(name string) {
+	if s.observer != nil {
+		s.observer.ModelDeleted(name)
+	}
 }
 
 // modelFile serves GET /v1/models/{name}/versions/{version}/file: the model

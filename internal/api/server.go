@@ -61,6 +61,9 @@ type Observer interface {
 	// ObservePrediction records rows predicted by a model and the time the
 	// prediction itself took.
 	ObservePrediction(modelName string, rows int, d time.Duration)
+	// ModelDeleted says that a model name has no version left, so that
+	// its series go with it.
+	ModelDeleted(modelName string)
 }
 
 // DefaultMaxPredictRows is Config.MaxPredictRows when unset.
