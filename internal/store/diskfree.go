@@ -78,8 +78,8 @@ type diskFloor struct {
 }
 
 // floorCheckEvery is how many bytes a guarded write writes between two
-// looks at the free space: a statfs costs about a microsecond, and 4 MiB
-// takes milliseconds to write.
+// looks at the free space: a statfs is one system call that reads no
+// disk, small beside writing and syncing 4 MiB.
 const floorCheckEvery = 4 << 20
 
 // newDiskFloor returns the floor of a store opened on dir with opt. The
