@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/backpropd/backpropd/internal/api"
+	"github.com/backpropd/backpropd/internal/metrics"
+	"github.com/backpropd/backpropd/internal/store"
 
 	"errors"
 	"flag"
@@ -34,6 +36,8 @@ type Config struct {
 	MemoryLimit         byteSize
 	JobMaxMemory        byteSize
 	MetricsJobRetention time.Duration
+	MetricsMaxModels    int
+	MinFreeDisk         byteSize
 	LogLevel            string
 	LogFormat           string
 	ShutdownTimeout     time.Duration
@@ -52,6 +56,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("backpropd", flag.ContinueOnError)
 	c.MaxRequestBytes = 8 << 20
 	c.MaxUploadBytes = 2 << 30
+	c.MinFreeDisk = store.DefaultMinFreeBytes
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "host:port to listen on; a non-loopback address needs --auth-token")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for datasets, models, jobs and checkpoints")
 	fs.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "training jobs run at once")
@@ -66,6 +71,8 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.Var(&c.MemoryLimit, "memory-limit", "memory the server may use, e.g. 2GiB; 0 means the container's (cgroup) limit, or the machine's memory without one. Jobs, uploads and predictions reserve from 70% of it; the Go runtime's soft limit is 90%")
 	fs.Var(&c.JobMaxMemory, "job-max-memory", "largest memory estimate one training job may have, e.g. 512MiB; a job over it is refused with a 400. 0 means half of the memory budget (70% of --memory-limit)")
 	fs.DurationVar(&c.MetricsJobRetention, "metrics-job-retention", 5*time.Minute, "how long a finished job's per-job metric series stay exported")
+	fs.IntVar(&c.MetricsMaxModels, "metrics-max-models", metrics.DefaultMaxModels, "model names with per-model metric series of their own; further names share model_name=\"other\"")
+	fs.Var(&c.MinFreeDisk, "min-free-disk", "free space on the data directory's filesystem that uploads and model imports must leave (507 otherwise), kept for checkpoints and trained models; 0 turns the check off")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM/SIGINT, time to finish requests and checkpoint jobs before exiting")
@@ -181,6 +188,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("--job-max-duration %v: must be positive", c.JobMaxDuration)
 	case c.MetricsJobRetention < 0:
 		return fmt.Errorf("--metrics-job-retention %v: must not be negative", c.MetricsJobRetention)
+	case c.MetricsMaxModels < 1:
+		return fmt.Errorf("--metrics-max-models %d: must be at least 1", c.MetricsMaxModels)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)
 	case c.DataDir == "":

@@ -28,7 +28,8 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Addr != "127.0.0.1:8080" || c.DataDir != "./data" || c.QueueSize != 64 || c.Workers < 1 ||
 		c.MaxRequestBytes != 8<<20 || c.MaxUploadBytes != 2<<30 || c.JobMaxDuration != 24*time.Hour ||
 		c.MetricsJobRetention != 5*time.Minute || c.ShutdownTimeout != 15*time.Second ||
-		c.LogLevel != "info" || c.LogFormat != "json" || c.AuthToken != "" || c.InsecureNoAuth {
+		c.LogLevel != "info" || c.LogFormat != "json" || c.AuthToken != "" || c.InsecureNoAuth ||
+		c.MetricsMaxModels != 1000 || c.MinFreeDisk != 1<<30 {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -49,6 +50,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"BACKPROPD_SHUTDOWN_TIMEOUT":      "5s",
 		"BACKPROPD_INSECURE_NO_AUTH":      "true",
 		"BACKPROPD_MAX_PREDICT_ROWS":      "500",
+		"BACKPROPD_METRICS_MAX_MODELS":    "50",
+		"BACKPROPD_MIN_FREE_DISK":         "0",
 	})
 	c, err := parseConfig(nil, e, nil)
 	if err != nil {
@@ -56,7 +59,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	}
 	want := Config{Addr: "127.0.0.1:9000", DataDir: "/tmp/x", Workers: 3, QueueSize: 7, AuthToken: "from-env",
 		InsecureNoAuth: true, MaxRequestBytes: 1 << 20, MaxUploadBytes: 3e9, MaxPredictRows: 500, JobMaxDuration: 2 * time.Hour,
-		MetricsJobRetention: 30 * time.Second, LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 5 * time.Second}
+		MetricsJobRetention: 30 * time.Second, MetricsMaxModels: 50, MinFreeDisk: 0,
+		LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 5 * time.Second}
 	if c != want {
 		t.Fatalf("from the environment:\n got %+v\nwant %+v", c, want)
 	}
@@ -92,6 +96,8 @@ func TestConfigErrors(t *testing.T) {
 		{"zero workers", []string{"--workers", "0"}, nil, []string{"--workers"}},
 		{"zero predict rows", []string{"--max-predict-rows", "0"}, nil, []string{"--max-predict-rows", "at least 1"}},
 		{"negative predict rows", nil, map[string]string{"BACKPROPD_MAX_PREDICT_ROWS": "-5"}, []string{"--max-predict-rows"}},
+		{"zero metrics models", []string{"--metrics-max-models", "0"}, nil, []string{"--metrics-max-models", "at least 1"}},
+		{"bad free disk", nil, map[string]string{"BACKPROPD_MIN_FREE_DISK": "10%"}, []string{`BACKPROPD_MIN_FREE_DISK: "10%" is not a size`}},
 		{"bad log format", []string{"--log-format", "xml"}, nil, []string{"--log-format"}},
 		{"bad log level", []string{"--log-level", "loud"}, nil, []string{"--log-level"}},
 		{"token and token file", []string{"--auth-token", "a", "--auth-token-file", "/x"}, nil, []string{"not both"}},
@@ -250,10 +256,11 @@ func TestHelpListsEverySetting(t *testing.T) {
 			}
 		}
 	})
-	// Every documented setting, --memory-limit and --job-max-memory
+	// Every documented setting, --memory-limit, --job-max-memory,
+	// --metrics-max-models and --min-free-disk
 	// included.
-	if n != 17 {
-		t.Errorf("%d flags, want 17", n)
+	if n != 19 {
+		t.Errorf("%d flags, want 19", n)
 	}
 	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck [--addr host:port] [--timeout 3s]"} {
 		if !strings.Contains(out.String(), s) {

@@ -165,12 +165,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	if m.store, err = store.Open(c.DataDir, store.Options{}); err != nil {
+	if m.store, err = store.Open(c.DataDir, store.Options{MinFreeBytes: int64(c.MinFreeDisk),
+		Logger: m.Logger.With("component", "store")}); err != nil {
 		return fmt.Errorf("open data directory: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	met, err := metrics.New(reg, metrics.Options{
 		JobRetention:  c.MetricsJobRetention,
+		MaxModels:     c.MetricsMaxModels,
 		Workers:       c.Workers,
 		QueueCapacity: c.QueueSize,
 		Version:       version(),

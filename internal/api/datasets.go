@@ -68,6 +68,10 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, tooLarge(s.cfg.MaxUploadBytes))
 			return
 		}
+		if err := s.checkDiskFor(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
 		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task,
 			SizeHint: r.ContentLength, MaxCells: s.cfg.MaxDatasetCells})
@@ -90,6 +94,10 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 		}
 	case mt == "application/json":
 		if err := checkQuery(r, nil, jsonUploadCSVParams); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := s.checkDiskFor(r); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -149,6 +149,10 @@ func statusOf(err error) (status int, detail string, fields []FieldError, retryA
 		return http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body is larger than the limit of %d bytes", mbe.Limit), nil, 0
 	}
+	var ise *store.InsufficientStorageError
+	if errors.As(err, &ise) {
+		return http.StatusInsufficientStorage, ise.Detail(), nil, 0
+	}
 	for _, k := range errorKinds {
 		if errors.Is(err, k.err) {
 			d := k.detail

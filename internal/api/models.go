@@ -164,6 +164,7 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, modelError(err, name, 0))
 		return
 	}
+	s.modelDeleted(name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -180,7 +181,17 @@ func (s *Server) deleteModelVersion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, modelError(err, name, version))
 		return
 	}
+	if _, err := s.store.ModelVersions(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+		s.modelDeleted(name)
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// modelDeleted tells the observer that name has no version left.
+func (s *Server) modelDeleted(name string) {
+	if s.observer != nil {
+		s.observer.ModelDeleted(name)
+	}
 }
 
 // modelFile serves GET /v1/models/{name}/versions/{version}/file: the model
@@ -232,6 +243,10 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = defaultMaxUploadBytes
 	}
+	if err := s.checkDiskFor(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	file, err := readBody(w, r, limit)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -246,7 +261,7 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidField("body", "is not a valid model file: %v", err))
 		return
 	}
-	meta, err := s.store.PutModel(r.Context(), importedMeta(name, m), file)
+	meta, err := s.store.ImportModel(r.Context(), importedMeta(name, m), file)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("store imported model %s: %w", name, err))
 		return

@@ -76,12 +76,19 @@ func (e *modelEnv) putModel(name string, tm *trainedModel) store.ModelMeta {
 	return got
 }
 
-// countingObserver records ObservePrediction calls.
+// countingObserver records ObservePrediction and ModelDeleted calls.
 type countingObserver struct {
-	mu    sync.Mutex
-	calls int
-	rows  int
-	model string
+	mu      sync.Mutex
+	calls   int
+	rows    int
+	model   string
+	deleted []string
+}
+
+func (o *countingObserver) ModelDeleted(model string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.deleted = append(o.deleted, model)
 }
 
 func (o *countingObserver) ObservePrediction(model string, rows int, _ time.Duration) {

@@ -28,7 +28,11 @@ type Store interface {
 	ListDatasets(ctx context.Context) ([]store.DatasetMeta, error)
 	DatasetMeta(ctx context.Context, id string) (store.DatasetMeta, error)
 	DeleteDataset(ctx context.Context, id string) error
-	PutModel(ctx context.Context, meta store.ModelMeta, file []byte) (store.ModelMeta, error)
+	// ImportModel stores an uploaded model file as the next version.
+	ImportModel(ctx context.Context, meta store.ModelMeta, file []byte) (store.ModelMeta, error)
+	// CheckFreeSpace refuses, with a *store.InsufficientStorageError, an
+	// upload of about need bytes that would cross the disk floor.
+	CheckFreeSpace(need int64) error
 	ListModels(ctx context.Context) ([]store.ModelName, error)
 	ModelVersions(ctx context.Context, name string) (store.ModelName, error)
 	ModelMeta(ctx context.Context, name string, version int) (store.ModelMeta, error)
@@ -56,6 +60,9 @@ type Observer interface {
 	// ObservePrediction records rows predicted by a model and the time the
 	// prediction itself took.
 	ObservePrediction(modelName string, rows int, d time.Duration)
+	// ModelDeleted says that a model name has no version left, so that
+	// its series go with it.
+	ModelDeleted(modelName string)
 }
 
 // DefaultMaxPredictRows is Config.MaxPredictRows when unset.

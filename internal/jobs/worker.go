@@ -122,7 +122,7 @@ func (m *Manager) runJob(j *job) {
 func (m *Manager) train(j *job) outcome {
 	ctx := j.ctx
 	if err := m.persist(j); err != nil {
-		return m.failure(ctx, j, fmt.Sprintf("record job start: %v", err))
+		return m.failure(ctx, j, m.reason(j.rec.ID, &storeFault{what: "the job's record", write: true, err: err}))
 	}
 	if h := m.hooks.beforeTrain; h != nil {
 		h(ctx, j.rec.ID, j.rec.ModelName)
@@ -138,7 +138,7 @@ func (m *Manager) train(j *job) outcome {
 
 	train, val, task, err := m.loadData(ctx, spec)
 	if err != nil {
-		return m.failure(ctx, j, err.Error())
+		return m.failure(ctx, j, m.reason(j.rec.ID, err))
 	}
 	cfg := engine.Config{Network: spec.Network, Training: spec.Training.TrainingConfig}
 	tr, err := engine.NewTrainer(cfg, task, train, val, engine.Options{Threads: m.threads, Limits: m.opt.Limits})
@@ -229,11 +229,11 @@ func (m *Manager) train(j *job) outcome {
 		if sinceCheckpoint++; sinceCheckpoint >= every {
 			sinceCheckpoint = 0
 			if err := m.checkpoint(j.rec.ID, tr); err != nil {
-				writeErr = fmt.Errorf("checkpoint after epoch %d: %w", e.Epoch, err)
+				writeErr = &storeFault{what: fmt.Sprintf("the checkpoint after epoch %d", e.Epoch), write: true, err: err}
 				return true
 			}
 			if err := m.persist(j); err != nil {
-				writeErr = fmt.Errorf("record epoch %d: %w", e.Epoch, err)
+				writeErr = &storeFault{what: fmt.Sprintf("the job's record of epoch %d", e.Epoch), write: true, err: err}
 				return true
 			}
 		}
@@ -258,7 +258,7 @@ func (m *Manager) train(j *job) outcome {
 	case ended.cancelling():
 		return outcome{ev: evCancelled}
 	case writeErr != nil:
-		return failed(writeErr.Error())
+		return failed(m.reason(j.rec.ID, writeErr))
 	case err == nil:
 		why := ended.endReason(tr.EarlyStopped(), tr.StoppedEarly())
 		if why == ReasonTimeLimit && tr.EpochsDone() == 0 {
@@ -345,7 +345,7 @@ func (m *Manager) finishStopped(ctx context.Context, j *job, tr *engine.Trainer,
 func (m *Manager) loadData(ctx context.Context, s Spec) (engine.Data, engine.Validation, engine.Task, error) {
 	ds, err := m.st.LoadDataset(ctx, s.DatasetID)
 	if err != nil {
-		return engine.Data{}, engine.Validation{}, "", fmt.Errorf("load dataset %s: %w", s.DatasetID, err)
+		return engine.Data{}, engine.Validation{}, "", &storeFault{what: "dataset " + s.DatasetID, err: err}
 	}
 	train := engineData(ds)
 	var val engine.Validation
@@ -354,7 +354,7 @@ func (m *Manager) loadData(ctx context.Context, s Spec) (engine.Data, engine.Val
 		if v.DatasetID != "" {
 			vds, err := m.st.LoadDataset(ctx, v.DatasetID)
 			if err != nil {
-				return engine.Data{}, engine.Validation{}, "", fmt.Errorf("load validation dataset %s: %w", v.DatasetID, err)
+				return engine.Data{}, engine.Validation{}, "", &storeFault{what: "validation dataset " + v.DatasetID, err: err}
 			}
 			vd := engineData(vds)
 			val.Set = &vd
@@ -417,7 +417,7 @@ func (m *Manager) saveModel(ctx context.Context, j *job, tr *engine.Trainer, why
 	}
 	saved, err := m.st.PutModel(context.WithoutCancel(ctx), meta, file)
 	if err != nil {
-		return failed(fmt.Sprintf("store model: %v", err))
+		return failed(m.reason(j.rec.ID, &storeFault{what: "the trained model", write: true, err: err}))
 	}
 	return outcome{ev: evSucceed, version: saved.Version, stop: why, bestEpoch: tr.ModelEpoch()}
 }

@@ -25,13 +25,16 @@ func (m *Metrics) JobStarted(j jobs.Job) {
 }
 
 // JobEpoch updates a job's per-job gauges and its model's epoch and sample
-// counters after one epoch.
+// counters after one epoch. The per-job gauges keep the job's own model
+// name, since they are bounded by the jobs, not by the names.
 func (m *Metrics) JobEpoch(j jobs.Job, e engine.Epoch) {
 	m.jobs.epoch(j, e)
-	m.epochsTotal.WithLabelValues(j.ModelName).Inc()
-	if n := epochSamples(e); n > 0 {
-		m.samplesTotal.WithLabelValues(j.ModelName).Add(n)
-	}
+	m.models.observe(j.ModelName, func(label string) {
+		m.epochsTotal.WithLabelValues(label).Inc()
+		if n := epochSamples(e); n > 0 {
+			m.samplesTotal.WithLabelValues(label).Add(n)
+		}
+	})
 }
 
 // epochSamples is the number of training rows one epoch processed. The

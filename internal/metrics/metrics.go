@@ -47,6 +47,11 @@ type Options struct {
 	// StoreStats returns the store's sizes; it is read at scrape time. Nil
 	// means the store gauges are not exported.
 	StoreStats func() store.Stats
+	// MaxModels bounds the model names with per-model series of their own
+	// (training epochs and samples, predictions and their latency);
+	// further names share the series labelled OtherModel. Zero means
+	// DefaultMaxModels.
+	MaxModels int
 	// Now replaces time.Now (tests drive retention with it).
 	Now func() time.Time
 }
@@ -58,7 +63,8 @@ type Metrics struct {
 	opt Options
 	now func() time.Time
 
-	jobs *jobCollector
+	jobs   *jobCollector
+	models *modelLabels // bounds model_name on the per-model series
 
 	epochsTotal      *prometheus.CounterVec
 	samplesTotal     *prometheus.CounterVec
@@ -106,6 +112,12 @@ func New(reg prometheus.Registerer, opt Options) (*Metrics, error) {
 	}
 	if opt.JobRetention == 0 {
 		opt.JobRetention = DefaultJobRetention
+	}
+	if opt.MaxModels < 0 {
+		return nil, fmt.Errorf("metrics: max models %d: must not be negative", opt.MaxModels)
+	}
+	if opt.MaxModels == 0 {
+		opt.MaxModels = DefaultMaxModels
 	}
 	if opt.Version == "" {
 		opt.Version = "unknown"
@@ -175,6 +187,8 @@ func New(reg prometheus.Registerer, opt Options) (*Metrics, error) {
 		Buckets: httpBuckets,
 	}, []string{"route", "method"})
 
+	m.models = newModelLabels(opt.MaxModels, m.epochsTotal, m.samplesTotal, m.predictionsTotal, m.predictionDur)
+
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backpropd_build_info",
 		Help: "Always 1; the labels name the build version and the Go version.",
@@ -219,12 +233,15 @@ func Handler(g prometheus.Gatherer, reg prometheus.Registerer) http.Handler {
 }
 
 // ObservePrediction records rows predicted by a model and the time the
-// prediction took. It implements the API's Observer.
+// prediction took, under OtherModel for a name beyond Options.MaxModels.
+// It implements the API's Observer.
 func (m *Metrics) ObservePrediction(modelName string, rows int, d time.Duration) {
-	if rows > 0 {
-		m.predictionsTotal.WithLabelValues(modelName).Add(float64(rows))
-	}
-	m.predictionDur.WithLabelValues(modelName).Observe(d.Seconds())
+	m.models.observe(modelName, func(label string) {
+		if rows > 0 {
+			m.predictionsTotal.WithLabelValues(label).Add(float64(rows))
+		}
+		m.predictionDur.WithLabelValues(label).Observe(d.Seconds())
+	})
 }
 
 // storeCollector exports the store's sizes, reading them once per scrape.

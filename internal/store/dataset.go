@@ -147,7 +147,12 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 			n += 4 + uint64(len(l))
 		}
 	}
-	err = s.writeFile(ctx, datasetDataPath(meta.ID), kindDatasetData, n, func(w io.Writer) error {
+	release, err := s.floor.reserve(int64(n) + frameOverhd)
+	if err != nil {
+		return DatasetMeta{}, err
+	}
+	defer release()
+	err = s.writeFile(ctx, datasetDataPath(meta.ID), kindDatasetData, n, s.floor.guard(n, func(w io.Writer) error {
 		var h [datasetHeaderSize]byte
 		binary.LittleEndian.PutUint64(h[0:], uint64(meta.Rows))
 		binary.LittleEndian.PutUint64(h[8:], uint64(meta.Features))
@@ -175,7 +180,7 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 			}
 		}
 		return nil
-	})
+	}))
 	if err != nil {
 		return DatasetMeta{}, err
 	}

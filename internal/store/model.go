@@ -108,6 +108,12 @@ func (s *Store) versions(name string) ([]int, error) {
 // made durable before the version is written, so a failed or interrupted
 // put burns its number rather than risking its reuse.
 func (s *Store) PutModel(ctx context.Context, meta ModelMeta, file []byte) (ModelMeta, error) {
+	return s.putModel(ctx, meta, file, false)
+}
+
+// putModel is PutModel; guarded holds the model file's write to the disk
+// floor (ImportModel).
+func (s *Store) putModel(ctx context.Context, meta ModelMeta, file []byte, guarded bool) (ModelMeta, error) {
 	if err := checkModelName(meta.Name); err != nil {
 		return ModelMeta{}, err
 	}
@@ -152,7 +158,7 @@ func (s *Store) PutModel(ctx context.Context, meta ModelMeta, file []byte) (Mode
 		return ModelMeta{}, err
 	}
 	fpath := modelFilePath(meta.Name, meta.Version)
-	if err := s.writeBytes(ctx, fpath, kindModelFile, file); err != nil {
+	if err := s.writeModelFile(ctx, fpath, file, guarded); err != nil {
 		return ModelMeta{}, err
 	}
 	mb, err := withFormat(modelMetaFormat, &meta)

@@ -33,6 +33,13 @@ type Options struct {
 	// Logger receives reports of bad files skipped while listing and of
 	// cleanup at Open. Nil discards them.
 	Logger *slog.Logger
+	// MinFreeBytes is the free space uploads (CreateDataset, ImportModel)
+	// must leave on the data directory's filesystem; 0 checks nothing.
+	MinFreeBytes int64
+	// Disk, when set, replaces statfs on dir as the source of the free
+	// space (tests report a low figure). Nil asks the real filesystem,
+	// unless FS is set.
+	Disk DiskSpace
 }
 
 // Store keeps datasets, models, jobs and checkpoints under one directory.
@@ -46,6 +53,7 @@ type Store struct {
 	files     map[string]int64 // every stored file -> size, for Stats
 	stats     Stats
 	nameLocks map[string]*nameLock // per model name, while in use
+	floor     *diskFloor           // free space uploads must leave (diskfree.go)
 
 	// modelChanges counts completed model puts and deletes, so that
 	// callers caching "latest version" know exactly when to look again.
@@ -81,6 +89,7 @@ func Open(dir string, opt Options) (*Store, error) {
 		log:       log,
 		files:     make(map[string]int64),
 		nameLocks: make(map[string]*nameLock),
+		floor:     newDiskFloor(dir, opt, log),
 	}
 	if err := s.init(); err != nil {
 		fsys.Close()
