@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -357,6 +358,24 @@ func TestRunWithTokensFile(t *testing.T) {
 		if res.StatusCode != tc.want {
 			t.Errorf("%s %s with %s: %d, want %d", tc.method, tc.path, tc.token, res.StatusCode, tc.want)
 		}
+	}
+
+	// Without a token, a body that would take 100,000 s at 1 byte/s gets
+	// its 401 and the socket closed within a second, not at Run's
+	// 10-minute read timeout.
+	c, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := io.WriteString(c, "POST /v1/datasets HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\na"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(start.Add(time.Second))
+	wire, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(wire), "HTTP/1.1 401 ") {
+		t.Fatalf("without a token: read %q, %v after %v; want a 401 and the socket closed within 1s", wire, err, time.Since(start))
 	}
 }
 
