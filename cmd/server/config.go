@@ -28,6 +28,7 @@ type Config struct {
 	QueueSize           int
 	AuthToken           string
 	AuthTokenFile       string
+	AuthTokensFile      string
 	InsecureNoAuth      bool
 	MaxRequestBytes     byteSize
 	MaxUploadBytes      byteSize
@@ -63,6 +64,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.IntVar(&c.QueueSize, "queue-size", 64, "queued jobs beyond which POST /v1/jobs answers 429")
 	fs.StringVar(&c.AuthToken, "auth-token", "", "bearer token required on /v1, /v2 and /openapi.yaml (prefer --auth-token-file or the environment: flags show in ps)")
 	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file holding the bearer token (surrounding whitespace is trimmed)")
+	fs.StringVar(&c.AuthTokensFile, "auth-tokens-file", "", `file of scoped bearer tokens, one "<scope> <token>" a line (scopes admin, train, predict, read; # comments); not readable by other users; combines with --auth-token, which is admin`)
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "allow a non-loopback --addr without a token: anyone who reaches the port can train, read and delete")
 	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest JSON request body (jobs, predictions), e.g. 8MiB")
 	fs.IntVar(&c.MaxPredictRows, "max-predict-rows", api.DefaultMaxPredictRows, "most rows one prediction request (/v1 or /v2) may hold; bounds its working memory, which the body limit alone does not")
@@ -209,9 +211,9 @@ func (c Config) validate() error {
 	if err != nil {
 		return fmt.Errorf("--addr %q: %v", c.Addr, err)
 	}
-	if !isLoopback(host) && c.AuthToken == "" && c.AuthTokenFile == "" && !c.InsecureNoAuth {
+	if !isLoopback(host) && c.AuthToken == "" && c.AuthTokenFile == "" && c.AuthTokensFile == "" && !c.InsecureNoAuth {
 		return fmt.Errorf("refusing to listen on %s without authentication: anyone who can reach it could train, "+
-			"read and delete models. Set --auth-token (or --auth-token-file, or %s), "+
+			"read and delete models. Set --auth-token (or --auth-token-file, --auth-tokens-file, or %s), "+
 			"or pass --insecure-no-auth if you really mean it", c.Addr, envName("auth-token"))
 	}
 	return nil
@@ -237,6 +239,48 @@ func (c Config) authToken() (string, error) {
 		return "", fmt.Errorf("--auth-token-file %s: the token must not contain whitespace", c.AuthTokenFile)
 	}
 	return tok, nil
+}
+
+// authTokens returns every token the server accepts: the one of
+// authToken, of scope admin, then those of --auth-tokens-file, which must
+// not be readable by other users and must not repeat the admin token. It
+// reads the files on every call; Run calls it once, after validate.
+func (c Config) authTokens() ([]api.Token, error) {
+	var out []api.Token
+	tok, err := c.authToken()
+	if err != nil {
+		return nil, err
+	}
+	if tok != "" {
+		out = append(out, api.Token{Value: tok, Scope: api.ScopeAdmin})
+	}
+	if c.AuthTokensFile == "" {
+		return out, nil
+	}
+	fi, err := os.Stat(c.AuthTokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-tokens-file: %w", err)
+	}
+	// The file holds admin tokens: refuse, rather than warn in a log
+	// nobody reads, a file every local user can read.
+	if perm := fi.Mode().Perm(); perm&0o004 != 0 {
+		return nil, fmt.Errorf("--auth-tokens-file %s is readable by every user (mode %04o): make it readable by the server's user "+
+			"or group only (chmod 600; in Kubernetes, a Secret volume with defaultMode 0440 and the pod's fsGroup)", c.AuthTokensFile, perm)
+	}
+	b, err := os.ReadFile(c.AuthTokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-tokens-file: %w", err)
+	}
+	scoped, err := api.ParseTokens("--auth-tokens-file "+c.AuthTokensFile, b)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range scoped {
+		if t.Value == tok {
+			return nil, fmt.Errorf("--auth-tokens-file %s: holds the token of --auth-token or --auth-token-file, which is admin: each token has one scope", c.AuthTokensFile)
+		}
+	}
+	return append(out, scoped...), nil
 }
 
 // isLoopback reports whether host only binds loopback interfaces. An empty

@@ -7,13 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backpropd/backpropd/internal/api"
 )
 
 func env(m map[string]string) func(string) string {
@@ -239,6 +243,148 @@ func TestRunWithTokenFile(t *testing.T) {
 	}
 }
 
+// TestConfigTokensFile: --auth-tokens-file (or its variable) gives scoped
+// tokens, alongside --auth-token or --auth-token-file, which are admin; a
+// bad file refuses to start with an error naming the file and the line,
+// never the token, and parsing reads no file.
+func TestConfigTokensFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("tokens", "# serving\npredict tok-p\nread tok-r\n", 0o600)
+	single := write("token", "tok-single\n", 0o600)
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    []api.Token
+		wantErr []string // each appears in the error
+	}{
+		{name: "flag, on every interface", args: []string{"--addr", ":8080", "--auth-tokens-file", good},
+			want: []api.Token{{Value: "tok-p", Scope: api.ScopePredict}, {Value: "tok-r", Scope: api.ScopeRead}}},
+		{name: "variable", env: map[string]string{"BACKPROPD_AUTH_TOKENS_FILE": good},
+			want: []api.Token{{Value: "tok-p", Scope: api.ScopePredict}, {Value: "tok-r", Scope: api.ScopeRead}}},
+		{name: "with --auth-token, which is admin", args: []string{"--auth-token", "tok-a", "--auth-tokens-file", good},
+			want: []api.Token{{Value: "tok-a", Scope: api.ScopeAdmin}, {Value: "tok-p", Scope: api.ScopePredict}, {Value: "tok-r", Scope: api.ScopeRead}}},
+		{name: "with --auth-token-file, which is admin", args: []string{"--auth-token-file", single, "--auth-tokens-file", good},
+			want: []api.Token{{Value: "tok-single", Scope: api.ScopeAdmin}, {Value: "tok-p", Scope: api.ScopePredict}, {Value: "tok-r", Scope: api.ScopeRead}}},
+		{name: "group-readable", args: []string{"--auth-tokens-file", write("group", "admin tok-g\n", 0o640)},
+			want: []api.Token{{Value: "tok-g", Scope: api.ScopeAdmin}}},
+		{name: "world-readable", args: []string{"--auth-tokens-file", write("world", "admin tok-w\n", 0o644)},
+			wantErr: []string{"--auth-tokens-file", "world", "readable by every user (mode 0644)", "chmod 600"}},
+		{name: "unknown scope", args: []string{"--auth-tokens-file", write("scope", "read tok-1\n\nwriter tok-2\n", 0o600)},
+			wantErr: []string{"scope:3:", `unknown scope "writer"`}},
+		{name: "duplicate", args: []string{"--auth-tokens-file", write("dup", "read tok-1\nadmin tok-1\n", 0o600)},
+			wantErr: []string{"dup:2:", "duplicate token", "line 1"}},
+		{name: "empty token", args: []string{"--auth-tokens-file", write("empty", "predict\n", 0o600)},
+			wantErr: []string{"empty:1:", "the token is empty"}},
+		{name: "whitespace in a token", args: []string{"--auth-tokens-file", write("space", "predict tok-1 x\n", 0o600)},
+			wantErr: []string{"space:1:", "whitespace"}},
+		{name: "the admin token again", args: []string{"--auth-token", "tok-p", "--auth-tokens-file", good},
+			wantErr: []string{"--auth-tokens-file", "one scope"}},
+		{name: "no token in it", args: []string{"--auth-tokens-file", write("none", "# later\n", 0o600)},
+			wantErr: []string{"none:", "no token"}},
+		{name: "missing", args: []string{"--auth-tokens-file", filepath.Join(dir, "absent")},
+			wantErr: []string{"--auth-tokens-file", "absent"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(tc.args, env(tc.env), nil)
+			if err != nil {
+				t.Fatalf("parseConfig: %v (the file is read by authTokens, not by parsing)", err)
+			}
+			got, err := c.authTokens()
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatalf("authTokens = %v, want an error", got)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				if strings.Contains(err.Error(), "tok-") {
+					t.Errorf("error %q holds a token", err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("authTokens = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunWithTokensFile starts the service in-process with --auth-token
+// and a tokens file, and checks each token's scope over HTTP: the predict
+// token may not delete a model, the read token may list datasets but not
+// upload one, the admin token may do both.
+func TestRunWithTokensFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(p, []byte("predict tok-predict\nread tok-read\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain()
+	err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+		"--auth-token", "tok-admin", "--auth-tokens-file", p}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.LogOutput = io.Discard
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	defer m.Close()
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{http.MethodDelete, "/v1/models/iris", "tok-predict", http.StatusForbidden},
+		{http.MethodDelete, "/v1/models/iris", "tok-admin", http.StatusNotFound},
+		{http.MethodGet, "/v1/datasets", "tok-read", http.StatusOK},
+		{http.MethodPost, "/v1/datasets", "tok-read", http.StatusForbidden},
+		{http.MethodGet, "/v1/datasets", "tok-nobody", http.StatusUnauthorized},
+		{http.MethodGet, "/v1/datasets", "tok-admin", http.StatusOK},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+m.Addr()+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("%s %s with %s: %d, want %d", tc.method, tc.path, tc.token, res.StatusCode, tc.want)
+		}
+	}
+
+	// Without a token, a body that would take 100,000 s at 1 byte/s gets
+	// its 401 and the socket closed within a second, not at Run's
+	// 10-minute read timeout.
+	c, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := io.WriteString(c, "POST /v1/datasets HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\na"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(start.Add(time.Second))
+	wire, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(wire), "HTTP/1.1 401 ") {
+		t.Fatalf("without a token: read %q, %v after %v; want a 401 and the socket closed within 1s", wire, err, time.Since(start))
+	}
+}
+
 func TestHelpListsEverySetting(t *testing.T) {
 	var out bytes.Buffer
 	_, err := parseConfig([]string{"--help"}, env(nil), &out)
@@ -256,11 +402,11 @@ func TestHelpListsEverySetting(t *testing.T) {
 			}
 		}
 	})
-	// Every documented setting, --memory-limit, --job-max-memory,
-	// --metrics-max-models and --min-free-disk
-	// included.
-	if n != 19 {
-		t.Errorf("%d flags, want 19", n)
+	// Every documented setting, --max-predict-rows, --auth-tokens-file,
+	// --memory-limit, --job-max-memory, --metrics-max-models and
+	// --min-free-disk included.
+	if n != 20 {
+		t.Errorf("%d flags, want 20", n)
 	}
 	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck [--addr host:port] [--timeout 3s]"} {
 		if !strings.Contains(out.String(), s) {

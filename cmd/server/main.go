@@ -145,7 +145,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	token, err := c.authToken()
+	tokens, err := c.authTokens()
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.api = api.New(api.Options{
 		Config: api.Config{
-			AuthToken:       token,
+			Tokens:          tokens,
 			MaxRequestBytes: int64(c.MaxRequestBytes),
 			MaxPredictRows:  c.MaxPredictRows,
 			MaxUploadBytes:  int64(c.MaxUploadBytes),
@@ -251,7 +251,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Logger.Info("backpropd listening", "addr", m.Addr(), "data_dir", c.DataDir,
-		"workers", c.Workers, "queue_size", c.QueueSize, "auth", token != "", "version", version(),
+		"workers", c.Workers, "queue_size", c.QueueSize, "auth", len(tokens) > 0, "tokens", len(tokens), "version", version(),
 		"blas", openblas.Config(), "blas_threads", blasThreads)
 	return nil
 }

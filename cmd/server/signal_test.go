@@ -14,8 +14,9 @@ import (
 )
 
 // TestSIGTERM builds the binary, starts it, and checks the signal path of
-// main: SIGTERM makes it drain and exit 0 within --shutdown-timeout, and a
-// non-loopback address without a token makes it refuse to start.
+// main: SIGTERM makes it drain and exit 0 within --shutdown-timeout, a
+// non-loopback address without a token makes it refuse to start, and so
+// does a bad tokens file, with exit status 1.
 func TestSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -78,5 +79,18 @@ func TestSIGTERM(t *testing.T) {
 		if !strings.Contains(string(out), s) {
 			t.Errorf("refusal does not name %s: %s", s, out)
 		}
+	}
+
+	// A bad tokens file: exit status 1, naming the file and the line.
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("read tok-1\nsuperuser tok-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--auth-tokens-file", tokens).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("a tokens file with an unknown scope: %v, want exit status 1\n%s", err, out)
+	}
+	if want := tokens + `:2: unknown scope "superuser"`; !strings.Contains(string(out), want) {
+		t.Errorf("refusal does not say %q: %s", want, out)
 	}
 }

@@ -11,7 +11,7 @@ package api
 // values that fail validation (epochs 0, an unknown activation, a wrong
 // feature count). 422 is never used: one status keeps clients simple, and
 // the errors list says exactly what to fix. Other statuses: 401 missing or
-// wrong token, 404 unknown resource or route, 405 wrong method, 409 state
+// wrong token, 403 a token whose scope does not allow the route, 404 unknown resource or route, 405 wrong method, 409 state
 // conflict, 413 body over its limit, 415 wrong Content-Type, 429 queue full
 // (with Retry-After), 503 draining or data directory not writable, 507 disk
 // full, and 500 only for the server's own faults (generic detail, logged
@@ -97,6 +97,12 @@ func invalidField(field, format string, args ...any) *Error {
 // notFound is a 404 for a named resource, e.g. notFound("dataset", id).
 func notFound(kind, id string) *Error {
 	return &Error{Status: http.StatusNotFound, Detail: fmt.Sprintf("%s %q not found", kind, id)}
+}
+
+// forbidden is a 403: the token is valid, but its scope does not allow the
+// request; detail names the scope needed.
+func forbidden(detail string) *Error {
+	return &Error{Status: http.StatusForbidden, Detail: detail}
 }
 
 // conflict is a 409.
@@ -188,6 +194,8 @@ func problemType(status int) string {
 		return "urn:backpropd:problem:invalid-request"
 	case http.StatusUnauthorized:
 		return "urn:backpropd:problem:unauthorized"
+	case http.StatusForbidden:
+		return "urn:backpropd:problem:forbidden"
 	case http.StatusNotFound:
 		return "urn:backpropd:problem:not-found"
 	case http.StatusMethodNotAllowed:
@@ -216,7 +224,7 @@ type errorEncoder func(w http.ResponseWriter, r *http.Request, status int, detai
 
 // encoderFor is the error format of the surface r is on: the Open Inference
 // Protocol's error object under /v2, whose clients parse nothing else, and
-// problem+json everywhere else. Router-level answers (404, 405, 401, a
+// problem+json everywhere else. Router-level answers (404, 405, 401, 403, a
 // panic's 500) use it, since they serve every path.
 func encoderFor(r *http.Request) errorEncoder {
 	if p := r.URL.Path; p == "/v2" || strings.HasPrefix(p, "/v2/") {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	scopeKey            // the Scope of the request's token
+)
 
 // RequestID returns the request id that the request id middleware put into
 // ctx, or "".
@@ -119,38 +123,123 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// redact removes the token from text bound for the log: whatever a bug
-// puts into a panic or an error, the token never reaches a log line.
+// redact removes the tokens from text bound for the log: whatever a bug
+// puts into a panic or an error, no token reaches a log line.
 func (s *Server) redact(text string) string {
-	if s.cfg.AuthToken == "" {
-		return text
+	for _, t := range s.tokens {
+		text = strings.ReplaceAll(text, t.Value, "[REDACTED]")
 	}
-	return strings.ReplaceAll(text, s.cfg.AuthToken, "[REDACTED]")
+	return text
+}
+
+// tokenDigest is a configured token's SHA-256 digest and its scope.
+type tokenDigest struct {
+	sum   [sha256.Size]byte
+	scope Scope
+}
+
+// scopeOf returns the scope of the token the request carries in
+// "Authorization: Bearer <token>". Tokens are compared through their
+// SHA-256 digests with subtle.ConstantTimeCompare, and every configured
+// token is compared, so neither a token's bytes, its length nor which
+// token matched leak through timing.
+func scopeOf(r *http.Request, tokens []tokenDigest) (Scope, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := -1
+	for i := range tokens {
+		if subtle.ConstantTimeCompare(got[:], tokens[i].sum[:]) == 1 {
+			match = i
+		}
+	}
+	if !ok || !strings.EqualFold(scheme, "Bearer") || match < 0 {
+		return "", false
+	}
+	return tokens[match].scope, true
 }
 
 // requireToken answers 401 with WWW-Authenticate: Bearer unless the request
-// carries "Authorization: Bearer <token>". Tokens are compared through
-// their SHA-256 digests with subtle.ConstantTimeCompare, so neither the
-// token's bytes nor its length leak through timing. With no token
-// configured, it passes everything. The 401 goes through the one error
-// path: a problem on /v1, the protocol's error object on /v2.
+// carries one of the configured tokens (scopeOf), and puts the token's
+// scope into the request context for the routes' scope checks (allow).
+// With no token configured, it passes everything. The 401 goes through the
+// one error path: a problem on /v1, the protocol's error object on /v2.
+//
+// A request without a valid token gets its 401 and its connection closed,
+// and its body is never read: net/http would otherwise read up to 256 KB
+// of an unread body after the handler, to reuse the connection, and a
+// client trickling a body without a token would hold the connection until
+// the server's read timeout (closeUnread, endRead).
 func (s *Server) requireToken(next http.Handler) http.Handler {
-	if s.cfg.AuthToken == "" {
+	if len(s.tokens) == 0 {
 		return next
 	}
-	want := sha256.Sum256([]byte(s.cfg.AuthToken))
+	digests := make([]tokenDigest, len(s.tokens))
+	for i, t := range s.tokens {
+		digests[i] = tokenDigest{sum: sha256.Sum256([]byte(t.Value)), scope: t.Scope}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		scope, ok := scopeOf(r, digests)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="backpropd"`)
 			detail := "missing bearer token: send Authorization: Bearer <token>"
 			if r.Header.Get("Authorization") != "" {
 				detail = "invalid bearer token"
 			}
+			closeUnread(w)
 			s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Detail: detail})
+			endRead(w)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scopeKey, scope)))
 	})
+}
+
+// closeUnread marks the answer as the connection's last: the request body
+// will not be read, so the connection cannot carry another request. Call
+// endRead once the answer is written.
+func closeUnread(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+}
+
+// endRead ends reading from the connection: after the handler, net/http
+// would otherwise read up to 256 KB of the unread body before closing, at
+// whatever pace the client sends it. The answer is still sent, with its
+// Content-Length, when the handler returns.
+func endRead(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// allow wraps a route's handler with its scope check: a token whose scope
+// is not in scopes gets 403 naming the scopes the route needs. With no
+// token configured there are no scopes and nothing to check.
+func (s *Server) allow(rt route, h http.Handler) http.Handler {
+	if len(s.tokens) == 0 || rt.scopes == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scope, _ := r.Context().Value(scopeKey).(Scope)
+		if !slices.Contains(rt.scopes, scope) {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="backpropd", error="insufficient_scope", scope="%s"`, joinScopes(rt.scopes, " ")))
+			s.writeError(w, r, forbidden(fmt.Sprintf("the token's scope %q does not allow %s %s: it needs %s",
+				scope, rt.method, rt.path, needs(rt.scopes))))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// needs says which scopes a route needs, for a 403's detail.
+func needs(scopes []Scope) string {
+	if len(scopes) == 1 {
+		return "scope " + string(scopes[0])
+	}
+	return "one of the scopes " + joinScopes(scopes, ", ")
+}
+
+func joinScopes(scopes []Scope, sep string) string {
+	s := make([]string, len(scopes))
+	for i, sc := range scopes {
+		s[i] = string(sc)
+	}
+	return strings.Join(s, sep)
 }

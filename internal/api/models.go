@@ -14,19 +14,6 @@ import (
 	"github.com/backpropd/backpropd/internal/store"
 )
 
-// modelRoutes mounts the model routes under /v1.
-func (s *Server) modelRoutes(r chi.Router) {
-	r.Get("/models", s.listModels)
-	r.Get("/models/{name}", s.getModel)
-	r.Delete("/models/{name}", s.deleteModel)
-	r.Post("/models/{name}/predict", s.predict)
-	r.Post("/models/{name}/versions", s.importModel)
-	r.Get("/models/{name}/versions/{version}", s.getModel)
-	r.Delete("/models/{name}/versions/{version}", s.deleteModelVersion)
-	r.Post("/models/{name}/versions/{version}/predict", s.predict)
-	r.Get("/models/{name}/versions/{version}/file", s.modelFile)
-}
-
 // maxVersionDigits keeps a version inside int on every platform.
 const maxVersionDigits = 9
 

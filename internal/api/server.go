@@ -70,7 +70,11 @@ const DefaultMaxPredictRows = 10000
 
 // Config holds the handler settings that come from the command line.
 type Config struct {
-	AuthToken       string
+	// AuthToken, when set, is a token of scope admin.
+	AuthToken string
+	// Tokens are the tokens the server accepts besides AuthToken, each
+	// with its scope. With neither, every route is open.
+	Tokens          []Token
 	MaxRequestBytes int64 // default 8 MiB
 	MaxUploadBytes  int64 // datasets and model imports, default 2 GiB
 	// MaxPredictRows caps the rows of one prediction request, /v1 and
@@ -101,6 +105,7 @@ type Server struct {
 	metrics    http.Handler // GET /metrics
 	spec       []byte       // GET /openapi.yaml
 	models     *modelCache  // decoded models for predict and /v2 (modelcache.go)
+	tokens     []Token      // AuthToken as admin, then Config.Tokens
 
 	draining  atomic.Bool
 	drainOnce sync.Once
@@ -148,6 +153,10 @@ func New(opt Options) *Server {
 		s.cfg.Version = "devel"
 	}
 	s.models = newModelCache(s.store, defaultModelCacheSize)
+	if s.cfg.AuthToken != "" {
+		s.tokens = append(s.tokens, Token{Value: s.cfg.AuthToken, Scope: ScopeAdmin})
+	}
+	s.tokens = append(s.tokens, s.cfg.Tokens...)
 	return s
 }
 
@@ -160,11 +169,87 @@ func (s *Server) SetDraining() {
 	s.drainOnce.Do(func() { close(s.drained) })
 }
 
+// route is one operation of the API: its method, its path as in
+// api/openapi.yaml, its handler and the token scopes allowed on it.
+type route struct {
+	method  string
+	path    string
+	handler http.HandlerFunc
+	// scopes allowed; nil for the open routes, which need no token.
+	scopes []Scope
+}
+
+// The scope lists of the routes. Admin may do everything; train works
+// with datasets and jobs and reads models; predict predicts and reads
+// model metadata; read sends GET and HEAD only.
+var (
+	anyScope       = []Scope{ScopeAdmin, ScopeTrain, ScopePredict, ScopeRead}
+	adminOnly      = []Scope{ScopeAdmin}
+	trainWrites    = []Scope{ScopeAdmin, ScopeTrain}
+	trainReads     = []Scope{ScopeAdmin, ScopeTrain, ScopeRead}
+	modelMetadata  = anyScope
+	modelFileReads = trainReads
+	predictions    = []Scope{ScopeAdmin, ScopePredict}
+)
+
+// routes is the one table of the API's operations and their scopes: the
+// router is built from it, and a test holds api/openapi.yaml's
+// x-backpropd-scopes to it.
+func (s *Server) routes() []route {
+	get, head, post, del := http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete
+	return []route{
+		{get, "/healthz", s.healthz, nil},
+		{head, "/healthz", headOf(s.healthz), nil},
+		{get, "/readyz", s.readyz, nil},
+		{head, "/readyz", headOf(s.readyz), nil},
+		{get, "/metrics", s.serveMetrics, nil},
+		{get, "/openapi.yaml", s.openAPI, anyScope},
+
+		{post, "/v1/datasets", s.createDataset, trainWrites},
+		{get, "/v1/datasets", s.listDatasets, trainReads},
+		{get, "/v1/datasets/{id}", s.getDataset, trainReads},
+		{del, "/v1/datasets/{id}", s.deleteDataset, trainWrites},
+
+		{post, "/v1/jobs", s.createJob, trainWrites},
+		{get, "/v1/jobs", s.listJobs, trainReads},
+		{get, "/v1/jobs/{id}", s.getJob, trainReads},
+		{del, "/v1/jobs/{id}", s.deleteJob, trainWrites},
+		{post, "/v1/jobs/{id}/cancel", s.cancelJob, trainWrites},
+		{post, "/v1/jobs/{id}/stop", s.stopJob, trainWrites},
+		{get, "/v1/jobs/{id}/events", s.jobEvents, trainReads},
+		{get, "/v1/jobs/{id}/history", s.jobHistory, trainReads},
+		{get, "/v1/jobs/{id}/loss.svg", s.lossSVG, trainReads},
+
+		{get, "/v1/models", s.listModels, modelMetadata},
+		{get, "/v1/models/{name}", s.getModel, modelMetadata},
+		{del, "/v1/models/{name}", s.deleteModel, adminOnly},
+		{post, "/v1/models/{name}/predict", s.predict, predictions},
+		{post, "/v1/models/{name}/versions", s.importModel, adminOnly},
+		{get, "/v1/models/{name}/versions/{version}", s.getModel, modelMetadata},
+		{del, "/v1/models/{name}/versions/{version}", s.deleteModelVersion, adminOnly},
+		{post, "/v1/models/{name}/versions/{version}/predict", s.predict, predictions},
+		{get, "/v1/models/{name}/versions/{version}/file", s.modelFile, modelFileReads},
+
+		{get, "/v2", s.v2ServerMetadata, anyScope},
+		{get, "/v2/health/live", s.v2Live, anyScope},
+		{head, "/v2/health/live", headOf(s.v2Live), anyScope},
+		{get, "/v2/health/ready", s.v2Ready, anyScope},
+		{head, "/v2/health/ready", headOf(s.v2Ready), anyScope},
+		{get, "/v2/models/{name}", s.v2ModelMetadata, modelMetadata},
+		{get, "/v2/models/{name}/ready", s.v2ModelReady, modelMetadata},
+		{post, "/v2/models/{name}/infer", s.v2Infer, predictions},
+		{get, "/v2/models/{name}/versions/{version}", s.v2ModelMetadata, modelMetadata},
+		{get, "/v2/models/{name}/versions/{version}/ready", s.v2ModelReady, modelMetadata},
+		{post, "/v2/models/{name}/versions/{version}/infer", s.v2Infer, predictions},
+	}
+}
+
 // Handler returns the routed handler.
 //
 // Every request gets a request id, one access-log line and the metrics
 // instrumentation. /healthz, /readyz and /metrics are open; everything else
-// requires the bearer token when one is configured. Every error, a
+// requires a bearer token when tokens are configured, and a token whose
+// scope the route allows (routes). Every error, a
 // handler's or the router's own (404, 405, 401, a panic's 500), goes
 // through writeError, which answers in the format of the request's surface.
 // The health routes answer HEAD as GET without a body, for probes and load
@@ -176,7 +261,13 @@ func (s *Server) Handler() http.Handler {
 		r.Use(s.instrument)
 	}
 	r.Use(s.recoverer)
+	// No route reads the body of a request the router refuses: its 404 or
+	// 405 closes the connection rather than wait for the body (endRead).
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			closeUnread(w)
+			defer endRead(w)
+		}
 		s.writeError(w, r, &Error{Status: http.StatusNotFound,
 			Detail: "no route for " + r.Method + " " + sanitizePath(r.URL.Path)})
 	})
@@ -201,43 +292,54 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		if r.ContentLength != 0 {
+			closeUnread(w)
+			defer endRead(w)
+		}
 		s.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed,
 			Detail: "method " + r.Method + " is not allowed on this route; allowed: " + strings.Join(allowed, ", ")})
 	})
 
-	r.Get("/healthz", s.healthz)
-	r.Head("/healthz", headOf(s.healthz))
-	r.Get("/readyz", s.readyz)
-	r.Head("/readyz", headOf(s.readyz))
-	r.Get("/metrics", s.serveMetrics)
-
+	// Each route goes to its surface's router: /v1 and /v2 are subrouters
+	// behind the token check, which answers their unknown routes too;
+	// /openapi.yaml needs a token; the rest is open.
+	var v1, v2routes, tokenOnly, open []route
+	for _, rt := range s.routes() {
+		switch {
+		case strings.HasPrefix(rt.path, "/v1/"):
+			v1 = append(v1, rt)
+		case rt.path == "/v2" || strings.HasPrefix(rt.path, "/v2/"):
+			v2routes = append(v2routes, rt)
+		case rt.scopes != nil:
+			tokenOnly = append(tokenOnly, rt)
+		default:
+			open = append(open, rt)
+		}
+	}
+	s.mount(r, "", open)
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireToken)
-		r.Get("/openapi.yaml", s.openAPI)
+		s.mount(r, "", tokenOnly)
 	})
-
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
-		r.Post("/datasets", s.createDataset)
-		r.Get("/datasets", s.listDatasets)
-		r.Get("/datasets/{id}", s.getDataset)
-		r.Delete("/datasets/{id}", s.deleteDataset)
-
-		r.Post("/jobs", s.createJob)
-		r.Get("/jobs", s.listJobs)
-		r.Get("/jobs/{id}", s.getJob)
-		r.Delete("/jobs/{id}", s.deleteJob)
-		r.Post("/jobs/{id}/cancel", s.cancelJob)
-		r.Post("/jobs/{id}/stop", s.stopJob)
-		r.Get("/jobs/{id}/events", s.jobEvents)
-		r.Get("/jobs/{id}/history", s.jobHistory)
-		r.Get("/jobs/{id}/loss.svg", s.lossSVG)
-
-		s.modelRoutes(r)
+		s.mount(r, "/v1", v1)
 	})
 	v2 = r.Route("/v2", func(r chi.Router) {
 		r.Use(s.requireToken)
-		s.v2Routes(r)
+		s.mount(r, "/v2", v2routes)
 	})
 	return r
+}
+
+// mount registers routes on r, whose paths start with prefix, each
+// behind its scope check.
+func (s *Server) mount(r chi.Router, prefix string, routes []route) {
+	for _, rt := range routes {
+		p := strings.TrimPrefix(rt.path, prefix)
+		if p == "" {
+			p = "/"
+		}
+		r.Method(rt.method, p, s.allow(rt, rt.handler))
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-
-	"github.com/go-chi/chi/v5"
 )
 
 // The /v2 routes speak the Open Inference Protocol's HTTP/REST binding (the
@@ -29,23 +27,6 @@ const (
 	v2Output = "output"
 	v2Label  = "label"
 )
-
-// v2Routes mounts the Open Inference Protocol routes under /v2. Unknown
-// paths and wrong methods get the server-wide 404 and 405, in the
-// protocol's error format (encoderFor).
-func (s *Server) v2Routes(r chi.Router) {
-	r.Get("/", s.v2ServerMetadata)
-	r.Get("/health/live", s.v2Live)
-	r.Head("/health/live", headOf(s.v2Live))
-	r.Get("/health/ready", s.v2Ready)
-	r.Head("/health/ready", headOf(s.v2Ready))
-	r.Get("/models/{name}", s.v2ModelMetadata)
-	r.Get("/models/{name}/ready", s.v2ModelReady)
-	r.Post("/models/{name}/infer", s.v2Infer)
-	r.Get("/models/{name}/versions/{version}", s.v2ModelMetadata)
-	r.Get("/models/{name}/versions/{version}/ready", s.v2ModelReady)
-	r.Post("/models/{name}/versions/{version}/infer", s.v2Infer)
-}
 
 // v2ServerMetadataBody is $metadata_server_response.
 type v2ServerMetadataBody struct {
