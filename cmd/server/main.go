@@ -220,6 +220,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			MaxPredictRows:  c.MaxPredictRows,
 			MaxUploadBytes:  int64(c.MaxUploadBytes),
 			MaxDatasetCells: mem.maxCells,
+			Memory:          mem.budget,
 			Version:         version(),
 		},
 		Store:      m.store,

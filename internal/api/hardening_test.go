@@ -3,8 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"maps"
@@ -96,6 +98,52 @@ var (
 
 func v2Body(data string) string { return fmt.Sprintf(v2One, data) }
 
+// unknownKeys is n object members "u0":0, "u1":0, … that no model has.
+func unknownKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"u%d":0`, i)
+	}
+	return b.String()
+}
+
+// craftedModelFiles are the {file:…} placeholders of the hostile-input
+// table: the seed model's file with its header rewritten (craftModelFile)
+// as a client could, each breaking one name rule.
+func craftedModelFiles(tb testing.TB, file []byte) []string {
+	tb.Helper()
+	return []string{
+		"{file:dup-feature}", craftModelFile(tb, file, `"sepal_width"`, `"sepal_length"`),
+		"{file:nul-feature}", craftModelFile(tb, file, `"sepal_width"`, `"sepal\u0000width"`),
+		"{file:long-feature}", craftModelFile(tb, file, `"petal_length"`, `"`+strings.Repeat("p", 257)+`"`),
+		"{file:newline-class}", craftModelFile(tb, file, `"setosa"`, `"set\nosa"`),
+	}
+}
+
+// craftModelFile rewrites the first occurrence of old in the JSON header
+// of a model file as new, and mends the header length and the CRC-32C
+// (Castagnoli) trailer, following the layout in internal/engine's
+// container.go: magic 8 bytes, version uint32, header length uint32,
+// header, values, CRC of everything before it, little-endian.
+func craftModelFile(tb testing.TB, file []byte, old, new string) string {
+	tb.Helper()
+	n := binary.LittleEndian.Uint32(file[12:])
+	header := file[16 : 16+n]
+	if !bytes.Contains(header, []byte(old)) {
+		tb.Fatalf("the model header has no %s", old)
+	}
+	header = bytes.Replace(header, []byte(old), []byte(new), 1)
+	out := append([]byte(nil), file[:12]...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(header)))
+	out = append(out, header...)
+	out = append(out, file[16+n:len(file)-4]...)
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crc32.MakeTable(crc32.Castagnoli)))
+	return string(out)
+}
+
 // hostileInputs is the table. One line per case.
 var hostileInputs = []hostile{
 	// JSON: syntax.
@@ -143,6 +191,10 @@ var hostileInputs = []hostile{
 	{"v2 Infinity string", "POST", "/v2/models/{model}/infer", jsonCT, v2Body(`["Infinity",2,3,4]`), 400, "inputs[0].data"},
 	{"job inline 1e999", "POST", "/v1/jobs", jsonCT, `{"model_name":"h","data":{"features":[[1],[1e999]],"targets":[1,2]}}`, 400, "data.features[1][0]"},
 	{"job inline NaN string", "POST", "/v1/jobs", jsonCT, `{"model_name":"h","data":{"features":[[1],["NaN"]],"targets":[1,2]}}`, 400, "data.features[1][0]"},
+	{"dataset JSON feature name with DEL", "POST", "/v1/datasets", jsonCT, `{"name":"d","feature_names":["a\u007f"],"features":[[1],[2]],"targets":[1,2]}`, 400, "feature_names[0]"},
+	{"dataset JSON duplicate feature names", "POST", "/v1/datasets", jsonCT, `{"name":"d","feature_names":["a","a"],"features":[[1,2],[2,1]],"targets":[1,2]}`, 400, "feature_names[1]"},
+	{"dataset JSON 1 MB target name", "POST", "/v1/datasets", jsonCT, `{"name":"d","target_names":["` + strings.Repeat("t", 1<<20) + `"],"features":[[1],[2]],"targets":[1,2]}`, 400, "target_names[0]"},
+	{"dataset JSON class label with NUL", "POST", "/v1/datasets", jsonCT, `{"name":"d","features":[[1],[2]],"targets":["a\u0000","b"]}`, 400, "targets[0]"},
 	{"dataset JSON Infinity string target", "POST", "/v1/datasets", jsonCT, `{"name":"d","features":[[1],[2]],"targets":[1,"Infinity"]}`, 400, "targets[1]"},
 	// JSON: shapes.
 	{"predict empty inputs", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[]}`, 400, "inputs"},
@@ -267,13 +319,19 @@ var hostileInputs = []hostile{
 	{"csv quoted newline in a feature", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,\"2\n3\",p\n", 400, "column 2 (b)"},
 	{"csv line count after a quoted newline", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,2,\"p\nq\"\n4,x,r\n", 400, "line 4, column 2 (b)"},
 	{"csv 1 MB line", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n" + strings.Repeat("7", 1<<20) + "x,p\n", 400, "line 2, column 1 (a)"},
-	{"csv 1 MB header name", "POST", "/v1/datasets?name=d&target=y", "text/csv", "a,y," + strings.Repeat("h", 1<<20) + "\n1,2\n", 400, "line 2"},
+	{"csv 1 MB header name", "POST", "/v1/datasets?name=d&target=y", "text/csv", "a,y," + strings.Repeat("h", 1<<20) + "\n1,2\n", 400, "is 1048576 bytes long; at most 256"},
+	{"csv 257-byte column name", "POST", "/v1/datasets?name=d", "text/csv", strings.Repeat("c", 257) + ",y\n1,p\n2,q\n", 400, "line 1, column 1"},
+	{"csv column name with NUL", "POST", "/v1/datasets?name=d", "text/csv", "a,b\x00,y\n1,2,p\n2,3,q\n", 400, "control character U+0000"},
+	{"csv column name with DEL", "POST", "/v1/datasets?name=d", "text/csv", "a\x7f,y\n1,p\n2,q\n", 400, "control character U+007F"},
+	{"csv column name not UTF-8", "POST", "/v1/datasets?name=d", "text/csv", "a,b\xc3,y\n1,2,p\n2,3,q\n", 400, "line 1, column 2"},
+	{"csv class label with a newline", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n1,\"p\nq\"\n2,r\n", 400, "class label"},
+	{"csv 257-byte class label", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n1," + strings.Repeat("p", 257) + "\n2,r\n", 400, "line 2, column 2 (y)"},
 	{"csv ends mid-row", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,2,p\n4,5", 400, "line 3"},
 	{"csv ends in an open quote", "POST", "/v1/datasets?name=d", "text/csv", "a,b,y\n1,2,\"p\n", 400, "quote"},
 	{"csv NaN feature", "POST", "/v1/datasets?name=d", "text/csv", "a,y\nNaN,p\n1,q\n", 400, "line 2, column 1 (a)"},
 	{"csv 1e999 feature", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n1,p\n1e999,q\n", 400, "line 3, column 1 (a)"},
 	{"csv NUL in a cell", "POST", "/v1/datasets?name=d", "text/csv", "a,y\n1\x00,p\n2,q\n", 400, "line 2, column 1 (a)"},
-	{"csv binary data", "POST", "/v1/datasets?name=d", "text/csv", pickle, 400, "no feature columns"},
+	{"csv binary data", "POST", "/v1/datasets?name=d", "text/csv", pickle, 400, "not valid UTF-8"},
 	{"csv name too long", "POST", "/v1/datasets?name=" + longName, "text/csv", "a,y\n1,p\n2,q\n", 400, "name"},
 
 	{"csv target named twice", "POST", "/v1/datasets?name=d&target=y,y", "text/csv", "a,y\n1,p\n2,q\n", 400, "named twice"},
@@ -324,6 +382,16 @@ var hostileInputs = []hostile{
 	// HTTP: model files are data only.
 	{"model import of a pickle", "POST", "/v1/models/{model}/versions", "application/octet-stream", pickle, 400, "not a valid model file"},
 	{"model import empty", "POST", "/v1/models/{model}/versions", "application/octet-stream", "", 400, "body"},
+	// Model files that decode but break the rules a trained model meets.
+	{"model import duplicate feature names", "POST", "/v1/models/{model}/versions", "application/octet-stream", "{file:dup-feature}", 400, "body.feature_names[1]"},
+	{"model import feature name with NUL", "POST", "/v1/models/{model}/versions", "application/octet-stream", "{file:nul-feature}", 400, "U+0000"},
+	{"model import 257-byte feature name", "POST", "/v1/models/{model}/versions", "application/octet-stream", "{file:long-feature}", 400, "body.feature_names[2]"},
+	{"model import class with a newline", "POST", "/v1/models/{model}/versions", "application/octet-stream", "{file:newline-class}", 400, "body.classes[0]"},
+	// Predict bodies that cost the server far more than their size.
+	{"predict 25 empty object rows", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[` + strings.Repeat(`{},`, 24) + `{}]}`, 400, "inputs[0].sepal_length"},
+	{"predict 25 empty array rows", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[` + strings.Repeat(`[],`, 24) + `[]]}`, 400, "has 0 values"},
+	{"predict 10,000 unknown keys", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[{` + unknownKeys(10000) + `}]}`, 400, "reading stops after 20"},
+	{"predict 100 KB unknown key", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[{"` + strings.Repeat("k", 100<<10) + `":1}]}`, 400, `"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"…`},
 	// HTTP: one byte over each limit, and at the limit (not 413).
 	{"job at the request limit", "POST", "/v1/jobs", jsonCT, padTo(hardReqLimit, `{"model_name":"h"}`), 400, "dataset_id"},
 	{"job one byte over", "POST", "/v1/jobs", jsonCT, padTo(hardReqLimit+1, `{"model_name":"h"}`), 413, "limit"},
@@ -487,10 +555,15 @@ func newHardEnv(t *testing.T) *hardEnv {
 	if got := waitJob(t, env, job.ID); got.Status != jobs.Succeeded || got.ModelVersion == 0 {
 		t.Fatalf("seed job: %s version %d (%s)", got.Status, got.ModelVersion, got.Error)
 	}
+	_, file, err := env.store.ModelFile(context.Background(), "iris", 0)
+	if err != nil {
+		t.Fatalf("seed model file: %v", err)
+	}
 	srv := httptest.NewServer(env.h)
 	t.Cleanup(srv.Close)
 	return &hardEnv{testEnv: env, url: srv.URL,
-		vals: strings.NewReplacer("{ds}", ds.ID, "{rds}", rds.ID, "{job}", job.ID, "{model}", "iris")}
+		vals: strings.NewReplacer(append([]string{"{ds}", ds.ID, "{rds}", rds.ID, "{job}", job.ID, "{model}", "iris"},
+			craftedModelFiles(t, file)...)...)}
 }
 
 // send sends one request with its path exactly as written.

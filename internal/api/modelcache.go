@@ -53,6 +53,11 @@ type servedModel struct {
 	// featureIndex maps a feature name to its column, for rows given as
 	// objects.
 	featureIndex map[string]int
+	// names are the feature names, in column order; featureList is them
+	// for error messages (nameList), built once so that a request with
+	// many bad rows does not rebuild it.
+	names       []string
+	featureList string
 }
 
 func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error) {
@@ -69,6 +74,7 @@ func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error)
 	for i, n := range names {
 		sm.featureIndex[n] = i
 	}
+	sm.names, sm.featureList = names, nameList(names)
 	return sm, nil
 }
 

@@ -210,7 +210,8 @@ const defaultMaxUploadBytes = 2 << 30
 // importModel serves POST /v1/models/{name}/versions: the body is a model
 // file (as GET .../file returns it), stored as the next version of name.
 // The file is decoded and checked by the engine before anything is stored,
-// and the stored metadata comes from the decoded model, not from the client.
+// held to the parameter cap and the name rules of trained models, and the
+// stored metadata comes from the decoded model, not from the client.
 func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 	name, _, err := modelRef(r)
 	if err != nil {
@@ -243,8 +244,13 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidField("body", "is empty; expected a model file"))
 		return
 	}
-	m, err := engine.DecodeModel(file)
-	if err != nil {
+	m, err := engine.ImportModel(file, engine.Limits{MaxParams: s.cfg.MaxParams})
+	var ie *engine.ImportError
+	switch {
+	case errors.As(err, &ie):
+		s.writeError(w, r, invalidField("body."+ie.Field, "%s", ie.Msg))
+		return
+	case err != nil:
 		s.writeError(w, r, invalidField("body", "is not a valid model file: %v", err))
 		return
 	}

@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/backpropd/backpropd/internal/engine"
 )
 
 // predictRequest is the body of POST /v1/models/{name}[/versions/{version}]/predict.
@@ -25,21 +28,31 @@ type predictRequest struct {
 }
 
 // maxFieldErrors caps the errors listed for one bad request body, so that a
-// large body full of bad values gets a readable answer.
+// large body full of bad values gets a readable answer. Reading stops at
+// the first problem past the cap.
 const maxFieldErrors = 20
 
 // rowErrors collects the problems found while reading rows.
 type rowErrors struct {
-	list  []FieldError
-	extra int
+	list []FieldError
+	// more is set by the first problem past the cap: reading stops.
+	more bool
+}
+
+// room reports whether another problem can be listed; when it cannot, it
+// marks the list as cut short, and the caller stops reading. Callers ask
+// before building a message, so that no work is done for a problem that
+// will not be shown.
+func (e *rowErrors) room() bool {
+	if len(e.list) < maxFieldErrors {
+		return true
+	}
+	e.more = true
+	return false
 }
 
 func (e *rowErrors) add(field, msg string) {
-	if len(e.list) < maxFieldErrors {
-		e.list = append(e.list, FieldError{Field: field, Message: msg})
-		return
-	}
-	e.extra++
+	e.list = append(e.list, FieldError{Field: field, Message: msg})
 }
 
 func (e *rowErrors) err() error {
@@ -47,8 +60,8 @@ func (e *rowErrors) err() error {
 		return nil
 	}
 	detail := validationDetail(e.list)
-	if e.extra > 0 {
-		detail += fmt.Sprintf("; %d further problems not listed", e.extra)
+	if e.more {
+		detail += fmt.Sprintf("; further problems not listed (reading stops after %d)", maxFieldErrors)
 	}
 	return badRequest(detail, e.list...)
 }
@@ -63,12 +76,15 @@ func (e *rowErrors) err() error {
 // and were already refused by the strict decoder). raw must be well-formed
 // JSON, as a json.RawMessage filled by encoding/json is.
 //
-// More than limit rows is refused as soon as row limit+1 starts, before
-// anything is allocated for it. An empty array is left to predictRows,
-// which refuses it for both surfaces.
+// Memory follows the request, not the model: an array row grows x by the
+// values it holds, and an object row gets its model-wide slot only once
+// its key count shows it can be complete, so a body of empty rows for a
+// model of a million features allocates next to nothing. Once a problem is
+// found no further row is stored, only checked. More than limit rows is
+// refused as soon as row limit+1 starts. An empty array is left to
+// predictRows, which refuses it for both surfaces.
 func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit int) ([]float64, int, error) {
 	features := sm.model.Features()
-	names := sm.model.FeatureNames()
 	s := jsonScan{b: raw}
 	var errs rowErrors
 	if s.peek() != '[' {
@@ -76,78 +92,109 @@ func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit in
 	}
 	s.open()
 	rows := 0
-	var seen []bool
-	for first := true; s.more(first); first = false {
+	var seen []uint64 // bit per column, for object rows
+	for first := true; !errs.more && s.more(first); first = false {
 		if rows >= limit {
 			return x, rows, tooManyRows(field, limit)
 		}
 		r := rows
 		rows++
-		base := len(x)
-		x = append(x, make([]float64, features)...)
-		row := x[base:]
+		store := len(errs.list) == 0
 		switch s.peek() {
 		case '[':
+			base := len(x)
 			s.open()
 			n := 0
-			for f := true; s.more(f); f = false {
+			for f := true; !errs.more && s.more(f); f = false {
 				if n >= features {
 					s.skip()
 					n++
 					continue
 				}
 				v, msg := s.number()
-				if msg != "" {
+				if msg != "" && errs.room() {
 					errs.add(field+"["+strconv.Itoa(r)+"]["+strconv.Itoa(n)+"]", msg)
 				}
-				row[n] = v
+				if store {
+					x = append(x, v)
+				}
 				n++
 			}
 			if n != features {
-				errs.add(field+"["+strconv.Itoa(r)+"]", fmt.Sprintf(
-					"has %d values; the model takes %d features (%s)", n, features, nameList(names)))
+				x = x[:base]
+				if errs.room() {
+					errs.add(field+"["+strconv.Itoa(r)+"]", fmt.Sprintf(
+						"has %d values; the model takes %d features (%s)", n, features, sm.featureList))
+				}
 			}
 		case '{':
+			at := s.i
+			keys := s.count()
+			s.i = at
+			var row []float64
+			if store && keys >= features {
+				base := len(x)
+				x = append(x, make([]float64, features)...)
+				row = x[base:]
+			}
 			if seen == nil {
-				seen = make([]bool, features)
+				seen = make([]uint64, (features+63)/64)
 			} else {
 				clear(seen)
 			}
+			given := 0
 			s.open()
-			for f := true; s.more(f); f = false {
+			for f := true; !errs.more && s.more(f); f = false {
 				key := s.str()
 				s.colon()
 				col, ok := sm.featureIndex[key]
-				path := field + "[" + strconv.Itoa(r) + "]." + key
 				if !ok {
 					s.skip()
-					errs.add(path, fmt.Sprintf("unknown feature; the model's features are %s", nameList(names)))
+					if errs.room() {
+						errs.add(keyPath(field, r, key), "unknown feature; the model's features are "+sm.featureList)
+					}
 					continue
 				}
-				if seen[col] {
+				if seen[col/64]&(1<<(col%64)) != 0 {
 					s.skip()
-					errs.add(path, "given more than once")
+					if errs.room() {
+						errs.add(keyPath(field, r, key), "given more than once")
+					}
 					continue
 				}
-				seen[col] = true
+				seen[col/64] |= 1 << (col % 64)
+				given++
 				v, msg := s.number()
-				if msg != "" {
-					errs.add(path, msg)
+				if msg != "" && errs.room() {
+					errs.add(keyPath(field, r, key), msg)
 				}
-				row[col] = v
+				if row != nil {
+					row[col] = v
+				}
 			}
-			for col, ok := range seen {
-				if !ok {
-					errs.add(field+"["+strconv.Itoa(r)+"]."+names[col], "missing")
+			if given < features {
+				if row != nil {
+					x = x[:len(x)-features]
+				}
+				// Some column is missing: list them until the cap.
+				for col := 0; col < features; col++ {
+					if w := seen[col/64]; w == ^uint64(0) && col%64 == 0 {
+						col += 63 // all 64 given
+						continue
+					} else if w&(1<<(col%64)) != 0 {
+						continue
+					}
+					if !errs.room() {
+						break
+					}
+					errs.add(keyPath(field, r, sm.names[col]), "missing")
 				}
 			}
 		default:
-			errs.add(field+"["+strconv.Itoa(r)+"]", fmt.Sprintf(
-				"must be an array of %d numbers or an object keyed by feature name, not %s", features, s.skip()))
-		}
-		if errs.extra > 0 {
-			// Enough is listed; reading the rest of a huge bad body helps no one.
-			break
+			if errs.room() {
+				errs.add(field+"["+strconv.Itoa(r)+"]", fmt.Sprintf(
+					"must be an array of %d numbers or an object keyed by feature name, not %s", features, s.skip()))
+			}
 		}
 	}
 	if err := errs.err(); err != nil {
@@ -156,7 +203,17 @@ func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit in
 	return x, rows, nil
 }
 
-// nameList shows feature names for an error message, shortening long lists.
+// keyPath is the field of key in row r of an object-rows request, with a
+// long or unusual key shown as a short quoted prefix (engine.QuoteName).
+func keyPath(field string, r int, key string) string {
+	if engine.CheckName(key) != "" || len(key) > 40 || strings.ContainsAny(key, `"\`) {
+		key = engine.QuoteName(key)
+	}
+	return field + "[" + strconv.Itoa(r) + "]." + key
+}
+
+// nameList shows feature names for an error message: at most 12, each cut
+// to a short quoted prefix when long.
 func nameList(names []string) string {
 	const show = 12
 	var b []byte
@@ -167,6 +224,9 @@ func nameList(names []string) string {
 		}
 		if i > 0 {
 			b = append(b, ", "...)
+		}
+		if len(n) > 40 || engine.CheckName(n) != "" {
+			n = engine.QuoteName(n)
 		}
 		b = append(b, n...)
 	}
@@ -291,6 +351,14 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 			name, sm.meta.Version, len(buf.x), rows, m.Features())
 	}
 	outputs := m.Outputs()
+	if s.cfg.Memory != nil {
+		need := m.PredictMemory(rows) + 8*int64(rows)*int64(m.Features()+outputs)
+		release, ok := s.cfg.Memory.TryReserve(need)
+		if !ok {
+			return nil, 0, atMemoryBudget(need)
+		}
+		defer release()
+	}
 	buf.out = grow(buf.out, rows*outputs)
 	start := time.Now()
 	if err := m.Predict(buf.out, buf.x, rows); err != nil {
@@ -405,6 +473,17 @@ func checkFinite(out []float64, rows, outputs int, field string) error {
 		}
 	}
 	return nil
+}
+
+// memoryRetryAfter is the Retry-After of a prediction refused at the
+// memory budget: predictions last milliseconds, so the budget frees fast.
+const memoryRetryAfter = 1
+
+// atMemoryBudget is the 503 of a prediction whose buffers, need bytes, do
+// not fit in what is left of the server's memory budget.
+func atMemoryBudget(need int64) error {
+	return &Error{Status: http.StatusServiceUnavailable, RetryAfter: memoryRetryAfter,
+		Detail: fmt.Sprintf("the server is at its memory budget: this prediction needs %d bytes; retry later or send fewer rows", need)}
 }
 
 // tooManyRows is the error for a prediction request over the row cap.

@@ -90,11 +90,28 @@ func (s *jsonScan) str() string {
 	return string(s.b[start:])
 }
 
+// skipStr consumes a string without unescaping or copying it.
+func (s *jsonScan) skipStr() {
+	s.ws()
+	s.i++ // opening quote
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '\\':
+			s.i += 2
+			continue
+		case '"':
+			s.i++
+			return
+		}
+		s.i++
+	}
+}
+
 // skip consumes one value of any kind and returns its kind, for messages.
 func (s *jsonScan) skip() string {
 	switch c := s.peek(); c {
 	case '"':
-		s.str()
+		s.skipStr()
 		return "a string"
 	case '[', '{':
 		kind := "an array"
@@ -113,7 +130,7 @@ func (s *jsonScan) skip() string {
 					return kind
 				}
 			case '"':
-				s.str()
+				s.skipStr()
 				continue
 			}
 			s.i++
@@ -129,6 +146,27 @@ func (s *jsonScan) skip() string {
 		s.literal()
 		return "a number"
 	}
+}
+
+// count consumes the array or object that starts next and returns how
+// many elements (or keys) it holds at its top level, without reading them.
+func (s *jsonScan) count() int {
+	s.open()
+	n := 0
+	for first := true; s.more(first); first = false {
+		if s.peek() == '"' {
+			// An object's key, or an array's string element.
+			s.skipStr()
+			if s.peek() == ':' {
+				s.colon()
+				s.skip()
+			}
+		} else {
+			s.skip()
+		}
+		n++
+	}
+	return n
 }
 
 // literal consumes a number, true, false or null and returns its bytes.

@@ -65,6 +65,13 @@ type Observer interface {
 	ModelDeleted(modelName string)
 }
 
+// memoryReserver is the part of the server's memory budget the handlers
+// use. TryReserve takes n bytes from the budget, or reports false when
+// they are not free; release gives them back and is called once.
+type memoryReserver interface {
+	TryReserve(n int64) (release func(), ok bool)
+}
+
 // DefaultMaxPredictRows is Config.MaxPredictRows when unset.
 const DefaultMaxPredictRows = 10000
 
@@ -87,6 +94,15 @@ type Config struct {
 	// manager's cell cap, derived from the memory one job may use, so
 	// that every dataset the server accepts can be trained.
 	MaxDatasetCells int64
+	// MaxParams caps the weights and biases of an imported model file,
+	// as jobs.Options.Limits.MaxParams caps a trained one: 0 takes
+	// jobs.DefaultMaxParams, a negative value means no cap.
+	MaxParams int
+	// Memory, when set, is the server's memory budget: a prediction
+	// reserves its share (Model.PredictMemory plus its inputs and
+	// outputs) before running, and one that cannot gets a 503 with
+	// Retry-After. nil means unlimited.
+	Memory memoryReserver
 	// Version is the server's version, reported by /v2 server metadata;
 	// "" reports "devel". cmd/server sets it, so that the metadata, the
 	// build_info metric and the start-up log agree.
@@ -148,6 +164,9 @@ func New(opt Options) *Server {
 	}
 	if s.cfg.MaxDatasetCells <= 0 {
 		s.cfg.MaxDatasetCells = jobs.DefaultMaxCells
+	}
+	if s.cfg.MaxParams == 0 {
+		s.cfg.MaxParams = jobs.DefaultMaxParams
 	}
 	if s.cfg.Version == "" {
 		s.cfg.Version = "devel"

@@ -320,8 +320,9 @@ func v2DecodeInputs(inputs []v2InferInput, features, bodyLen, maxRows int, x []f
 	if cols != int64(features) {
 		return nil, 0, invalidField("inputs[0].shape[1]", "must be %d, the model's feature count; got %d", features, cols)
 	}
-	// Every element takes at least two bytes of JSON ("1,").
-	if rows > int64(bodyLen/2/max(features, 1))+1 {
+	// Every element takes at least two bytes of JSON ("1,"), the last one
+	// byte.
+	if rows*int64(features) > int64(bodyLen/2)+1 {
 		return nil, 0, invalidField("inputs[0].shape", "[%d, %d] has more elements than the data can hold", rows, cols)
 	}
 	if isAbsent(in.Data) {

@@ -35,16 +35,29 @@ type Model struct {
 	specs        []layerSpec
 	net          *network
 	scaler       *scaler
-	// small and large hold inference workspaces for up to smallRows and
-	// predictChunk rows, so that steady-state Predict calls allocate
-	// nothing and a one-row request does not pin a large buffer.
+	// chunk is the rows Predict runs at once (chunkRows); small and large
+	// hold inference workspaces for up to min(smallRows, chunk) and chunk
+	// rows, so that steady-state Predict calls allocate nothing and a
+	// one-row request does not pin a large buffer.
+	chunk        int
 	small, large sync.Pool
 }
 
 const (
 	smallRows    = 16
 	predictChunk = 256
+	// maxChunkValues bounds chunk rows × widest layer, so that one
+	// inference buffer holds at most 2^20 values (8 MiB) and a
+	// prediction's two at most 16 MiB, however wide the model.
+	maxChunkValues = 1 << 20
 )
+
+// chunkRows is the rows one inference pass takes for a network whose
+// widest layer (inputs included) has widest units: predictChunk, fewer
+// when chunkRows × widest would exceed maxChunkValues, and at least 1.
+func chunkRows(widest int) int {
+	return max(1, min(predictChunk, maxChunkValues/max(widest, 1)))
+}
 
 // newModel builds a model that owns every slice it is given.
 func newModel(task Task, cfg Config, sum Summary, features int, featureNames, targetNames, classes []string, mean, std []float64, specs []layerSpec, loss Loss, params []float64) *Model {
@@ -56,8 +69,9 @@ func newModel(task Task, cfg Config, sum Summary, features int, featureNames, ta
 	m.net = newNetwork(specs, loss, params, false)
 	m.outputs = m.net.outputs()
 	m.scaler = newScaler(mean, std)
-	m.small.New = func() any { return newWorkspace(m.net, smallRows, false) }
-	m.large.New = func() any { return newWorkspace(m.net, predictChunk, false) }
+	m.chunk = chunkRows(m.net.widest())
+	m.small.New = func() any { return newInferWorkspace(m.net, min(smallRows, m.chunk)) }
+	m.large.New = func() any { return newInferWorkspace(m.net, m.chunk) }
 	return m
 }
 
@@ -153,7 +167,9 @@ func (m *Model) NumParams() int { return len(m.net.params) }
 // classifiers (softmax rows, or sigmoid per output), values for regression.
 // It applies the stored standardization. It returns an error, never panics,
 // on wrong sizes. It is safe for concurrent use and, for a steady stream
-// of calls, allocates nothing: the buffers come from a pool.
+// of calls, allocates nothing: the buffers come from a pool. It runs the
+// rows in chunks through two activation buffers, so its own memory is at
+// most PredictMemory(rows) bytes whatever the number of layers.
 func (m *Model) Predict(dst, x []float64, rows int) error {
 	switch {
 	case rows < 0:
@@ -163,23 +179,35 @@ func (m *Model) Predict(dst, x []float64, rows int) error {
 	case len(dst) < rows*m.outputs:
 		return fmt.Errorf("predict: dst holds %d values; want at least rows × outputs = %d × %d", len(dst), rows, m.outputs)
 	}
-	pool, capRows := &m.large, predictChunk
-	if rows <= smallRows {
-		pool, capRows = &m.small, smallRows
+	pool := &m.large
+	if rows <= min(smallRows, m.chunk) {
+		pool = &m.small
 	}
-	ws := pool.Get().(*workspace)
+	ws := pool.Get().(*inferWorkspace)
 	defer pool.Put(ws)
 	f, k := m.features, m.outputs
-	for s := 0; s < rows; s += capRows {
-		n := min(capRows, rows-s)
-		in := ws.acts[0]
+	for s := 0; s < rows; s += ws.rows {
+		n := min(ws.rows, rows-s)
+		in := ws.a
 		for r := range n {
 			m.scaler.row(in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
 		}
-		out := m.net.forward(ws, n, nil)
+		out := m.net.infer(ws, n)
 		copy(dst[s*k:(s+n)*k], out)
 	}
 	return nil
+}
+
+// PredictMemory is the most bytes Predict's buffers take for rows rows:
+// two activation buffers of chunk × widest float64, where chunk is the
+// rows run at once (at most 256, fewer for wide models) and widest the
+// widest layer, inputs included. Callers add their own inputs and outputs.
+func (m *Model) PredictMemory(rows int) int64 {
+	chunk := m.chunk
+	if rows <= min(smallRows, m.chunk) {
+		chunk = min(smallRows, m.chunk)
+	}
+	return int64(chunk) * int64(m.net.widest()) * 8 * 2
 }
 
 // errNoClasses is returned by Labels for models without class labels.

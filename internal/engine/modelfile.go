@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -65,6 +66,44 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 // never a panic. Only the exact bytes MarshalBinary writes are accepted,
 // so a decoded model re-encodes to its input.
 func DecodeModel(b []byte) (*Model, error) {
+	return decodeModel(b, nil)
+}
+
+// ImportModel is DecodeModel for a file from outside the server, held to
+// the rules a trained model meets: no more weights and biases than
+// lim.MaxParams (when positive), and feature, target and class names that
+// CheckNames accepts. Both are checked from the header, before the weights
+// are read. A file that breaks them gives an *ImportError.
+func ImportModel(b []byte, lim Limits) (*Model, error) {
+	return decodeModel(b, func(h *modelHeader) error {
+		if lim.MaxParams > 0 && h.Params > lim.MaxParams {
+			return &ImportError{Field: "params", Msg: fmt.Sprintf(
+				"the model has %d weights and biases; the limit is %d", h.Params, lim.MaxParams)}
+		}
+		for _, l := range []struct {
+			field string
+			names []string
+		}{{"feature_names", h.FeatureNames}, {"target_names", h.TargetNames}, {"classes", h.Classes}} {
+			var ne *NameError
+			if err := CheckNames(l.names); errors.As(err, &ne) {
+				return &ImportError{Field: fmt.Sprintf("%s[%d]", l.field, ne.Index), Msg: ne.Msg}
+			}
+		}
+		return nil
+	})
+}
+
+// ImportError is a well-formed model file that ImportModel refuses. Field
+// names the header field ("feature_names[3]", "params").
+type ImportError struct {
+	Field string
+	Msg   string
+}
+
+// Error returns the field and the message.
+func (e *ImportError) Error() string { return e.Field + ": " + e.Msg }
+
+func decodeModel(b []byte, accept func(*modelHeader) error) (*Model, error) {
 	raw, values, count, err := decodeContainer("model", modelMagic, modelFormat, b)
 	if err != nil {
 		return nil, err
@@ -81,6 +120,11 @@ func DecodeModel(b []byte) (*Model, error) {
 	}
 	if err := h.check(count); err != nil {
 		return nil, err
+	}
+	if accept != nil {
+		if err := accept(&h); err != nil {
+			return nil, err
+		}
 	}
 	params := readFloats(&values, h.Params)
 	if i := firstNonFinite(params); i >= 0 {

@@ -123,6 +123,43 @@ type workspace struct {
 	ones   []float64
 }
 
+// widest is the most values one row takes in any layer's input or output.
+func (net *network) widest() int {
+	w := net.inputs()
+	for _, l := range net.layers {
+		w = max(w, l.out)
+	}
+	return w
+}
+
+// inferWorkspace holds the two activation buffers of inference for up to
+// rows rows: each layer reads one and writes the other, so the memory is
+// 2 × rows × widest values whatever the depth.
+type inferWorkspace struct {
+	rows int
+	a, b []float64
+}
+
+func newInferWorkspace(net *network, rows int) *inferWorkspace {
+	n := rows * net.widest()
+	return &inferWorkspace{rows: rows, a: make([]float64, n), b: make([]float64, n)}
+}
+
+// infer runs the first rows rows of ws.a (rows × inputs, row-major)
+// through the network, alternating between ws.a and ws.b, and returns the
+// output, rows × outputs, which aliases one of them.
+func (net *network) infer(ws *inferWorkspace, rows int) []float64 {
+	var serial *gemmPool // inference runs on the request's goroutine
+	in, out := ws.a, ws.b
+	for _, l := range net.layers {
+		o := out[:rows*l.out]
+		serial.gemm(false, false, rows, l.out, l.in, in[:rows*l.in], l.in, l.w, l.out, 0, o, l.out)
+		biasActivate(o, l.b, rows, l.out, l.act, l.slope)
+		in, out = out, in
+	}
+	return in[:rows*net.outputs()]
+}
+
 // newWorkspace allocates buffers for batches of up to rows rows; training
 // buffers (deltas, targets) only when training.
 func newWorkspace(net *network, rows int, training bool) *workspace {

@@ -68,7 +68,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			return nil, &Error{Line: line, Column: col, Message: fmt.Sprintf("header column %d has no name", i+1)}
 		}
 		if j, dup := index[h]; dup {
-			return nil, &Error{Line: line, Column: col, Field: h,
+			return nil, &Error{Line: line, Column: col, Field: truncate(h),
 				Message: fmt.Sprintf("duplicate column name %q (also column %d)", truncate(h), j+1)}
 		}
 		if _, err := parseNumber(h); err != nil {
@@ -79,6 +79,11 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	}
 	if allNumeric {
 		return nil, &Error{Line: 1, Message: "the first row must be a header of column names, but it holds only numbers"}
+	}
+	var ne *engine.NameError
+	if err := engine.CheckNames(names); errors.As(err, &ne) {
+		line, _ := cr.FieldPos(ne.Index)
+		return nil, &Error{Line: line, Column: ne.Index + 1, Message: "column name " + ne.Msg}
 	}
 
 	targetNames := opt.Targets

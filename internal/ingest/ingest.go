@@ -133,6 +133,9 @@ func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) err
 		}
 		labels[i] = c
 		if !seen[c] {
+			if msg := engine.CheckName(c); msg != "" {
+				return at(i, 0, "class label "+msg)
+			}
 			seen[c] = true
 			if len(seen) > MaxClasses {
 				return at(i, 0, fmt.Sprintf("more than %d distinct classes; is this the right target column?", MaxClasses))

@@ -40,8 +40,8 @@ func TestReadCSV(t *testing.T) {
 			[]float64{1, 3}, []float64{2, 4}, nil, nil},
 		{"multi-label binary", "a,p,q\n1,0,1\n2,1,1\n", CSVOptions{Targets: []string{"p", "q"}, Task: engine.TaskBinary}, "binary",
 			[]float64{1, 2}, []float64{0, 1, 1, 1}, nil, nil},
-		{"quoted label with newline", "a,y\n1,\"x\ny\"\n2,z\n", CSVOptions{}, "binary",
-			[]float64{1, 2}, nil, []string{"x\ny", "z"}, []string{"x\ny", "z"}},
+		{"quoted label with comma", "a,y\n1,\"x,y\"\n2,z\n", CSVOptions{}, "binary",
+			[]float64{1, 2}, nil, []string{"x,y", "z"}, []string{"x,y", "z"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,7 +88,12 @@ func TestReadCSVErrors(t *testing.T) {
 		{"regression of labels", "a,y\n1,p\n2,q\n", CSVOptions{Task: engine.TaskRegression}, 2, 2, "y", "not a finite number"},
 		{"multi-label not 0/1", "a,p,q\n1,0,2\n", CSVOptions{Targets: []string{"p", "q"}, Task: engine.TaskBinary}, 2, 3, "q", "0 or 1"},
 		{"multi-target labels", "a,p,q\n1,x,y\n2,z,w\n", CSVOptions{Targets: []string{"p", "q"}}, 2, 2, "p", "must be a number"},
-		{"label on line after a quoted newline", "a,y\n1,\"p\nq\"\n2,\n", CSVOptions{}, 4, 2, "y", "missing class label"},
+		{"label on line after a quoted newline", "a,y\n\"1\n\",p\n2,\n", CSVOptions{}, 4, 2, "y", "missing class label"},
+		{"label with a newline", "a,y\n1,\"p\nq\"\n2,r\n", CSVOptions{}, 2, 2, "y", "control character U+000A"},
+		{"label of 257 bytes", "a,y\n1," + strings.Repeat("p", 257) + "\n2,r\n", CSVOptions{}, 2, 2, "y", "at most 256"},
+		{"column name with DEL", "a\x7f,y\n1,p\n2,r\n", CSVOptions{}, 1, 1, "", "control character U+007F"},
+		{"column name of 257 bytes", strings.Repeat("a", 257) + ",y\n1,p\n2,r\n", CSVOptions{}, 1, 1, "", "257 bytes long"},
+		{"column name not UTF-8", "a\xff,y\n1,p\n2,r\n", CSVOptions{}, 1, 1, "", "not valid UTF-8"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +149,10 @@ func TestJSONData(t *testing.T) {
 		{"ragged target arrays", `{"features":[[1],[2]],"targets":[[1,2],[3]]}`, "d.targets[1]"},
 		{"null in a target array", `{"features":[[1],[2]],"targets":[[1,2],[3,null]]}`, "d.targets[1][1]"},
 		{"duplicate feature names", `{"feature_names":["a","a"],"features":[[1,2]],"targets":[1]}`, "d.feature_names[1]"},
+		{"feature name with NUL", `{"feature_names":["a","b\u0000"],"features":[[1,2]],"targets":[1]}`, "d.feature_names[1]"},
+		{"feature name of 257 bytes", `{"feature_names":["` + strings.Repeat("a", 257) + `","b"],"features":[[1,2]],"targets":[1]}`, "d.feature_names[0]"},
+		{"target name with a newline", `{"target_names":["y\n"],"features":[[1,2]],"targets":[1]}`, "d.target_names[0]"},
+		{"class label with a tab", `{"features":[[1],[2]],"targets":["a\tb","c"]}`, "d.targets[0]"},
 		{"string regression", `{"task":"regression","features":[[1],[2]],"targets":["1","2"]}`, "d.targets[0]"},
 	}
 	for _, tc := range tests {

@@ -3,10 +3,12 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 
+	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -185,16 +187,11 @@ func defaultNames(prefix string, n int) []string {
 	return out
 }
 
+// checkNames applies engine.CheckNames, naming the refused entry of field.
 func checkNames(names []string, field string) error {
-	seen := map[string]int{}
-	for i, n := range names {
-		if n == "" {
-			return &Error{Field: fmt.Sprintf("%s[%d]", field, i), Message: "must not be empty"}
-		}
-		if j, dup := seen[n]; dup {
-			return &Error{Field: fmt.Sprintf("%s[%d]", field, i), Message: fmt.Sprintf("duplicate name %q (also [%d])", truncate(n), j)}
-		}
-		seen[n] = i
+	var ne *engine.NameError
+	if err := engine.CheckNames(names); errors.As(err, &ne) {
+		return &Error{Field: fmt.Sprintf("%s[%d]", field, ne.Index), Message: ne.Msg}
 	}
 	return nil
 }
