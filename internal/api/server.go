@@ -72,6 +72,10 @@ type Config struct {
 	// of narrow rows (about 840,000 one-feature rows in 8 MiB) allocate
 	// half a gigabyte for its inputs and outputs.
 	MaxPredictRows int
+	// Memory is the server's memory budget; nil means unlimited. A dataset
+	// upload takes its share as its numbers arrive, and one the budget has
+	// no room for is a 503 with Retry-After.
+	Memory memoryReserver
 	// Version is the server's version, reported by /v2 server metadata;
 	// "" reports "devel". cmd/server sets it, so that the metadata, the
 	// build_info metric and the start-up log agree.
