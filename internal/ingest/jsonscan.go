@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"unicode/utf8"
 )
@@ -211,8 +212,27 @@ func (s *scanner) float() (v float64, ok bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	v, perr := parseNumber(string(b))
-	return v, perr == nil, nil
+	// Plain integers, the common cell, are read from the bytes; others
+	// go through strconv, which needs a string.
+	if len(b) <= 15 {
+		neg := b[0] == '-'
+		i := 0
+		if neg {
+			i = 1
+		}
+		var n int64
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			n = n*10 + int64(b[i]-'0')
+		}
+		if i == len(b) {
+			if neg {
+				return -float64(n), true, nil
+			}
+			return float64(n), true, nil
+		}
+	}
+	v, perr := strconv.ParseFloat(string(b), 64)
+	return v, perr == nil && !math.IsInf(v, 0), nil
 }
 
 // str consumes a JSON string and returns its value.
