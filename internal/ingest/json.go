@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/backpropd/backpropd/internal/store"
 )
@@ -128,7 +129,7 @@ func (p *jsonParser) parse() error {
 		return &Error{Message: "the body is empty; expected a JSON object"}
 	}
 	if c != '{' {
-		return &Error{Message: "must be a JSON object, got " + kindOf(c)}
+		return p.typeErr("", "must be a JSON object, got ", c)
 	}
 	sc.pos++
 	c, ok = sc.skipSpace()
@@ -168,6 +169,19 @@ func (p *jsonParser) parse() error {
 	}
 }
 
+// typeErr is the error for a value that starts with c where a value of
+// another type was wanted: an *Error naming field (or from at, when given),
+// or a syntax error when c starts no JSON value at all.
+func (p *jsonParser) typeErr(field, msg string, c byte, at ...func(string) error) error {
+	if _, ok := p.sc.peek(); !ok || !strings.ContainsRune("{[\"tfn-0123456789", rune(c)) {
+		return p.sc.syntax("expected a value, got %s", quoteChar(c))
+	}
+	if len(at) > 0 {
+		return at[0](msg + kindOf(c))
+	}
+	return &Error{Field: field, Message: msg + kindOf(c)}
+}
+
 // null consumes a null at the next value, if there is one.
 func (p *jsonParser) null() (bool, error) {
 	c, _ := p.sc.skipSpace()
@@ -204,7 +218,7 @@ func (p *jsonParser) stringField(key string, dst *string) error {
 	}
 	c, _ := p.sc.skipSpace()
 	if c != '"' {
-		return &Error{Field: key, Message: "must be a string, got " + kindOf(c)}
+		return p.typeErr(key, "must be a string, got ", c)
 	}
 	s, err := p.sc.str()
 	*dst = s
@@ -218,14 +232,14 @@ func (p *jsonParser) names(key string, dst *[]string) error {
 	sc := p.sc
 	c, _ := sc.skipSpace()
 	if c != '[' {
-		return &Error{Field: key, Message: "must be an array of strings, got " + kindOf(c)}
+		return p.typeErr(key, "must be an array of strings, got ", c)
 	}
 	sc.pos++
 	out := []string{}
 	return p.elements(func(i int) error {
 		c, _ := sc.skipSpace()
 		if c != '"' {
-			return &Error{Field: fmt.Sprintf("%s[%d]", key, i), Message: "must be a string, got " + kindOf(c)}
+			return p.typeErr(fmt.Sprintf("%s[%d]", key, i), "must be a string, got ", c)
 		}
 		s, err := sc.str()
 		if err != nil {
@@ -274,7 +288,7 @@ func (p *jsonParser) features() error {
 	sc := p.sc
 	c, _ := sc.skipSpace()
 	if c != '[' {
-		return &Error{Field: "features", Message: "must be an array of rows, got " + kindOf(c)}
+		return p.typeErr("features", "must be an array of rows, got ", c)
 	}
 	sc.pos++
 	return p.elements(func(r int) error {
@@ -286,7 +300,7 @@ func (p *jsonParser) features() error {
 		row := func() string { return fmt.Sprintf("features[%d]", r) }
 		c, _ := sc.skipSpace()
 		if c != '[' {
-			return &Error{Field: row(), Message: "must be an array of numbers, got " + kindOf(c)}
+			return p.typeErr(row(), "must be an array of numbers, got ", c)
 		}
 		sc.pos++
 		n := 0
@@ -332,7 +346,7 @@ func (p *jsonParser) cell(r, i int, keep bool) (float64, error) {
 		return &Error{Field: fmt.Sprintf("features[%d][%d]", r, i), Message: msg}
 	}
 	if c != '-' && (c < '0' || c > '9') {
-		return 0, at("must be a finite number, got " + kindOf(c))
+		return 0, p.typeErr("", "must be a finite number, got ", c, at)
 	}
 	v, finite, err := sc.float()
 	if err != nil {
@@ -351,7 +365,7 @@ func (p *jsonParser) targets() error {
 	sc := p.sc
 	c, _ := sc.skipSpace()
 	if c != '[' {
-		return &Error{Field: "targets", Message: "must be an array, got " + kindOf(c)}
+		return p.typeErr("targets", "must be an array, got ", c)
 	}
 	sc.pos++
 	p.t = targets{k: 1}
@@ -367,7 +381,7 @@ func (p *jsonParser) targets() error {
 		case c == '-' || (c >= '0' && c <= '9'):
 			kind = 'n'
 		default:
-			return at("must be a number, a string or an array of numbers, got " + kindOf(c))
+			return p.typeErr("", "must be a number, a string or an array of numbers, got ", c, at)
 		}
 		if i == 0 {
 			p.tkind = kind
@@ -399,7 +413,7 @@ func (p *jsonParser) targets() error {
 			}
 			c, _ := sc.skipSpace()
 			if c != '-' && (c < '0' || c > '9') {
-				return at("must be a finite number, got " + kindOf(c))
+				return p.typeErr("", "must be a finite number, got ", c, at)
 			}
 			v, finite, err := sc.float()
 			if err != nil {
