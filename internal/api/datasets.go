@@ -19,12 +19,6 @@ import (
 	"github.com/backpropd/backpropd/internal/store"
 )
 
-// datasetUpload is the JSON form of POST /v1/datasets.
-type datasetUpload struct {
-	Name string `json:"name"`
-	ingest.JSONData
-}
-
 // csvUploadParams are the query parameters of a CSV upload.
 var csvUploadParams = []string{"name", "target", "task"}
 
@@ -38,25 +32,45 @@ var jsonUploadCSVParams = map[string]string{
 
 // createDataset stores an uploaded dataset: text/csv with ?name=&target=,
 // or application/json.
+//
+// The body is parsed as it arrives, straight into the dataset's numbers,
+// and its memory is taken from the budget (Config.Memory) the same way:
+// the Content-Length only caps the body, it never sizes a buffer or a
+// reservation.
 func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mem := &uploadMemory{budget: s.cfg.Memory}
+	defer mem.done()
+	meta, err := s.storeUpload(w, r, mt, mem)
+	if err != nil {
+		if errors.Is(err, ingest.ErrMemory) {
+			err = atBudget()
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/datasets/"+meta.ID)
+	writeJSON(w, http.StatusCreated, meta)
+}
+
+// storeUpload parses the upload of media type mt and stores it. The
+// dataset lives only as long as this call, so that createDataset can
+// hand its memory back once it returns.
+func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, mt string, mem *uploadMemory) (store.DatasetMeta, error) {
 	var d *store.Dataset
 	switch {
 	case mt == "text/csv" || mt == "application/csv":
 		if err := checkQuery(r, csvUploadParams, nil); err != nil {
-			s.writeError(w, r, err)
-			return
+			return store.DatasetMeta{}, err
 		}
 		q := r.URL.Query()
 		name := q.Get("name")
 		if err := checkDatasetName(name, "query.name"); err != nil {
-			s.writeError(w, r, err)
-			return
+			return store.DatasetMeta{}, err
 		}
 		task, err := ingest.ParseTask(q.Get("task"))
 		if err != nil {
-			s.writeError(w, r, invalidField("query.task", "%s", err))
-			return
+			return store.DatasetMeta{}, invalidField("query.task", "%s", err)
 		}
 		var targets []string
 		if t := q.Get("target"); t != "" {
@@ -65,60 +79,40 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if r.ContentLength > s.cfg.MaxUploadBytes {
-			s.writeError(w, r, tooLarge(s.cfg.MaxUploadBytes))
-			return
+			return store.DatasetMeta{}, tooLarge(s.cfg.MaxUploadBytes)
 		}
 		if err := s.checkDiskFor(r); err != nil {
-			s.writeError(w, r, err)
-			return
+			return store.DatasetMeta{}, err
 		}
 		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
 		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task,
-			SizeHint: r.ContentLength, MaxCells: s.cfg.MaxDatasetCells})
+			MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve})
 		if err != nil {
-			var mbe *http.MaxBytesError
 			var ie *ingest.Error
-			switch {
-			case errors.As(err, &mbe):
-				err = tooLarge(s.cfg.MaxUploadBytes)
-			case errors.As(err, &ie) && ie.Field == "target":
+			if errors.As(err, &ie) && ie.Field == "target" {
 				err = invalidField("query.target", "%s", ie.Message)
-			case errors.As(err, &ie):
-			default:
-				// ReadCSV's other errors are the body's reader failing or
-				// the request's context ending: the client, not the server.
-				err = bodyError(err, s.cfg.MaxUploadBytes)
 			}
-			s.writeError(w, r, err)
-			return
+			return store.DatasetMeta{}, s.uploadError(err)
 		}
 	case mt == "application/json":
 		if err := checkQuery(r, nil, jsonUploadCSVParams); err != nil {
-			s.writeError(w, r, err)
-			return
+			return store.DatasetMeta{}, err
+		}
+		if r.ContentLength > s.cfg.MaxUploadBytes {
+			return store.DatasetMeta{}, tooLarge(s.cfg.MaxUploadBytes)
 		}
 		if err := s.checkDiskFor(r); err != nil {
-			s.writeError(w, r, err)
-			return
+			return store.DatasetMeta{}, err
 		}
-		var up datasetUpload
-		if err := decodeJSON(w, r, s.cfg.MaxUploadBytes, &up); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := checkDatasetName(up.Name, "name"); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
 		var err error
-		if d, err = up.Dataset(up.Name, ""); err != nil {
-			s.writeError(w, r, err)
-			return
+		d, err = ingest.ReadJSON(r.Context(), body, ingest.JSONOptions{
+			MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve})
+		if err != nil {
+			return store.DatasetMeta{}, s.uploadError(err)
 		}
-		if cells := int64(d.Meta.Rows) * int64(d.Meta.Features); cells > s.cfg.MaxDatasetCells {
-			s.writeError(w, r, &Error{Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf(
-				"%d cells (rows × features) is more than the server's limit of %d", cells, s.cfg.MaxDatasetCells)})
-			return
+		if err := checkDatasetName(d.Meta.Name, "name"); err != nil {
+			return store.DatasetMeta{}, err
 		}
 	default:
 		ct := r.Header.Get("Content-Type")
@@ -129,16 +123,22 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 		if mt == "application/x-www-form-urlencoded" {
 			detail += " (curl's default for --data; add -H 'Content-Type: text/csv')"
 		}
-		s.writeError(w, r, &Error{Status: http.StatusUnsupportedMediaType, Detail: detail})
-		return
+		return store.DatasetMeta{}, &Error{Status: http.StatusUnsupportedMediaType, Detail: detail}
 	}
-	meta, err := s.store.CreateDataset(r.Context(), d)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	return s.store.CreateDataset(r.Context(), d)
+}
+
+// uploadError maps a parser's error: its *ingest.Error and a refused
+// reservation (ErrMemory) pass through to statusOf and createDataset; any
+// other is the body's reader failing or the request's context ending,
+// which is the client's doing, not the server's.
+func (s *Server) uploadError(err error) error {
+	var ie *ingest.Error
+	var ae *Error
+	if errors.As(err, &ie) || errors.As(err, &ae) || errors.Is(err, ingest.ErrMemory) {
+		return err
 	}
-	w.Header().Set("Location", "/v1/datasets/"+meta.ID)
-	writeJSON(w, http.StatusCreated, meta)
+	return bodyError(err, s.cfg.MaxUploadBytes)
 }
 
 // checkDatasetName requires a short printable name.

@@ -98,10 +98,11 @@ type Config struct {
 	// as jobs.Options.Limits.MaxParams caps a trained one: 0 takes
 	// jobs.DefaultMaxParams, a negative value means no cap.
 	MaxParams int
-	// Memory, when set, is the server's memory budget: a prediction
-	// reserves its share (Model.PredictMemory plus its inputs and
-	// outputs) before running, and one that cannot gets a 503 with
-	// Retry-After. nil means unlimited.
+	// Memory is the server's memory budget; nil means unlimited. A
+	// prediction reserves its share (Model.PredictMemory plus its inputs
+	// and outputs) before running, and a dataset upload takes its share as
+	// its numbers arrive; one the budget has no room for is a 503 with
+	// Retry-After.
 	Memory memoryReserver
 	// Version is the server's version, reported by /v2 server metadata;
 	// "" reports "devel". cmd/server sets it, so that the metadata, the

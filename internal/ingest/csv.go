@@ -22,14 +22,20 @@ type CSVOptions struct {
 	Targets []string
 	// Task overrides inference when set.
 	Task engine.Task
-	// SizeHint is the upload's size in bytes when known (Content-Length),
-	// or 0. The parser sizes its buffers from it and the first row, so the
-	// numbers are not copied as they grow.
-	SizeHint int64
 	// MaxCells caps rows × features; more is an *Error wrapping
 	// ErrTooLarge. 0 means no cap.
 	MaxCells int64
+	// Reserve, when set, is asked for memory before the parser takes it
+	// for the dataset's numbers and target cells, a step of about a
+	// megabyte at a time as rows arrive. Its error stops the parse, which
+	// returns an error wrapping ErrMemory and it.
+	Reserve func(n int64) error
 }
+
+// The parser never sizes its buffers from what a client announces (such as
+// a Content-Length): a false announcement would cost memory for data that
+// never comes. Its buffers grow with the rows that have arrived, in chunks
+// that are not copied as they grow (floats).
 
 // ErrTooLarge is wrapped by the *Error for a dataset over
 // CSVOptions.MaxCells.
@@ -122,10 +128,13 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		FeatureNames: featureNames,
 		TargetNames:  append([]string(nil), targetNames...),
 	}}
+	m := &meter{reserve: opt.Reserve}
+	x := floats{m: m}
 	t := targets{k: len(targetCols)}
-	var targetLines []int // line of each data row, for target errors
-	headerEnd := cr.InputOffset()
-	for row := 0; ; row++ {
+	labels := interner{}
+	var lines lineTable // line of each data row, for target errors
+	rows := 0
+	for ; ; rows++ {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
@@ -134,7 +143,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			return nil, csvError(err)
 		}
 		line, _ := cr.FieldPos(0)
-		if row%4096 == 0 {
+		if rows%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -148,32 +157,31 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 				l, _ := cr.FieldPos(i)
 				return nil, &Error{Line: l, Column: i + 1, Field: featureNames[k], Message: err.Error()}
 			}
-			d.X = append(d.X, v)
+			if err := x.add(v); err != nil {
+				return nil, err
+			}
 		}
 		for _, i := range targetCols {
-			t.cells = append(t.cells, strings.Clone(rec[i]))
-		}
-		targetLines = append(targetLines, line)
-		if row == 0 && opt.SizeHint > 0 {
-			rows := estimateRows(opt.SizeHint-headerEnd, cr.InputOffset()-headerEnd)
-			if opt.MaxCells > 0 {
-				rows = min(rows, opt.MaxCells/int64(len(featureCols))+1)
+			if err := m.take(cellBytes + int64(len(rec[i]))); err != nil {
+				return nil, err
 			}
-			d.X = slices.Grow(d.X, int(rows)*len(featureCols)-len(d.X))
-			t.cells = slices.Grow(t.cells, int(rows)*len(targetCols)-len(t.cells))
-			targetLines = slices.Grow(targetLines, int(rows)-1)
+			t.cells = append(t.cells, labels.intern(rec[i]))
 		}
-		if opt.MaxCells > 0 && int64(len(d.X)) > opt.MaxCells {
+		lines.add(rows, line)
+		if opt.MaxCells > 0 && int64(x.len()) > opt.MaxCells {
 			return nil, &Error{Line: line, Err: ErrTooLarge, Message: fmt.Sprintf(
 				"more than %d cells (rows × features): the server's limit", opt.MaxCells)}
 		}
 	}
-	d.Meta.Rows = len(targetLines)
+	d.Meta.Rows = rows
 	if d.Meta.Rows == 0 {
 		return nil, &Error{Line: 2, Message: "no data rows after the header"}
 	}
+	if d.X, err = x.flat(); err != nil {
+		return nil, err
+	}
 	err = assemble(d, opt.Task, t, func(row, j int, msg string) *Error {
-		return &Error{Line: targetLines[row], Column: targetCols[j] + 1, Field: targetNames[j], Message: msg}
+		return &Error{Line: lines.line(row), Column: targetCols[j] + 1, Field: targetNames[j], Message: msg}
 	})
 	if err != nil {
 		return nil, err
@@ -181,14 +189,37 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	return d, nil
 }
 
-// estimateRows guesses the data rows of a file from the bytes after its
-// header and the length of its first row, with 5% to spare for rows longer
-// than the first.
-func estimateRows(dataBytes, firstRow int64) int64 {
-	if firstRow <= 0 || dataBytes <= 0 {
-		return 1
+// cellBytes is what a target cell costs besides its text: the string
+// header in targets.cells.
+const cellBytes = 16
+
+// lineTable maps a data row to its line in the file. Rows usually follow
+// one a line, so it keeps only the rows where that breaks (after a quoted
+// field spanning lines, or a blank line) instead of a line per row: a
+// million rows of a plain file cost one entry, not eight megabytes.
+type lineTable struct {
+	// starts[i] is the first row of a run of rows on consecutive lines,
+	// the first of which is on lines[i].
+	starts, lines []int
+}
+
+func (lt *lineTable) add(row, line int) {
+	if n := len(lt.starts); n > 0 && lt.lines[n-1]+(row-lt.starts[n-1]) == line {
+		return
 	}
-	return dataBytes/firstRow + dataBytes/firstRow/20 + 1
+	lt.starts = append(lt.starts, row)
+	lt.lines = append(lt.lines, line)
+}
+
+func (lt *lineTable) line(row int) int {
+	i, found := slices.BinarySearch(lt.starts, row)
+	if !found {
+		i--
+	}
+	if i < 0 {
+		return 0
+	}
+	return lt.lines[i] + row - lt.starts[i]
 }
 
 // csvError turns an encoding/csv error into an *Error; other errors (the

@@ -1,7 +1,9 @@
 // Package ingest parses uploaded datasets, CSV or JSON, into the store's
-// dataset form. It streams CSV row by row, so an upload is held in memory
-// once, as numbers, and names the line and column of every problem. It
-// knows nothing of HTTP.
+// dataset form. It streams CSV and JSON as they arrive, straight into
+// the numeric buffers, so an upload is held in memory as numbers (about
+// twice: once as it arrives, once as the one slice it ends in), never as
+// its text or a tree of decoded values, and names the line and column (or
+// JSON path) of every problem. It knows nothing of HTTP.
 package ingest
 
 import (
@@ -119,7 +121,9 @@ func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) err
 		return at(0, 1, fmt.Sprintf("task %s needs a single target column of class labels, got %d columns", task, t.k))
 	}
 	labels := make([]string, rows)
-	seen := map[string]bool{}
+	// seen maps each class to one copy of its text, which every row of
+	// the class shares.
+	seen := map[string]string{}
 	for i, c := range t.cells {
 		c = strings.TrimSpace(c)
 		if c == "" {
@@ -131,15 +135,17 @@ func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) err
 				c = strconv.FormatFloat(v, 'g', -1, 64)
 			}
 		}
+		if s, ok := seen[c]; ok {
+			labels[i] = s
+			continue
+		}
+		seen[c] = c
 		labels[i] = c
-		if !seen[c] {
-			if msg := engine.CheckName(c); msg != "" {
-				return at(i, 0, "class label "+msg)
-			}
-			seen[c] = true
-			if len(seen) > MaxClasses {
-				return at(i, 0, fmt.Sprintf("more than %d distinct classes; is this the right target column?", MaxClasses))
-			}
+		if msg := engine.CheckName(c); msg != "" {
+			return at(i, 0, "class label "+msg)
+		}
+		if len(seen) > MaxClasses {
+			return at(i, 0, fmt.Sprintf("more than %d distinct classes; is this the right target column?", MaxClasses))
 		}
 	}
 	classes := make([]string, 0, len(seen))

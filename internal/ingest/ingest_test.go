@@ -277,26 +277,10 @@ func TestReadCSVMaxCells(t *testing.T) {
 	if _, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{MaxCells: 6}); err != nil {
 		t.Fatalf("6 cells under a cap of 6: %v", err)
 	}
-	_, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{MaxCells: 5, SizeHint: int64(len(in))})
+	_, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{MaxCells: 5})
 	var ie *Error
 	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &ie) || ie.Line != 4 {
 		t.Fatalf("over the cap: %v, want ErrTooLarge at line 4", err)
-	}
-}
-
-// TestReadCSVSizeHint: a hint, right or wrong, changes nothing but buffer
-// sizes.
-func TestReadCSVSizeHint(t *testing.T) {
-	in := "a,b,y\n1,2,3\n4,5,6\n7,8,9\n"
-	want, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, hint := range []int64{1, int64(len(in)), 1 << 20} {
-		got, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{SizeHint: hint})
-		if err != nil || !slices.Equal(got.X, want.X) || !slices.Equal(got.Targets, want.Targets) {
-			t.Fatalf("hint %d: %v %v", hint, got, err)
-		}
 	}
 }
 
@@ -320,7 +304,7 @@ func BenchmarkReadCSV(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ReadCSV(context.Background(), strings.NewReader(data), CSVOptions{Targets: []string{"label"}, SizeHint: int64(len(data))}); err != nil {
+		if _, err := ReadCSV(context.Background(), strings.NewReader(data), CSVOptions{Targets: []string{"label"}}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,89 +2,505 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"math"
+	"io"
 	"strconv"
+	"strings"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
-// JSONData is a dataset given as JSON: in a dataset upload, or inline in a
-// job request. Features are rows of numbers. Targets hold one value per
-// row: numbers (regression), strings (class labels) or arrays of numbers
-// (several target columns).
-type JSONData struct {
-	FeatureNames []string `json:"feature_names,omitempty"`
-	TargetNames  []string `json:"target_names,omitempty"`
-	// Task overrides inference: regression, binary or multiclass.
-	Task     string            `json:"task,omitempty"`
-	Features [][]*float64      `json:"features"`
-	Targets  []json.RawMessage `json:"targets"`
+// A JSON dataset is an object:
+//
+//	{"name": "...",                       upload only
+//	 "feature_names": ["a", ...],         optional
+//	 "target_names": ["y", ...],          optional
+//	 "task": "regression",                optional: regression, binary or multiclass
+//	 "features": [[1, 2], [3, 4], ...],   rows of finite numbers
+//	 "targets": [0.5, 1.5, ...]}          one per row: numbers, strings (labels) or arrays of numbers
+//
+// It is read as a stream: each number goes from the bytes into the
+// dataset's buffers as it arrives, and the first problem ends the read
+// (an unknown field is refused where it stands, with the rest unread). A
+// null field is the same as an absent one.
+
+// JSONOptions say how to read a JSON dataset upload.
+type JSONOptions struct {
+	// MaxCells caps rows × features; more is an *Error wrapping
+	// ErrTooLarge. 0 means no cap.
+	MaxCells int64
+	// Reserve is as in CSVOptions.
+	Reserve func(n int64) error
 }
 
-// Dataset checks the data and converts it. prefix is the JSON path of the
-// data in the request ("" or "data"), so errors name fields like
-// "data.features[3][1]".
+// ReadJSON reads a JSON dataset upload (the object above, with its name)
+// from r. Problems are *Error values naming the field's JSON path
+// ("features[3][1]") or, for malformed JSON, the line and column; read
+// errors from r (such as *http.MaxBytesError) are returned wrapped.
+func ReadJSON(ctx context.Context, r io.Reader, opt JSONOptions) (*store.Dataset, error) {
+	p := jsonParser{sc: newScanner(r), ctx: ctx, allowName: true, maxCells: opt.MaxCells,
+		m: &meter{reserve: opt.Reserve}}
+	if err := p.parse(); err != nil {
+		return nil, err
+	}
+	return p.dataset("")
+}
+
+// JSONData is a dataset given inline in a job request: the object above
+// without its name. It decodes itself as a stream into the numbers, as
+// ReadJSON does, and keeps any problem with the data for Dataset to
+// report under the caller's path, so that decoding the request fails only
+// for malformed JSON.
+type JSONData struct {
+	d   *store.Dataset
+	err error
+}
+
+// UnmarshalJSON reads the data from b.
+func (j *JSONData) UnmarshalJSON(b []byte) error {
+	p := jsonParser{sc: newScanner(bytes.NewReader(b)), ctx: context.Background(), m: &meter{}}
+	*j = JSONData{}
+	if j.err = p.parse(); j.err == nil {
+		j.d, j.err = p.dataset("")
+	}
+	return nil
+}
+
+// Dataset returns the data as a dataset called name. prefix is the JSON
+// path of the data in the request ("data"), so that errors name fields
+// like "data.features[3][1]".
 func (j *JSONData) Dataset(name, prefix string) (*store.Dataset, error) {
+	if j.err != nil {
+		if ie, ok := j.err.(*Error); ok {
+			e := *ie
+			switch {
+			case prefix == "":
+			case e.Field == "":
+				e.Field = prefix
+			default:
+				e.Field = prefix + "." + e.Field
+			}
+			return nil, &e
+		}
+		return nil, j.err
+	}
+	if j.d == nil {
+		return nil, &Error{Field: prefix, Message: "required"}
+	}
+	j.d.Meta.Name = name
+	return j.d, nil
+}
+
+// jsonParser reads one JSON dataset object.
+type jsonParser struct {
+	sc        *scanner
+	ctx       context.Context
+	allowName bool
+	maxCells  int64
+	m         *meter
+
+	seen         map[string]bool
+	name         string
+	featureNames []string
+	targetNames  []string
+	task         string
+
+	x          floats
+	rows, nf   int
+	t          targets
+	tkind      byte // 'n' numbers, 's' strings, 'a' arrays; 0 before targets[0]
+	ntargets   int
+	labels     interner
+	hasFeature bool
+	hasTarget  bool
+}
+
+func (p *jsonParser) parse() error {
+	sc := p.sc
+	p.x.m = p.m
+	p.labels = interner{}
+	p.seen = map[string]bool{}
+	c, ok := sc.skipSpace()
+	if !ok {
+		if sc.rerr != nil {
+			return fmt.Errorf("read the body: %w", sc.rerr)
+		}
+		return &Error{Message: "the body is empty; expected a JSON object"}
+	}
+	if c != '{' {
+		return p.typeErr("", "must be a JSON object, got ", c)
+	}
+	sc.pos++
+	c, ok = sc.skipSpace()
+	if ok && c == '}' {
+		sc.pos++
+		return sc.finish()
+	}
+	for {
+		c, _ := sc.skipSpace()
+		if c != '"' {
+			return sc.syntax("expected a field name in double quotes, got %s", quoteChar(c))
+		}
+		key, err := sc.str()
+		if err != nil {
+			return err
+		}
+		if err := sc.expect(':', "':' after a field name"); err != nil {
+			return err
+		}
+		if p.seen[key] {
+			return &Error{Field: key, Message: "given twice"}
+		}
+		if err := p.field(key); err != nil {
+			return err
+		}
+		p.seen[key] = true
+		c, _ = sc.skipSpace()
+		switch c {
+		case ',':
+			sc.pos++
+			continue
+		case '}':
+			sc.pos++
+			return sc.finish()
+		}
+		return sc.syntax("expected ',' or '}' after a field, got %s", quoteChar(c))
+	}
+}
+
+// typeErr is the error for a value that starts with c where a value of
+// another type was wanted: an *Error naming field (or from at, when given),
+// or a syntax error when c starts no JSON value at all.
+func (p *jsonParser) typeErr(field, msg string, c byte, at ...func(string) error) error {
+	if _, ok := p.sc.peek(); !ok || !strings.ContainsRune("{[\"tfn-0123456789", rune(c)) {
+		return p.sc.syntax("expected a value, got %s", quoteChar(c))
+	}
+	if len(at) > 0 {
+		return at[0](msg + kindOf(c))
+	}
+	return &Error{Field: field, Message: msg + kindOf(c)}
+}
+
+// null consumes a null at the next value, if there is one.
+func (p *jsonParser) null() (bool, error) {
+	c, _ := p.sc.skipSpace()
+	if c != 'n' {
+		return false, nil
+	}
+	return true, p.sc.literal()
+}
+
+func (p *jsonParser) field(key string) error {
+	switch key {
+	case "name":
+		if !p.allowName {
+			break
+		}
+		return p.stringField(key, &p.name)
+	case "task":
+		return p.stringField(key, &p.task)
+	case "feature_names":
+		return p.names(key, &p.featureNames)
+	case "target_names":
+		return p.names(key, &p.targetNames)
+	case "features":
+		return p.features()
+	case "targets":
+		return p.targets()
+	}
+	return &Error{Field: key, Message: "unknown field"}
+}
+
+func (p *jsonParser) stringField(key string, dst *string) error {
+	if null, err := p.null(); null || err != nil {
+		return err
+	}
+	c, _ := p.sc.skipSpace()
+	if c != '"' {
+		return p.typeErr(key, "must be a string, got ", c)
+	}
+	s, err := p.sc.str()
+	*dst = s
+	return inField(err, key)
+}
+
+// inField names field in a scanner's error about a string, which knows
+// only its line and column.
+func inField(err error, field string) error {
+	var e *Error
+	if errors.As(err, &e) && e.Field == "" {
+		e.Field = field
+	}
+	return err
+}
+
+func (p *jsonParser) names(key string, dst *[]string) error {
+	if null, err := p.null(); null || err != nil {
+		return err
+	}
+	sc := p.sc
+	c, _ := sc.skipSpace()
+	if c != '[' {
+		return p.typeErr(key, "must be an array of strings, got ", c)
+	}
+	sc.pos++
+	out := []string{}
+	return p.elements(func(i int) error {
+		c, _ := sc.skipSpace()
+		if c != '"' {
+			return p.typeErr(fmt.Sprintf("%s[%d]", key, i), "must be a string, got ", c)
+		}
+		s, err := sc.str()
+		if err != nil {
+			return inField(err, fmt.Sprintf("%s[%d]", key, i))
+		}
+		if err := p.m.take(cellBytes + int64(len(s))); err != nil {
+			return err
+		}
+		out = append(out, s)
+		*dst = out
+		return nil
+	}, func() { *dst = out })
+}
+
+// elements reads the elements of an array whose '[' is consumed, calling
+// each for the i-th, then done after the ']'.
+func (p *jsonParser) elements(each func(i int) error, done func()) error {
+	sc := p.sc
+	if c, ok := sc.skipSpace(); ok && c == ']' {
+		sc.pos++
+		done()
+		return nil
+	}
+	for i := 0; ; i++ {
+		if err := each(i); err != nil {
+			return err
+		}
+		c, _ := sc.skipSpace()
+		switch c {
+		case ',':
+			sc.pos++
+			continue
+		case ']':
+			sc.pos++
+			done()
+			return nil
+		}
+		return sc.syntax("expected ',' or ']' in an array, got %s", quoteChar(c))
+	}
+}
+
+func (p *jsonParser) features() error {
+	if null, err := p.null(); null || err != nil {
+		return err
+	}
+	sc := p.sc
+	c, _ := sc.skipSpace()
+	if c != '[' {
+		return p.typeErr("features", "must be an array of rows, got ", c)
+	}
+	sc.pos++
+	return p.elements(func(r int) error {
+		if r%4096 == 0 {
+			if err := p.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		row := func() string { return fmt.Sprintf("features[%d]", r) }
+		c, _ := sc.skipSpace()
+		if c != '[' {
+			return p.typeErr(row(), "must be an array of numbers, got ", c)
+		}
+		sc.pos++
+		n := 0
+		err := p.elements(func(i int) error {
+			n++
+			if r > 0 && n > p.nf {
+				// Counted to the end, to say how long the row is.
+				_, err := p.cell(r, i, false)
+				return err
+			}
+			v, err := p.cell(r, i, true)
+			if err != nil {
+				return err
+			}
+			return p.x.add(v)
+		}, func() {})
+		if err != nil {
+			return err
+		}
+		if r == 0 {
+			if n == 0 {
+				return &Error{Field: row(), Message: "must hold at least one number"}
+			}
+			p.nf = n
+		}
+		if n != p.nf {
+			return &Error{Field: row(), Message: fmt.Sprintf("has %d values, row 0 has %d", n, p.nf)}
+		}
+		p.rows++
+		if p.maxCells > 0 && int64(p.x.len()) > p.maxCells {
+			return &Error{Field: row(), Err: ErrTooLarge, Message: fmt.Sprintf(
+				"more than %d cells (rows × features): the server's limit", p.maxCells)}
+		}
+		return nil
+	}, func() { p.hasFeature = true })
+}
+
+// cell reads features[r][i], which must be a finite number.
+func (p *jsonParser) cell(r, i int, keep bool) (float64, error) {
+	sc := p.sc
+	c, _ := sc.skipSpace()
+	at := func(msg string) error {
+		return &Error{Field: fmt.Sprintf("features[%d][%d]", r, i), Message: msg}
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		return 0, p.typeErr("", "must be a finite number, got ", c, at)
+	}
+	v, finite, err := sc.float()
+	if err != nil {
+		return 0, err
+	}
+	if !finite && keep {
+		return 0, at("must be a finite number")
+	}
+	return v, nil
+}
+
+func (p *jsonParser) targets() error {
+	if null, err := p.null(); null || err != nil {
+		return err
+	}
+	sc := p.sc
+	c, _ := sc.skipSpace()
+	if c != '[' {
+		return p.typeErr("targets", "must be an array, got ", c)
+	}
+	sc.pos++
+	p.t = targets{k: 1}
+	return p.elements(func(i int) error {
+		at := func(msg string) error { return &Error{Field: fmt.Sprintf("targets[%d]", i), Message: msg} }
+		c, _ := sc.skipSpace()
+		var kind byte
+		switch {
+		case c == '"':
+			kind = 's'
+		case c == '[':
+			kind = 'a'
+		case c == '-' || (c >= '0' && c <= '9'):
+			kind = 'n'
+		default:
+			return p.typeErr("", "must be a number, a string or an array of numbers, got ", c, at)
+		}
+		if i == 0 {
+			p.tkind = kind
+			p.t.labels = kind == 's'
+		} else if kind != p.tkind {
+			return at("targets must all be numbers, all strings, or all arrays; this one differs from targets[0]")
+		}
+		p.ntargets++
+		switch kind {
+		case 's':
+			s, err := sc.str()
+			if err != nil {
+				return err
+			}
+			return p.addTarget(p.labels.intern(s))
+		case 'n':
+			b, err := sc.number()
+			if err != nil {
+				return err
+			}
+			return p.addTarget(p.labels.internBytes(b))
+		}
+		sc.pos++ // '['
+		n := 0
+		err := p.elements(func(j int) error {
+			n++
+			at := func(msg string) error {
+				return &Error{Field: fmt.Sprintf("targets[%d][%d]", i, j), Message: msg}
+			}
+			c, _ := sc.skipSpace()
+			if c != '-' && (c < '0' || c > '9') {
+				return p.typeErr("", "must be a finite number, got ", c, at)
+			}
+			v, finite, err := sc.float()
+			if err != nil {
+				return err
+			}
+			if !finite {
+				return at("must be a finite number")
+			}
+			if i > 0 && n > p.t.k {
+				return nil // counted, to say how long the array is
+			}
+			var nb [32]byte
+			return p.addTarget(p.labels.internBytes(strconv.AppendFloat(nb[:0], v, 'g', -1, 64)))
+		}, func() {})
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			if n == 0 {
+				return at("must not be empty")
+			}
+			p.t.k = n
+		}
+		if n != p.t.k {
+			return at(fmt.Sprintf("has %d values, targets[0] has %d", n, p.t.k))
+		}
+		return nil
+	}, func() { p.hasTarget = true })
+}
+
+func (p *jsonParser) addTarget(s string) error {
+	if err := p.m.take(cellBytes + int64(len(s))); err != nil {
+		return err
+	}
+	p.t.cells = append(p.t.cells, s)
+	return nil
+}
+
+// dataset checks what was read as a whole and converts it; errors name
+// fields under prefix.
+func (p *jsonParser) dataset(prefix string) (*store.Dataset, error) {
 	path := func(f string) string {
 		if prefix == "" {
 			return f
 		}
 		return prefix + "." + f
 	}
-	task, err := ParseTask(j.Task)
+	task, err := ParseTask(p.task)
 	if err != nil {
 		return nil, &Error{Field: path("task"), Message: err.Error()}
 	}
-	rows := len(j.Features)
+	rows := p.rows
 	switch {
-	case j.Features == nil:
+	case !p.hasFeature:
 		return nil, &Error{Field: path("features"), Message: "required"}
 	case rows == 0:
 		return nil, &Error{Field: path("features"), Message: "must hold at least one row"}
-	case j.Targets == nil:
+	case !p.hasTarget:
 		return nil, &Error{Field: path("targets"), Message: "required"}
-	case len(j.Targets) != rows:
-		return nil, &Error{Field: path("targets"), Message: fmt.Sprintf("has %d values, features has %d rows", len(j.Targets), rows)}
+	case p.ntargets != rows:
+		return nil, &Error{Field: path("targets"), Message: fmt.Sprintf("has %d values, features has %d rows", p.ntargets, rows)}
 	}
-	nf := len(j.Features[0])
-	if nf == 0 {
-		return nil, &Error{Field: path("features[0]"), Message: "must hold at least one number"}
+	nf := p.nf
+	if p.featureNames != nil && len(p.featureNames) != nf {
+		return nil, &Error{Field: path("feature_names"), Message: fmt.Sprintf("has %d names, rows have %d features", len(p.featureNames), nf)}
 	}
-	if j.FeatureNames != nil && len(j.FeatureNames) != nf {
-		return nil, &Error{Field: path("feature_names"), Message: fmt.Sprintf("has %d names, rows have %d features", len(j.FeatureNames), nf)}
-	}
-	names := j.FeatureNames
+	names := p.featureNames
 	if names == nil {
 		names = defaultNames("x", nf)
 	}
 	if err := checkNames(names, path("feature_names")); err != nil {
 		return nil, err
 	}
-	x := make([]float64, 0, rows*nf)
-	for r, row := range j.Features {
-		if len(row) != nf {
-			return nil, &Error{Field: path(fmt.Sprintf("features[%d]", r)), Message: fmt.Sprintf("has %d values, row 0 has %d", len(row), nf)}
-		}
-		for c, v := range row {
-			if v == nil {
-				return nil, &Error{Field: path(fmt.Sprintf("features[%d][%d]", r, c)), Message: "must be a finite number, got null"}
-			}
-			if math.IsNaN(*v) || math.IsInf(*v, 0) {
-				return nil, &Error{Field: path(fmt.Sprintf("features[%d][%d]", r, c)), Message: "must be a finite number"}
-			}
-			x = append(x, *v)
-		}
-	}
-
-	t, err := jsonTargets(j.Targets, path)
-	if err != nil {
-		return nil, err
-	}
-	tnames := j.TargetNames
+	t := p.t
+	tnames := p.targetNames
 	if tnames == nil {
 		tnames = []string{"target"}
 		if t.k > 1 {
@@ -97,8 +513,12 @@ func (j *JSONData) Dataset(name, prefix string) (*store.Dataset, error) {
 	if err := checkNames(tnames, path("target_names")); err != nil {
 		return nil, err
 	}
+	x, err := p.x.flat()
+	if err != nil {
+		return nil, err
+	}
 	d := &store.Dataset{
-		Meta: store.DatasetMeta{Name: name, Rows: rows, Features: nf, FeatureNames: names, TargetNames: tnames},
+		Meta: store.DatasetMeta{Name: p.name, Rows: rows, Features: nf, FeatureNames: names, TargetNames: tnames},
 		X:    x,
 	}
 	err = assemble(d, task, t, func(row, col int, msg string) *Error {
@@ -112,71 +532,6 @@ func (j *JSONData) Dataset(name, prefix string) (*store.Dataset, error) {
 		return nil, err
 	}
 	return d, nil
-}
-
-// jsonTargets reads the raw target values: all numbers, all strings, or
-// all arrays of numbers of one length.
-func jsonTargets(raw []json.RawMessage, path func(string) string) (targets, error) {
-	kindOf := func(m json.RawMessage) byte {
-		b := bytes.TrimSpace(m)
-		if len(b) == 0 {
-			return 0
-		}
-		switch c := b[0]; {
-		case c == '"':
-			return 's'
-		case c == '[':
-			return 'a'
-		case c == '-' || (c >= '0' && c <= '9'):
-			return 'n'
-		}
-		return 0
-	}
-	at := func(i int, msg string) error {
-		return &Error{Field: path(fmt.Sprintf("targets[%d]", i)), Message: msg}
-	}
-	want := kindOf(raw[0])
-	t := targets{k: 1, labels: want == 's'}
-	for i, m := range raw {
-		k := kindOf(m)
-		if k == 0 {
-			return t, at(i, fmt.Sprintf("must be a number, a string or an array of numbers, got %s", truncate(string(bytes.TrimSpace(m)))))
-		}
-		if k != want {
-			return t, at(i, "targets must all be numbers, all strings, or all arrays; this one differs from targets[0]")
-		}
-		switch k {
-		case 's':
-			var s string
-			if err := json.Unmarshal(m, &s); err != nil {
-				return t, at(i, "invalid string")
-			}
-			t.cells = append(t.cells, s)
-		case 'n':
-			t.cells = append(t.cells, string(bytes.TrimSpace(m)))
-		case 'a':
-			var a []*float64
-			if err := json.Unmarshal(m, &a); err != nil {
-				return t, at(i, "must be an array of finite numbers")
-			}
-			if i == 0 {
-				t.k = len(a)
-				if t.k == 0 {
-					return t, at(0, "must not be empty")
-				}
-			}
-			if len(a) != t.k {
-				return t, at(i, fmt.Sprintf("has %d values, targets[0] has %d", len(a), t.k))
-			}
-			for c, v := range a {
-				if v == nil {
-					return t, &Error{Field: path(fmt.Sprintf("targets[%d][%d]", i, c)), Message: "must be a finite number, got null"}
-				}
-				t.cells = append(t.cells, strconv.FormatFloat(*v, 'g', -1, 64))
-			}
-		}
-	}
-	return t, nil
 }
 
 func defaultNames(prefix string, n int) []string {

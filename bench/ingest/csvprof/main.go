@@ -80,7 +80,7 @@ func run(path, target, cpuProfile string) error {
 	runtime.ReadMemStats(&before)
 	t0 := time.Now()
 	d, err := ingest.ReadCSV(context.Background(), f, ingest.CSVOptions{
-		Name: "csvprof", Targets: strings.Split(target, ","), SizeHint: st.Size(), // as the server passes Content-Length
+		Name: "csvprof", Targets: strings.Split(target, ","),
 	})
 	secs := time.Since(t0).Seconds()
 	close(stop)

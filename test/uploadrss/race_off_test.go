@@ -1,0 +1,5 @@
+//go:build !race
+
+package uploadrss
+
+const raceEnabled = false
