@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // Data is an in-memory training or validation set. X is row-major,
@@ -14,6 +16,13 @@ import (
 // binary (0/1 columns). When TargetNames is empty the number of target
 // columns is len(Targets)/Rows. The engine never modifies Data and keeps
 // referring to X while a Trainer lives: it does not copy it.
+//
+// Typed data comes as Columns instead: numbers with missing cells,
+// categories and date-times (package table), in the order of the table
+// they came from. With Columns set, X and FeatureNames are nil and
+// Features is len(Columns); the trainer learns its preprocessing
+// (imputation, scaling, one-hot encoding, date parts) from the training
+// rows and encodes every row with it.
 type Data struct {
 	Rows, Features int
 	X              []float64
@@ -21,6 +30,7 @@ type Data struct {
 	TargetNames    []string
 	Targets        []float64
 	Labels         []string
+	Columns        []table.Column
 }
 
 // Validation says where validation data comes from: a held-out Fraction of
