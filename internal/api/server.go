@@ -85,9 +85,10 @@ const DefaultMaxPredictRows = 10000
 // honest client load never meets it.
 //
 // 1024 event streams: a stream that its client does not read holds about
-// 20 KiB of the server's heap (its connection's buffers and goroutine, its
-// 64-event subscription buffer; the history it sends is shared, see
-// TestEventStreamsShareHistory), so 1024 of them hold about 20 MiB.
+// 22 KiB of the server's heap (its connection's buffers and goroutine, its
+// 64-event subscription buffer; the history it sends is shared, as
+// TestEventStreamsShareHistory measures), so 1024 of them hold about
+// 22 MiB, besides the kernel's socket buffers.
 const (
 	DefaultMaxConcurrentRequests = 256
 	DefaultMaxEventStreams       = 1024
