@@ -729,7 +729,12 @@ func TestTypedDataRejects(t *testing.T) {
 		}, `column "when" is "number"; the model takes datetime`},
 		{"wrong place", func() []table.Column { c := good().Columns; c[0].Name = "y"; return c }, `column "y" is in the place of input "x"`},
 		{"ragged", func() []table.Column { c := good().Columns; c[1].Codes = c[1].Codes[:3]; return c }, "has 3 cells; the first column has 20"},
-		{"bad code", func() []table.Column { c := good().Columns; c[1].Codes = slices.Clone(c[1].Codes); c[1].Codes[0] = 6; return c }, "row 1 has code 6"},
+		{"bad code", func() []table.Column {
+			c := good().Columns
+			c[1].Codes = slices.Clone(c[1].Codes)
+			c[1].Codes[0] = 6
+			return c
+		}, "row 1 has code 6"},
 	} {
 		t.Run("predict/"+c.name, func(t *testing.T) {
 			_, err := m.PredictColumns(make([]float64, 20), c.cols())
