@@ -92,7 +92,8 @@ func TestDecodeModelRejects(t *testing.T) {
 
 	// rebuild re-encodes a container with another header or float count,
 	// with a correct checksum, so the checks behind the checksum are hit.
-	rebuild := func(h []byte, floats []float64) []byte { return encodeContainer(modelMagic, modelFormat, h, floats) }
+	version := binary.LittleEndian.Uint32(good[8:])
+	rebuild := func(h []byte, floats []float64) []byte { return encodeContainer(modelMagic, version, h, floats) }
 	params := readFloats(ptr(good[16+hdrLen+8:]), (len(good)-16-hdrLen-12)/8)
 	withNaN := slices.Clone(params)
 	withNaN[3] = math.NaN()
@@ -105,9 +106,9 @@ func TestDecodeModelRejects(t *testing.T) {
 		{"wrong magic", append([]byte("NOTMODEL"), good[8:]...), "magic"},
 		{"future version", func() []byte {
 			b := slices.Clone(good)
-			binary.LittleEndian.PutUint32(b[8:], 2)
+			binary.LittleEndian.PutUint32(b[8:], modelFormat+1)
 			return b
-		}(), "version 2"},
+		}(), fmt.Sprintf("version %d", modelFormat+1)},
 		{"flipped bit", func() []byte { b := slices.Clone(good); b[len(b)/2] ^= 4; return b }(), "checksum"},
 		{"truncated", good[:len(good)-8], "checksum"},
 		{"header length beyond data", func() []byte {

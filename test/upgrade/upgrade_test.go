@@ -515,10 +515,11 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
 	})
 	writeFile(t, filepath.Join(dir, ckptRel), newerState)
-	// The stored model's file: a model of the next format.
+	// The stored model's file: a model of the format after the newest
+	// this build reads (3: format 2 holds typed inputs).
 	modelRel := store.ModelFilePath(finishedModel, 1)
 	writeFile(t, filepath.Join(dir, modelRel), reframe(readFile(t, filepath.Join(dir, modelRel)), func(p []byte) []byte {
-		binary.LittleEndian.PutUint32(p[8:], 2)
+		binary.LittleEndian.PutUint32(p[8:], 3)
 		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
 	}))
 
@@ -538,8 +539,8 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := engine.DecodeModel(file); !errors.Is(err, engine.ErrNewerFormat) ||
-		err.Error() != "model format version 2 is newer than this build reads (1); upgrade backpropd" {
-		t.Errorf("DecodeModel: %v; want ErrNewerFormat naming versions 2 and 1", err)
+		err.Error() != "model format version 3 is newer than this build reads (2); upgrade backpropd" {
+		t.Errorf("DecodeModel: %v; want ErrNewerFormat naming versions 3 and 2", err)
 	}
 
 	var logBuf strings.Builder
