@@ -247,8 +247,12 @@ func TestTypedDataCorruptWithValidChecksum(t *testing.T) {
 	const price = datasetHeaderSize
 	const grade = price + columnHeaderSize + 4*8
 	const gradeCodes = grade + columnHeaderSize + levelHeaderSize + (4 + 1) + 4 + (4 + len("ß-grade"))
-	put32 := func(off int, v uint32) func([]byte) { return func(b []byte) { binary.LittleEndian.PutUint32(b[off:], v) } }
-	put64 := func(off int, v uint64) func([]byte) { return func(b []byte) { binary.LittleEndian.PutUint64(b[off:], v) } }
+	put32 := func(off int, v uint32) func([]byte) {
+		return func(b []byte) { binary.LittleEndian.PutUint32(b[off:], v) }
+	}
+	put64 := func(off int, v uint64) func([]byte) {
+		return func(b []byte) { binary.LittleEndian.PutUint64(b[off:], v) }
+	}
 	cases := []struct {
 		name string
 		edit func([]byte)
