@@ -82,7 +82,9 @@ func (c Config) Resolve(task Task, hasValidation bool) Config {
 	}
 	t.Shuffle = orDefault(t.Shuffle, true)
 	t.Seed = orDefault(t.Seed, 1)
+	c.resolvePreprocessing()
 	t.Standardize = orDefault(t.Standardize, true)
+	t.ClassWeight = t.ClassWeight.clone()
 
 	o := &t.Optimizer
 	if o.Name == "" {
@@ -218,6 +220,8 @@ func (c Config) validate(p *problems, task Task, features, outputs int, lim Limi
 	}
 	c.Network.validate(p, task, outputs, lim)
 	c.Training.validate(p, lim)
+	c.validatePreprocessing(p)
+	c.Training.validateClassWeight(p)
 
 	if params, ok := c.Network.numParams(features, outputs); ok {
 		limit := lim.MaxParams
