@@ -50,6 +50,9 @@ type DatasetMeta struct {
 	// DroppedRows is the number of rows left out because their target was
 	// missing.
 	DroppedRows int `json:"dropped_rows,omitempty"`
+	// Typed says the features are stored as typed columns
+	// (Dataset.Columns), not as X; CreateDataset sets it.
+	Typed bool `json:"typed,omitempty"`
 }
 
 // Dataset is a dataset with its numbers. X is row-major Rows×Features.
@@ -167,6 +170,7 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 	meta.ID = uuid.NewString()
 	meta.CreatedAt = time.Now().UTC()
 	meta.ClassCounts = classCounts(meta.Classes, d.Labels)
+	meta.Typed = d.Columns != nil
 	if d.Columns != nil && len(meta.FeatureNames) == 0 {
 		// A typed dataset's column names are kept in its metadata only.
 		meta.FeatureNames = make([]string, len(d.Columns))
