@@ -30,7 +30,7 @@ var update = flag.Bool("update", false, "regenerate testdata/v<N> with this buil
 // fixtureVersions lists the data directories under testdata/, one per
 // format version, oldest first. The newest is the one -update rewrites;
 // the older ones are kept as their builds wrote them.
-var fixtureVersions = []string{"v1"}
+var fixtureVersions = []string{"v1", "v2"}
 
 // Model names in the fixture, one per kind of job record.
 const (
