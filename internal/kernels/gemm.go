@@ -50,6 +50,14 @@ func NewWorkspace[T Float]() *Workspace[T] {
 	}
 }
 
+// WorkspaceBytes is the memory one Workspace of element type T holds, for
+// callers that budget memory: its three buffers and its header.
+func WorkspaceBytes[T Float]() int64 {
+	var zero T
+	elems := (MC+maxMR)*KC + (NC+maxNR)*KC + maxMR*maxNR
+	return int64(elems)*int64(unsafe.Sizeof(zero)) + int64(unsafe.Sizeof(Workspace[T]{}))
+}
+
 // Dgemm computes C = op(A)·op(B) + beta·C where op(A) is m×k, op(B) is k×n
 // and C is m×n, all row-major: op(A) is A, stored m×k with leading
 // dimension lda, or Aᵀ if tA, with A stored k×m; likewise op(B) is B
