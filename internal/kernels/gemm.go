@@ -214,9 +214,24 @@ func packB[T Float](dst []T, tB bool, b []T, ldb, pc, jc, kc, nc, nr int) {
 				}
 			}
 		} else { // op(B)[p][j] = b[p*ldb+j]
-			for p := range kc {
-				src := b[(pc+p)*ldb+jc+jr:]
-				copy(panel[p*nr:p*nr+cols], src[:cols])
+			src := b[pc*ldb+jc+jr:]
+			switch {
+			case cols == 8:
+				for p := range kc {
+					*(*[8]T)(panel[p*8:]) = *(*[8]T)(src[p*ldb:])
+				}
+			case cols == 16:
+				for p := range kc {
+					*(*[16]T)(panel[p*16:]) = *(*[16]T)(src[p*ldb:])
+				}
+			case cols == 32:
+				for p := range kc {
+					*(*[32]T)(panel[p*32:]) = *(*[32]T)(src[p*ldb:])
+				}
+			default:
+				for p := range kc {
+					copy(panel[p*nr:p*nr+cols], src[p*ldb:p*ldb+cols])
+				}
 			}
 		}
 		if cols < nr {

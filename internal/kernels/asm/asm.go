@@ -25,19 +25,23 @@ import (
 // kernel describes one micro-kernel: its name, its register block and the
 // instructions of its element type and vector width.
 type kernel struct {
-	name    string
-	elem    string // Go element type
-	size    int    // bytes per element
-	mr      int    // rows of the block
-	vecs    int    // vectors per row of the block
-	lanes   int    // elements per vector
-	vec     func() reg.VecVirtual
-	bcast   func(...Op)
-	fma     func(...Op)
-	add     func(...Op)
-	mov     func(...Op)
-	zero    func(...Op) // zero(x, x, x) clears x
-	comment string
+	name  string
+	elem  string // Go element type
+	size  int    // bytes per element
+	mr    int    // rows of the block
+	vecs  int    // vectors per row of the block
+	lanes int    // elements per vector
+	vec   func() reg.VecVirtual
+	bcast func(...Op)
+	fma   func(...Op)
+	add   func(...Op)
+	mov   func(...Op)
+	zero  func(...Op) // zero(x, x, x) clears x
+	// fmaBcast, where set, multiplies by a value broadcast from memory in
+	// the FMA itself (AVX-512's embedded broadcast), saving the separate
+	// broadcast and its register.
+	fmaBcast func(...Op)
+	comment  string
 }
 
 func main() {
@@ -51,10 +55,10 @@ func main() {
 			comment: "6×16 float32 block, AVX2 and FMA: 12 ymm accumulators."},
 		{name: "dkernAVX512", elem: "float64", size: 8, mr: 8, vecs: 2, lanes: 8, vec: ZMM,
 			bcast: VBROADCASTSD, fma: VFMADD231PD, add: VADDPD, mov: VMOVUPD, zero: VPXORQ,
-			comment: "8×16 float64 block, AVX-512F: 16 zmm accumulators."},
+			fmaBcast: VFMADD231PD_BCST, comment: "8×16 float64 block, AVX-512F: 16 zmm accumulators."},
 		{name: "skernAVX512", elem: "float32", size: 4, mr: 8, vecs: 2, lanes: 16, vec: ZMM,
 			bcast: VBROADCASTSS, fma: VFMADD231PS, add: VADDPS, mov: VMOVUPS, zero: VPXORQ,
-			comment: "8×32 float32 block, AVX-512F: 16 zmm accumulators."},
+			fmaBcast: VFMADD231PS_BCST, comment: "8×32 float32 block, AVX-512F: 16 zmm accumulators."},
 	}
 	for _, k := range ks {
 		k.generate()
@@ -90,8 +94,15 @@ func (kn kernel) generate() {
 		kn.mov(Mem{Base: b, Disp: v * kn.lanes * kn.size}, bv[v])
 	}
 	for r := 0; r < kn.mr; r++ {
+		m := Mem{Base: a, Disp: r * kn.size}
+		if kn.fmaBcast != nil {
+			for v := range bv {
+				kn.fmaBcast(m, bv[v], acc[r][v])
+			}
+			continue
+		}
 		x := kn.vec()
-		kn.bcast(Mem{Base: a, Disp: r * kn.size}, x)
+		kn.bcast(m, x)
 		for v := range bv {
 			kn.fma(bv[v], x, acc[r][v])
 		}
