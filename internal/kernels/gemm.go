@@ -216,6 +216,10 @@ func packB[T Float](dst []T, tB bool, b []T, ldb, pc, jc, kc, nc, nr int) {
 		} else { // op(B)[p][j] = b[p*ldb+j]
 			src := b[pc*ldb+jc+jr:]
 			switch {
+			case cols < nr:
+				for p := range kc {
+					copy(panel[p*nr:p*nr+cols], src[p*ldb:p*ldb+cols])
+				}
 			case cols == 8:
 				for p := range kc {
 					*(*[8]T)(panel[p*8:]) = *(*[8]T)(src[p*ldb:])
@@ -230,7 +234,7 @@ func packB[T Float](dst []T, tB bool, b []T, ldb, pc, jc, kc, nc, nr int) {
 				}
 			default:
 				for p := range kc {
-					copy(panel[p*nr:p*nr+cols], src[p*ldb:p*ldb+cols])
+					copy(panel[p*nr:p*nr+nr], src[p*ldb:p*ldb+nr])
 				}
 			}
 		}

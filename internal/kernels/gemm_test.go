@@ -234,6 +234,36 @@ func checkResult(t *testing.T, s shape, ldc int, c, c0, want, scale []float64, t
 	}
 }
 
+// TestGemmEveryEdge runs small products with every number of rows and
+// columns left over at the edge of a register block (rows 1 to 17 cover
+// MR = 4, 6 and 8; columns 1 to 65 cover NR = 8, 16 and 32), in every
+// transpose, against the definition with TestDgemm's and TestSgemm's
+// tolerances.
+func TestGemmEveryEdge(t *testing.T) {
+	forLevels(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(9, 10))
+		ws := NewWorkspace[float64]()
+		ws32 := NewWorkspace[float32]()
+		const k = 5
+		for m := 1; m <= 17; m++ {
+			for n := 1; n <= 65; n++ {
+				for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+					s := shape{fmt.Sprintf("%dx%dx%d", m, n, k), m, n, k, tr[0], tr[1]}
+					o := newOperands(rng, s, 1)
+					a32, b32, c32 := to32(o.a), to32(o.b), to32(o.c)
+					o.a, o.b, o.c = to64(a32), to64(b32), to64(c32)
+					want, scale := reference(s, o, 1)
+					c := append([]float64(nil), o.c...)
+					Dgemm(ws, s.tA, s.tB, m, n, k, o.a, o.lda, o.b, o.ldb, 1, c, o.ldc)
+					checkResult(t, s, o.ldc, c, o.c, want, scale, gammaTol(k, 0x1p-53))
+					Sgemm(ws32, s.tA, s.tB, m, n, k, a32, o.lda, b32, o.ldb, 1, c32, o.ldc)
+					checkResult(t, s, o.ldc, to64(c32), o.c, want, scale, gammaTol(k, 0x1p-24))
+				}
+			}
+		}
+	})
+}
+
 // TestGemmDepthZero: with k = 0, C = beta·C, and beta = 0 clears C
 // without reading it.
 func TestGemmDepthZero(t *testing.T) {
