@@ -182,7 +182,7 @@ func packA[T Float](dst []T, tA bool, a []T, lda, ic, pc, mc, kc, mr int) {
 				copy(panel[p*mr:p*mr+rows], src[:rows])
 			}
 		} else if rows == 8 && mr == 8 { // op(A)[i][p] = a[i*lda+p]
-			packRows8(panel, a[(ic+ir)*lda+pc:], lda, kc)
+			packRows8(panel, a[(ic+ir)*lda+pc:], lda, kc, 8)
 		} else if rows == 6 && mr == 6 {
 			packRows6(panel, a[(ic+ir)*lda+pc:], lda, kc)
 		} else {
@@ -202,15 +202,16 @@ func packA[T Float](dst []T, tA bool, a []T, lda, ic, pc, mc, kc, mr int) {
 	}
 }
 
-// packRows8 interleaves 8 rows of kc values, lda apart in a, into dst:
-// dst[p*8+r] = a[r*lda+p]. Reading the rows side by side writes dst in
-// order, which is what makes it faster than one row at a time.
-func packRows8[T Float](dst, a []T, lda, kc int) {
+// packRows8 interleaves 8 rows of kc values, lda apart in a, into dst
+// with a stride of stride ≥ 8 per step: dst[p*stride+r] = a[r*lda+p].
+// Reading the rows side by side writes dst in order, which is what makes
+// it faster than one row at a time.
+func packRows8[T Float](dst, a []T, lda, kc, stride int) {
 	r0, r1, r2, r3 := a[:kc], a[lda:][:kc], a[2*lda:][:kc], a[3*lda:][:kc]
 	r4, r5, r6, r7 := a[4*lda:][:kc], a[5*lda:][:kc], a[6*lda:][:kc], a[7*lda:][:kc]
-	dst = dst[:8*kc]
+	dst = dst[:(kc-1)*stride+8]
 	for p := range kc {
-		d := dst[p*8 : p*8+8 : p*8+8]
+		d := dst[p*stride : p*stride+8 : p*stride+8]
 		d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
 		d[4], d[5], d[6], d[7] = r4[p], r5[p], r6[p], r7[p]
 	}
@@ -235,7 +236,11 @@ func packB[T Float](dst []T, tB bool, b []T, ldb, pc, jc, kc, nc, nr int) {
 	for jr := 0; jr < nc; jr += nr {
 		panel := dst[(jr/nr)*nr*kc : (jr/nr+1)*nr*kc]
 		cols := min(nr, nc-jr)
-		if tB { // op(B)[p][j] = b[j*ldb+p]
+		if tB && cols == nr && nr%8 == 0 { // op(B)[p][j] = b[j*ldb+p]
+			for j := 0; j < nr; j += 8 {
+				packRows8(panel[j:], b[(jc+jr+j)*ldb+pc:], ldb, kc, nr)
+			}
+		} else if tB {
 			for j := range cols {
 				src := b[(jc+jr+j)*ldb+pc:]
 				src = src[:kc]
