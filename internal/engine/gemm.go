@@ -178,10 +178,10 @@ func (p *gemmPool) gemm(tA, tB bool, m, n, k int, a []float64, lda int, b []floa
 
 // gemmKernels is gemm on package kernels, for a pool that holds packing
 // buffers (products without a pool, that is inference, stay on blas64 and
-// allocate nothing beyond what PredictMemory counts). kernels.Dgemm blocks C into the
-// same MC×NC tiles that the pool shares out and sums each tile over the
-// whole inner dimension in the same order, so one call for the whole
-// product gives the same bits as a call per tile.
+// allocate nothing beyond what PredictMemory counts). kernels.Dgemm
+// blocks C into the same MC×NC tiles that the pool shares out and sums
+// each tile over the whole inner dimension in the same order, so one call
+// for the whole product gives the same bits as a call per tile.
 func (p *gemmPool) gemmKernels(tA, tB bool, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	if p.workers == 0 || m*n*k < gemmParallelMin || (m <= kernels.MC && n <= kernels.NC) {
 		kernels.Dgemm(p.ws[0], tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
