@@ -460,8 +460,9 @@ func (m *Manager) finish(j *job, o outcome) {
 	if to.terminal() && !slices.Contains(to.stopReasons(), StopReason(rec.StopReason)) {
 		m.log.Error("job ended with a stop reason its state does not allow", "job", rec.ID, "state", to.String(), "stop_reason", rec.StopReason)
 	}
+	hw := j.historyWriteLocked()
 	m.mu.Unlock()
-	if err := m.st.PutJob(context.Background(), rec); err != nil {
+	if err := m.writeRecord(j, rec, hw); err != nil {
 		m.log.Error("write final job record", "job", rec.ID, "status", rec.Status, "err", err)
 	}
 	if to.terminal() {

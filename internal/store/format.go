@@ -22,8 +22,13 @@ const (
 	// frameVersion is the frame around every file (frame.go), in its
 	// header.
 	frameVersion = 1
-	// jobFormat is a job record, jobs/<id>.job.
-	jobFormat = 1
+	// jobFormat is a job record, jobs/<id>.job. Version 1 holds the
+	// history inline ("history"); version 2 holds its length
+	// ("history_len") and the entries are in jobs/<id>.history
+	// (history.go), so that an epoch appends to the history instead of
+	// rewriting it. An older build would read a version 2 record as a job
+	// without history.
+	jobFormat = 2
 	// JobSpecVersion is the version of a job record's spec, the
 	// "version" field of JobRecord.Spec; a spec without one is version 1.
 	// The spec's content belongs to internal/jobs, which writes this
