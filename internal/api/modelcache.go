@@ -153,6 +153,18 @@ func newModelCache(st modelStore, size int) *modelCache {
 // cannot have changed (or for latestTTL without a change counter), from the
 // last resolution.
 func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error) {
+	for {
+		v, again, err := c.resolveLatestOnce(ctx, name)
+		if !again {
+			return v, err
+		}
+	}
+}
+
+// resolveLatestOnce is one try of resolveLatest. again reports that it
+// joined another request's read of the metadata which ended with that
+// request's context while this one's is still live: it should read again.
+func (c *modelCache) resolveLatestOnce(ctx context.Context, name string) (version int, again bool, err error) {
 	counter, exact := c.store.(modelChangeCounter)
 	var changes uint64
 	if exact {
@@ -164,7 +176,7 @@ func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error
 	gen := c.gen
 	if ok && l.gen == gen && ((exact && l.changes == changes) || (!exact && now.Sub(l.at) < latestTTL)) {
 		c.mu.Unlock()
-		return l.version, nil
+		return l.version, false, nil
 	}
 	if f, ok := c.resolving[name]; ok && f.gen == gen && f.changes == changes {
 		// Nothing changed since that resolution read its counts, so its
@@ -172,19 +184,21 @@ func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error
 		c.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.version, f.err
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, false, ctx.Err()
 		}
+		if f.err != nil && ctx.Err() == nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
+			return 0, true, nil
+		}
+		return f.version, false, f.err
 	}
 	f := &latestCall{done: make(chan struct{}), changes: changes, gen: gen}
 	c.resolving[name] = f
 	c.mu.Unlock()
 	// The change count and gen were read before the store, so a write that
-	// lands during the read makes this resolution stale at once. The read
-	// runs on its own context: waiters from other requests share it.
-	// A read that panics (the recoverer answers this request) still ends
-	// the call, so that its waiters get an error instead of waiting forever.
+	// lands during the read makes this resolution stale at once. A read
+	// that panics (the recoverer answers this request) still ends the
+	// call, so that its waiters get an error instead of waiting forever.
 	f.err = errLatestAbandoned
 	func() {
 		defer func() {
@@ -195,11 +209,11 @@ func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error
 			c.mu.Unlock()
 			close(f.done)
 		}()
-		meta, err := c.store.ModelMeta(context.WithoutCancel(ctx), name, 0)
+		meta, err := c.store.ModelMeta(ctx, name, 0)
 		f.version, f.err = meta.Version, err
 	}()
 	if f.err != nil {
-		return 0, f.err
+		return 0, false, f.err
 	}
 	c.mu.Lock()
 	if len(c.latest) >= 4*c.size {
@@ -208,7 +222,7 @@ func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error
 	}
 	c.latest[name] = latestVersion{version: f.version, at: now, changes: changes, gen: gen}
 	c.mu.Unlock()
-	return f.version, nil
+	return f.version, false, nil
 }
 
 // errLatestAbandoned is what the requests that shared a resolution of

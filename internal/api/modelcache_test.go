@@ -67,6 +67,25 @@ type changeCountingStore struct {
 
 func (s *changeCountingStore) ModelChanges() uint64 { return s.changes.Load() }
 
+// givingUpStore is a countingStore whose first metadata read waits until
+// its request's context ends, as a read from a stalled disk would.
+type givingUpStore struct {
+	*countingStore
+	started chan struct{}
+	once    sync.Once
+}
+
+func (s *givingUpStore) ModelMeta(ctx context.Context, name string, version int) (store.ModelMeta, error) {
+	first := false
+	s.once.Do(func() { first = true })
+	if first {
+		close(s.started)
+		<-ctx.Done()
+		return store.ModelMeta{}, ctx.Err()
+	}
+	return s.countingStore.ModelMeta(ctx, name, version)
+}
+
 func TestModelCache(t *testing.T) {
 	file := mustTrain(t, "classifier").file
 	ctx := context.Background()
@@ -217,6 +236,38 @@ func TestModelCache(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("the request after a panicked metadata read still waits after 5 s")
+		}
+	})
+	t.Run("a shared metadata read whose request gave up is read again", func(t *testing.T) {
+		st := &givingUpStore{countingStore: &countingStore{file: file, latest: 2}, started: make(chan struct{})}
+		c := newModelCache(st, 4)
+		leaderCtx, cancel := context.WithCancel(ctx)
+		leader := make(chan error, 1)
+		go func() {
+			_, err := c.get(leaderCtx, "iris", 0)
+			leader <- err
+		}()
+		<-st.started // the leader's read is in flight
+		waiter := make(chan error, 1)
+		go func() {
+			sm, err := c.get(ctx, "iris", 0)
+			if err == nil && sm.meta.Version != 2 {
+				err = errors.New("latest resolved to version " + sm.version + ", want 2")
+			}
+			waiter <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // let the waiter join the read
+		cancel()
+		if err := <-leader; !errors.Is(err, context.Canceled) {
+			t.Errorf("the request that gave up got %v, want context.Canceled", err)
+		}
+		select {
+		case err := <-waiter:
+			if err != nil {
+				t.Errorf("the request still waiting got %v, want the model", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the request still waiting has no answer after 5 s")
 		}
 	})
 	t.Run("least recently used goes first", func(t *testing.T) {
