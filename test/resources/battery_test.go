@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +78,10 @@ type scale struct {
 	deepRounds   int           // attack 4: rounds of three parallel predictions ...
 	deepRows     int           // ... of this many rows each
 	unknownKeys  int           // attack 6: unknown keys in one prediction row
+	history      int           // attack 7: epochs of history to wait for (at most historyWait)
+	historyWait  time.Duration
+	streams      int           // attack 7: event streams that never read ...
+	maxStreams   int           // ... against this --max-event-streams
 	slowClients  int           // attack 8: unauthenticated slow bodies
 	restartWatch time.Duration // how long the restarted server is watched
 }
@@ -84,10 +89,12 @@ type scale struct {
 var (
 	short = scale{name: "short", submits: 64, liars: 4, liarHold: time.Second,
 		jsonBytes: 10 << 20, csvUploads: 4, csvBytes: 8 << 20, inlineJobs: 4, inlineBytes: 2 << 20,
-		deepRounds: 1, deepRows: 64, unknownKeys: 100_000, slowClients: 200, restartWatch: 2 * time.Second}
+		deepRounds: 1, deepRows: 64, unknownKeys: 100_000,
+		history: 2000, historyWait: 5 * time.Second, streams: 500, maxStreams: 256, slowClients: 200, restartWatch: 2 * time.Second}
 	full = scale{name: "full", submits: 64, liars: 16, liarHold: 3 * time.Second,
 		jsonBytes: 50 << 20, csvUploads: 8, csvBytes: 50 << 20, inlineJobs: 8, inlineBytes: 7_500_000,
-		deepRounds: 3, deepRows: 256, unknownKeys: 500_000, slowClients: 2000, restartWatch: 5 * time.Second}
+		deepRounds: 3, deepRows: 256, unknownKeys: 500_000,
+		history: 20_000, historyWait: 30 * time.Second, streams: 2000, maxStreams: 1024, slowClients: 2000, restartWatch: 5 * time.Second}
 )
 
 func scaleOf(t *testing.T) scale {
@@ -433,7 +440,8 @@ func TestResourceBattery(t *testing.T) {
 	dataDir := t.TempDir()
 	env := serverproc.Env("BACKPROPD_AUTH_TOKEN=" + token)
 	args := []string{"--memory-limit", memoryLimit, "--workers", "2", "--queue-size", "32",
-		"--metrics-max-models", strconv.Itoa(metricsMaxModels), "--shutdown-timeout", "10s"}
+		"--metrics-max-models", strconv.Itoa(metricsMaxModels), "--max-event-streams", strconv.Itoa(sc.maxStreams),
+		"--shutdown-timeout", "10s"}
 	p := serverproc.Start(t, serverBin, dataDir, env, args...)
 	bat := &battery{c: newClient(p.URL), sc: sc, p: p, dir: dataDir, fx: fx}
 	w := startWatchdog(p.Pid(), p.URL)
@@ -449,6 +457,7 @@ func TestResourceBattery(t *testing.T) {
 		{"4-deep-predict", attackDeepPredict},
 		{"5-wide-empty-rows", attackWideEmptyRows},
 		{"6-long-names", attackLongNames},
+		{"7-event-streams", attackEventStreams},
 		{"8-slow-unauthenticated", attackSlowUnauthenticated},
 		{"9-metrics-and-errors", attackMetricsAndErrors},
 	}
@@ -907,6 +916,158 @@ func attackLongNames(t *testing.T, bt *battery) {
 	}
 	if took > 5*time.Second {
 		t.Errorf("one row of %d unknown keys took %v, more than 5 s", sc.unknownKeys, took)
+	}
+}
+
+// dialUnread opens a connection that asks for path with the token and
+// reads only the status line of the answer, then nothing more. Its receive
+// buffer is made small (4 KiB, before the connection exists, so that the
+// window the server sees is small too), so that the server's writes block
+// soon instead of filling kernel buffers.
+func dialUnread(addr, path string) (net.Conn, int, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: backpropd\r\nAuthorization: Bearer %s\r\n\r\n", path, token); err != nil {
+		conn.Close()
+		return nil, 0, err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Byte by byte, so that nothing past the status line is read.
+	var line []byte
+	one := make([]byte, 1)
+	for len(line) < 64 && !bytes.HasSuffix(line, []byte("\r\n")) {
+		if _, err := conn.Read(one); err != nil {
+			conn.Close()
+			return nil, 0, fmt.Errorf("status line: %w", err)
+		}
+		line = append(line, one[0])
+	}
+	_, code, _ := strings.Cut(string(line), " ")
+	status, err := strconv.Atoi(strings.Fields(code + " x")[0])
+	if err != nil {
+		conn.Close()
+		return nil, 0, fmt.Errorf("status line %q: %w", line, err)
+	}
+	return conn, status, nil
+}
+
+// attackEventStreams (7): a job training on four rows for 100,000
+// epochs, whose history grows to thousands of epochs (2,000 in the short
+// battery, 20,000 in the full one, or what it reaches in 5 s / 30 s), and
+// event streams on it (500 short, 2,000 full) that never read. Up to
+// --max-event-streams (256 short, the default 1,024 full) are served, the
+// rest get 503; while they are held the resident size rises by at most
+// 256 KiB per stream served plus 64 MiB for the collector's slack over a
+// live heap of about 300 MB, and closed streams free their slots. In the
+// full battery a copy of the history per stream (2.3 MB of job JSON at
+// 20,000 epochs) would pass the bound eightfold; internal/api's
+// TestEventStreamsShareHistory measures the heap per stream exactly.
+func attackEventStreams(t *testing.T, bt *battery) {
+	c, sc, p := bt.c, bt.sc, bt.p
+	var ds struct {
+		ID string `json:"id"`
+	}
+	c.must(t, http.StatusCreated, "POST", "/v1/datasets?name=four", "text/csv", []byte("a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"), &ds)
+	var job struct {
+		ID       string `json:"id"`
+		Progress struct {
+			Epoch int `json:"epoch"`
+		} `json:"progress"`
+	}
+	c.must(t, http.StatusAccepted, "POST", "/v1/jobs", "application/json", fmt.Appendf(nil,
+		`{"model_name":"long-history","dataset_id":%q,"network":{"hidden":[{"units":2}]},"training":{"epochs":100000,"batch_size":4}}`, ds.ID), &job)
+	defer func() {
+		status, b, err := c.do("POST", "/v1/jobs/"+job.ID+"/cancel", "", nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		oneOf(t, "cancel the long job", status, b, http.StatusOK, http.StatusAccepted, http.StatusConflict)
+	}()
+	for deadline := time.Now().Add(sc.historyWait); job.Progress.Epoch < sc.history && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		c.must(t, http.StatusOK, "GET", "/v1/jobs/"+job.ID, "", nil, &job)
+	}
+	t.Logf("the job's history holds %d epochs", job.Progress.Epoch)
+	if job.Progress.Epoch < 100 {
+		t.Fatalf("the job trained %d epochs in %v; the attack needs a long history", job.Progress.Epoch, sc.historyWait)
+	}
+
+	before, err := serverproc.Status(p.Pid(), "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(p.URL, "http://")
+	var mu sync.Mutex
+	var conns []net.Conn
+	counts := map[int]int{}
+	deadline := time.Now().Add(60 * time.Second)
+	parallel(8, func(g int) {
+		for i := g; i < sc.streams && time.Now().Before(deadline); i += 8 {
+			conn, status, err := dialUnread(addr, "/v1/jobs/"+job.ID+"/events")
+			mu.Lock()
+			if err != nil {
+				counts[0]++
+				if counts[0] <= 5 {
+					t.Errorf("stream %d: %v", i, err)
+				}
+			} else {
+				counts[status]++
+				conns = append(conns, conn)
+			}
+			mu.Unlock()
+		}
+	})
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	var peak int64
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		rss, err := serverproc.Status(p.Pid(), "VmRSS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, rss)
+	}
+	served := counts[http.StatusOK]
+	t.Logf("%d event streams that never read: %d served, %d refused with 503, %d failed; RSS %.1f MiB before, peak %.1f MiB",
+		sc.streams, served, counts[http.StatusServiceUnavailable], counts[0], float64(before)/(1<<20), float64(peak)/(1<<20))
+	if want := min(sc.streams, sc.maxStreams); served != want || served+counts[http.StatusServiceUnavailable] != sc.streams {
+		t.Errorf("answers to %d streams: %v; want %d served (--max-event-streams %d) and the rest 503", sc.streams, counts, want, sc.maxStreams)
+	}
+	if bound := int64(served)*256<<10 + 64<<20; peak-before > bound {
+		t.Errorf("RSS rose by %d bytes for %d unread streams, more than %d", peak-before, served, bound)
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	conns = nil
+	// Closed streams free their slots: a new one is served.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		conn, status, err := dialUnread(addr, "/v1/jobs/"+job.ID+"/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the streams closed, a new stream still gets %d", status)
+		}
 	}
 }
 
