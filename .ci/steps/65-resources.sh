@@ -16,5 +16,5 @@ if ! BACKPROPD_RESOURCES=full go test -count=1 -v -timeout 10m -run '^TestResour
   echo "resource battery failed" >&2
   exit 1
 fi
-grep -E '^(--- |ok|PASS)|peak RSS|took|stored|accepted|answered|slowest|names|failed:' "$log" || true
+grep -E '^(--- |ok|PASS)|peak RSS|took|stored|accepted|answered|announcing|unknown keys|history|never read|names|failed:' "$log" || true
 rm -f "$log"

@@ -93,7 +93,7 @@ var (
 		history: 2000, historyWait: 5 * time.Second, streams: 500, maxStreams: 256, slowClients: 200, restartWatch: 2 * time.Second}
 	full = scale{name: "full", submits: 64, liars: 16, liarHold: 3 * time.Second,
 		jsonBytes: 50 << 20, csvUploads: 8, csvBytes: 50 << 20, inlineJobs: 8, inlineBytes: 7_500_000,
-		deepRounds: 3, deepRows: 256, unknownKeys: 500_000,
+		deepRounds: 3, deepRows: 256, unknownKeys: 150_000,
 		history: 20_000, historyWait: 30 * time.Second, streams: 2000, maxStreams: 1024, slowClients: 2000, restartWatch: 5 * time.Second}
 )
 
