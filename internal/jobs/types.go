@@ -85,6 +85,10 @@ type Spec struct {
 	Validation *ValidationSpec      `json:"validation,omitempty"`
 	Network    engine.NetworkConfig `json:"network"`
 	Training   TrainingSpec         `json:"training"`
+	// Preprocessing is how the inputs are prepared; nil keeps the
+	// behaviour from before it existed (training.standardize decides the
+	// scaling).
+	Preprocessing *engine.PreprocessingConfig `json:"preprocessing,omitempty"`
 }
 
 // loadSpec decodes a stored spec, refusing one written in a newer
