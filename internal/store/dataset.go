@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backpropd/backpropd/internal/pagecursor"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // DatasetMeta describes a stored dataset.
@@ -38,6 +39,16 @@ type DatasetMeta struct {
 	// CreateDataset fills it from the labels. Datasets stored before it
 	// existed lack it.
 	ClassCounts []int `json:"class_counts,omitempty"`
+	// Columns describes every column of the uploaded table, features,
+	// targets and ignored ones, in the table's order.
+	Columns []table.Summary `json:"columns,omitempty"`
+	// Warnings are what the upload noticed but accepted: ignored
+	// identifier columns, constant columns, dropped rows, an integer target
+	// read as classes.
+	Warnings []string `json:"warnings,omitempty"`
+	// DroppedRows is the number of rows left out because a target was
+	// missing.
+	DroppedRows int `json:"dropped_rows,omitempty"`
 }
 
 // Dataset is a dataset with its numbers. X is row-major Rows×Features.
@@ -47,6 +58,8 @@ type Dataset struct {
 	X       []float64
 	Targets []float64
 	Labels  []string
+	// Columns are typed features; when set X is nil and Meta.Features == len(Columns).
+	Columns []table.Column
 }
 
 // The numbers of a dataset live in <id>.data, a frame whose payload is
