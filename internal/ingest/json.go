@@ -527,7 +527,7 @@ func (p *jsonParser) dataset(prefix string) (*store.Dataset, error) {
 			f += fmt.Sprintf("[%d]", col)
 		}
 		return &Error{Field: path(f), Message: msg}
-	})
+	}, p.allowName)
 	if err != nil {
 		return nil, err
 	}
