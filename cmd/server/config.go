@@ -33,6 +33,8 @@ type Config struct {
 	MaxRequestBytes     byteSize
 	MaxUploadBytes      byteSize
 	MaxPredictRows      int
+	MaxConcurrentReqs   int
+	MaxEventStreams     int
 	JobMaxDuration      time.Duration
 	MemoryLimit         byteSize
 	JobMaxMemory        byteSize
@@ -68,6 +70,8 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "allow a non-loopback --addr without a token: anyone who reaches the port can train, read and delete")
 	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest JSON request body (jobs, predictions), e.g. 8MiB")
 	fs.IntVar(&c.MaxPredictRows, "max-predict-rows", api.DefaultMaxPredictRows, "most rows one prediction request (/v1 or /v2) may hold; bounds its working memory, which the body limit alone does not")
+	fs.IntVar(&c.MaxConcurrentReqs, "max-concurrent-requests", api.DefaultMaxConcurrentRequests, "requests served at once; beyond it a request gets 503 with Retry-After. The health routes, /metrics and event streams do not count")
+	fs.IntVar(&c.MaxEventStreams, "max-event-streams", api.DefaultMaxEventStreams, "event streams (GET /v1/jobs/{id}/events) open at once; beyond it a stream gets 503 with Retry-After")
 	fs.Var(&c.MaxUploadBytes, "max-upload-bytes", "largest dataset or model file upload, e.g. 2GiB")
 	fs.DurationVar(&c.JobMaxDuration, "job-max-duration", 24*time.Hour, "longest a training job may run; also caps a job's max_duration_seconds")
 	fs.Var(&c.MemoryLimit, "memory-limit", "memory the server may use, e.g. 2GiB; 0 means the container's (cgroup) limit, or the machine's memory without one. Jobs, uploads and predictions reserve from 70% of it; the Go runtime's soft limit is 90%")
@@ -182,6 +186,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("--queue-size %d: must be at least 1", c.QueueSize)
 	case c.MaxPredictRows < 1:
 		return fmt.Errorf("--max-predict-rows %d: must be at least 1", c.MaxPredictRows)
+	case c.MaxConcurrentReqs < 1:
+		return fmt.Errorf("--max-concurrent-requests %d: must be at least 1", c.MaxConcurrentReqs)
+	case c.MaxEventStreams < 1:
+		return fmt.Errorf("--max-event-streams %d: must be at least 1", c.MaxEventStreams)
 	case c.MaxRequestBytes < 1024:
 		return fmt.Errorf("--max-request-bytes %d: must be at least 1KiB", c.MaxRequestBytes)
 	case c.MaxUploadBytes < 1024:

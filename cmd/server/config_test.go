@@ -33,29 +33,32 @@ func TestConfigDefaults(t *testing.T) {
 		c.MaxRequestBytes != 8<<20 || c.MaxUploadBytes != 2<<30 || c.JobMaxDuration != 24*time.Hour ||
 		c.MetricsJobRetention != 5*time.Minute || c.ShutdownTimeout != 15*time.Second ||
 		c.LogLevel != "info" || c.LogFormat != "json" || c.AuthToken != "" || c.InsecureNoAuth ||
-		c.MetricsMaxModels != 1000 || c.MinFreeDisk != 1<<30 {
+		c.MetricsMaxModels != 1000 || c.MinFreeDisk != 1<<30 ||
+		c.MaxConcurrentReqs != 256 || c.MaxEventStreams != 1024 {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
 
 func TestConfigEnvAndFlags(t *testing.T) {
 	e := env(map[string]string{
-		"BACKPROPD_ADDR":                  "127.0.0.1:9000",
-		"BACKPROPD_DATA_DIR":              "/tmp/x",
-		"BACKPROPD_WORKERS":               "3",
-		"BACKPROPD_QUEUE_SIZE":            "7",
-		"BACKPROPD_AUTH_TOKEN":            "from-env",
-		"BACKPROPD_MAX_REQUEST_BYTES":     "1MiB",
-		"BACKPROPD_MAX_UPLOAD_BYTES":      "3GB",
-		"BACKPROPD_JOB_MAX_DURATION":      "2h",
-		"BACKPROPD_METRICS_JOB_RETENTION": "30s",
-		"BACKPROPD_LOG_LEVEL":             "debug",
-		"BACKPROPD_LOG_FORMAT":            "text",
-		"BACKPROPD_SHUTDOWN_TIMEOUT":      "5s",
-		"BACKPROPD_INSECURE_NO_AUTH":      "true",
-		"BACKPROPD_MAX_PREDICT_ROWS":      "500",
-		"BACKPROPD_METRICS_MAX_MODELS":    "50",
-		"BACKPROPD_MIN_FREE_DISK":         "0",
+		"BACKPROPD_ADDR":                    "127.0.0.1:9000",
+		"BACKPROPD_DATA_DIR":                "/tmp/x",
+		"BACKPROPD_WORKERS":                 "3",
+		"BACKPROPD_QUEUE_SIZE":              "7",
+		"BACKPROPD_AUTH_TOKEN":              "from-env",
+		"BACKPROPD_MAX_REQUEST_BYTES":       "1MiB",
+		"BACKPROPD_MAX_UPLOAD_BYTES":        "3GB",
+		"BACKPROPD_JOB_MAX_DURATION":        "2h",
+		"BACKPROPD_METRICS_JOB_RETENTION":   "30s",
+		"BACKPROPD_LOG_LEVEL":               "debug",
+		"BACKPROPD_LOG_FORMAT":              "text",
+		"BACKPROPD_SHUTDOWN_TIMEOUT":        "5s",
+		"BACKPROPD_INSECURE_NO_AUTH":        "true",
+		"BACKPROPD_MAX_PREDICT_ROWS":        "500",
+		"BACKPROPD_METRICS_MAX_MODELS":      "50",
+		"BACKPROPD_MIN_FREE_DISK":           "0",
+		"BACKPROPD_MAX_CONCURRENT_REQUESTS": "40",
+		"BACKPROPD_MAX_EVENT_STREAMS":       "9",
 	})
 	c, err := parseConfig(nil, e, nil)
 	if err != nil {
@@ -64,6 +67,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	want := Config{Addr: "127.0.0.1:9000", DataDir: "/tmp/x", Workers: 3, QueueSize: 7, AuthToken: "from-env",
 		InsecureNoAuth: true, MaxRequestBytes: 1 << 20, MaxUploadBytes: 3e9, MaxPredictRows: 500, JobMaxDuration: 2 * time.Hour,
 		MetricsJobRetention: 30 * time.Second, MetricsMaxModels: 50, MinFreeDisk: 0,
+		MaxConcurrentReqs: 40, MaxEventStreams: 9,
 		LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 5 * time.Second}
 	if c != want {
 		t.Fatalf("from the environment:\n got %+v\nwant %+v", c, want)
@@ -100,6 +104,8 @@ func TestConfigErrors(t *testing.T) {
 		{"zero workers", []string{"--workers", "0"}, nil, []string{"--workers"}},
 		{"zero predict rows", []string{"--max-predict-rows", "0"}, nil, []string{"--max-predict-rows", "at least 1"}},
 		{"negative predict rows", nil, map[string]string{"BACKPROPD_MAX_PREDICT_ROWS": "-5"}, []string{"--max-predict-rows"}},
+		{"zero concurrent requests", []string{"--max-concurrent-requests", "0"}, nil, []string{"--max-concurrent-requests", "at least 1"}},
+		{"zero event streams", nil, map[string]string{"BACKPROPD_MAX_EVENT_STREAMS": "0"}, []string{"--max-event-streams", "at least 1"}},
 		{"zero metrics models", []string{"--metrics-max-models", "0"}, nil, []string{"--metrics-max-models", "at least 1"}},
 		{"bad free disk", nil, map[string]string{"BACKPROPD_MIN_FREE_DISK": "10%"}, []string{`BACKPROPD_MIN_FREE_DISK: "10%" is not a size`}},
 		{"bad log format", []string{"--log-format", "xml"}, nil, []string{"--log-format"}},
@@ -404,9 +410,10 @@ func TestHelpListsEverySetting(t *testing.T) {
 	})
 	// Every documented setting, --max-predict-rows, --auth-tokens-file,
 	// --memory-limit, --job-max-memory, --metrics-max-models and
-	// --min-free-disk included.
-	if n != 20 {
-		t.Errorf("%d flags, want 20", n)
+	// --min-free-disk, --max-concurrent-requests and --max-event-streams
+	// included.
+	if n != 22 {
+		t.Errorf("%d flags, want 22", n)
 	}
 	for _, s := range []string{"BACKPROPD_ADDR", "BACKPROPD_MAX_UPLOAD_BYTES", "default 2GiB", "default 8MiB", "healthcheck [--addr host:port] [--timeout 3s]"} {
 		if !strings.Contains(out.String(), s) {

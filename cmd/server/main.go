@@ -215,13 +215,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.api = api.New(api.Options{
 		Config: api.Config{
-			Tokens:          tokens,
-			MaxRequestBytes: int64(c.MaxRequestBytes),
-			MaxPredictRows:  c.MaxPredictRows,
-			MaxUploadBytes:  int64(c.MaxUploadBytes),
-			MaxDatasetCells: mem.maxCells,
-			Memory:          mem.budget,
-			Version:         version(),
+			Tokens:                tokens,
+			MaxRequestBytes:       int64(c.MaxRequestBytes),
+			MaxPredictRows:        c.MaxPredictRows,
+			MaxConcurrentRequests: c.MaxConcurrentReqs,
+			MaxEventStreams:       c.MaxEventStreams,
+			MaxUploadBytes:        int64(c.MaxUploadBytes),
+			MaxDatasetCells:       mem.maxCells,
+			Memory:                mem.budget,
+			Version:               version(),
 		},
 		Store:      m.store,
 		Jobs:       m.jobs,

@@ -6,13 +6,15 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/backpropd/backpropd/internal/allocbound"
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/jobs"
 )
 
 // FuzzJobRequest feeds the job request decoder, its check and the engine's
 // resolve and validate steps arbitrary bytes. Properties: no panic; a
-// rejected body is a 4xx *Error; an accepted one re-encodes to JSON that
+// rejected body is a 4xx *Error; decoding allocates at most requestBound
+// (hardening_fuzz_test.go); an accepted one re-encodes to JSON that
 // decodes again and encodes to the same bytes; every problem check finds
 // names a field; resolving and validating the accepted request's config
 // returns nil or a *engine.ValidationError, never anything else.
@@ -37,7 +39,8 @@ func FuzzJobRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req jobRequest
-		err := decodeStrict(body, &req)
+		var err error
+		allocbound.Check(t, "decodeStrict", len(body), requestBound, func() { req = jobRequest{}; err = decodeStrict(body, &req) })
 		if err != nil {
 			var ae *Error
 			if !errors.As(err, &ae) || ae.Status < 400 || ae.Status >= 500 {

@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/backpropd/backpropd/internal/allocbound"
 	"github.com/backpropd/backpropd/internal/jobs"
 	"github.com/backpropd/backpropd/internal/store"
 )
@@ -21,32 +21,35 @@ import (
 // answer is a 2xx or a 4xx that names the problem, never a 5xx, and the
 // request allocates a bounded amount.
 
-// fuzzAllocBound is the most one request may allocate for a body of n
-// bytes: linear in n, which is what matters (a decoder that trusted a size
-// from the input, a shape of [1e9, 4], would want 32 GB). The factor is
-// measured, not derived: a classifier's /v1 answer is about 7.5 times its
-// body ("[0,0,0,0]," becomes a label and three probabilities), buffers
-// grow by doubling and the recorder copies the answer, so a 1 MiB predict
-// body of 4-feature rows allocated 69 bytes per body byte here. 128 per
-// byte plus 4 MiB for fixed costs leaves room without hiding a
-// superlinear decoder.
-func fuzzAllocBound(n int) uint64 { return 128*uint64(n) + 4<<20 }
+// requestBound is the most one request, or one decode of a request body,
+// may allocate for a body of n bytes: linear in n, which is what matters
+// (a decoder that trusted a size from the input, a shape of [1e9, 4],
+// would want 32 GB). The factor is measured, not derived: a classifier's
+// /v1 answer is about 7.5 times its body ("[0,0,0,0]," becomes a label and
+// three probabilities), buffers grow by doubling and the recorder copies
+// the answer, so a 1 MiB predict body of 4-feature rows allocated 69 bytes
+// per body byte here. 128 per byte plus 4 MiB for fixed costs leaves room
+// without hiding a superlinear decoder.
+var requestBound = allocbound.Bound{PerByte: 128, Fixed: 4 << 20}
 
-// serveMeasured sends one request through h and returns the recorder and
-// the bytes the request allocated. Fuzz workers run one input at a time,
-// so the process-wide counter is the request's own (give or take a GC
-// cycle's own bookkeeping).
-func serveMeasured(h http.Handler, method, target, contentType string, body []byte) (*httptest.ResponseRecorder, uint64) {
-	req := httptest.NewRequest(method, target, bytes.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	rec := httptest.NewRecorder()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	h.ServeHTTP(rec, req)
-	runtime.ReadMemStats(&after)
-	return rec, after.TotalAlloc - before.TotalAlloc
+// serveBounded sends one request through h, fails t if it allocated more
+// than requestBound, and returns the recorder. The servers the fuzz
+// targets build start no goroutine that allocates while a request runs
+// (no listener, no job worker that has work), so the process-wide count
+// is the request's own; a request over the bound is sent again to confirm
+// it (allocbound.Check), so an upload then creates a second dataset.
+func serveBounded(t testing.TB, h http.Handler, method, target, contentType string, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	var rec *httptest.ResponseRecorder
+	allocbound.Check(t, method+" "+target, len(body), requestBound, func() {
+		req := httptest.NewRequest(method, target, bytes.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+	})
+	return rec
 }
 
 // checkProblem fails unless rec is a 4xx application/problem+json whose
@@ -128,7 +131,7 @@ func (r resolveOnly) Submit(ctx context.Context, s jobs.Spec) (jobs.Job, error) 
 // a real store holding one dataset, whose id replaces "@" in the body).
 // Properties: every answer is 429 (the spec was valid) or a 4xx
 // problem naming what is wrong; no inline dataset is left behind; the
-// request allocates at most fuzzAllocBound; and the decoded request
+// request allocates at most requestBound; and the decoded request
 // re-encodes stably. FuzzResolve (internal/jobs) checks that a resolved
 // spec resolves to itself.
 func FuzzJobHandler(f *testing.F) {
@@ -164,7 +167,7 @@ func FuzzJobHandler(f *testing.F) {
 	}
 	srv := New(Options{Store: st, Jobs: resolveOnly{m}})
 	h := srv.Handler()
-	rec, _ := serveMeasured(h, http.MethodPost, "/v1/datasets?name=iris&target=species", "text/csv", readIris(f))
+	rec := serveBounded(f, h, http.MethodPost, "/v1/datasets?name=iris&target=species", "text/csv", readIris(f))
 	if rec.Code != http.StatusCreated {
 		f.Fatalf("upload iris: %d %s", rec.Code, rec.Body)
 	}
@@ -174,10 +177,7 @@ func FuzzJobHandler(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		body = bytes.ReplaceAll(body, []byte(`"@"`), []byte(`"`+ds.ID+`"`))
-		rec, n := serveMeasured(h, http.MethodPost, "/v1/jobs", "application/json", body)
-		if n > fuzzAllocBound(len(body)) {
-			t.Fatalf("a %d-byte job request allocated %d bytes, more than %d", len(body), n, fuzzAllocBound(len(body)))
-		}
+		rec := serveBounded(t, h, http.MethodPost, "/v1/jobs", "application/json", body)
 		checkProblem(t, rec, body)
 		if rec.Code == http.StatusTooManyRequests {
 			if rec.Header().Get("Retry-After") == "" {
@@ -201,7 +201,7 @@ func FuzzJobHandler(f *testing.F) {
 func fuzzModelEnv(f *testing.F) http.Handler {
 	e := newModelEnv(f)
 	e.putModel("iris", mustTrain(f, "classifier"))
-	rec, _ := serveMeasured(e.h, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(`{"inputs":[[5.1,3.5,1.4,0.2]]}`))
+	rec := serveBounded(f, e.h, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(`{"inputs":[[5.1,3.5,1.4,0.2]]}`))
 	if rec.Code != http.StatusOK {
 		f.Fatalf("warm-up prediction: %d %s", rec.Code, rec.Body)
 	}
@@ -235,10 +235,7 @@ func FuzzPredictHandler(f *testing.F) {
 	}
 	h := fuzzModelEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec, n := serveMeasured(h, http.MethodPost, "/v1/models/iris/predict", "application/json", body)
-		if n > fuzzAllocBound(len(body)) {
-			t.Fatalf("a %d-byte prediction request allocated %d bytes, more than %d", len(body), n, fuzzAllocBound(len(body)))
-		}
+		rec := serveBounded(t, h, http.MethodPost, "/v1/models/iris/predict", "application/json", body)
 		reencodeStable[predictRequest](t, body)
 		if rec.Code != http.StatusOK {
 			checkProblem(t, rec, body)
@@ -283,10 +280,7 @@ func FuzzV2Infer(f *testing.F) {
 	}
 	h := fuzzModelEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec, n := serveMeasured(h, http.MethodPost, "/v2/models/iris/infer", "application/json", body)
-		if n > fuzzAllocBound(len(body)) {
-			t.Fatalf("a %d-byte infer request allocated %d bytes, more than %d", len(body), n, fuzzAllocBound(len(body)))
-		}
+		rec := serveBounded(t, h, http.MethodPost, "/v2/models/iris/infer", "application/json", body)
 		reencodeStable[v2InferRequest](t, body)
 		if rec.Code != http.StatusOK {
 			if rec.Code < 400 || rec.Code >= 500 {
@@ -347,10 +341,7 @@ func FuzzDatasetUpload(f *testing.F) {
 		if _, err := url.ParseRequestURI("/v1/datasets?" + query); err != nil || strings.ContainsAny(query, "# ") {
 			return // not a request line a client can send
 		}
-		rec, n := serveMeasured(e.h, http.MethodPost, "/v1/datasets?"+query, "text/csv", body)
-		if n > fuzzAllocBound(len(body)) {
-			t.Fatalf("a %d-byte upload allocated %d bytes, more than %d", len(body), n, fuzzAllocBound(len(body)))
-		}
+		rec := serveBounded(t, e.h, http.MethodPost, "/v1/datasets?"+query, "text/csv", body)
 		if rec.Code != http.StatusCreated {
 			checkProblem(t, rec, body)
 			return

@@ -24,6 +24,16 @@ type jobRequest struct {
 	Validation *validationRequest `json:"validation,omitempty"`
 	Network    networkRequest     `json:"network"`
 	Training   trainingRequest    `json:"training"`
+	// Preprocessing nil takes the defaults, with the scaling that
+	// training.standardize gives.
+	Preprocessing *preprocessingRequest `json:"preprocessing,omitempty"`
+}
+
+type preprocessingRequest struct {
+	Scaling      *string `json:"scaling,omitempty"`
+	Impute       *string `json:"impute,omitempty"`
+	MinLevelRows *int    `json:"min_level_rows,omitempty"`
+	MaxLevels    *int    `json:"max_levels,omitempty"`
 }
 
 type validationRequest struct {
@@ -58,6 +68,7 @@ type trainingRequest struct {
 	ClipNorm           *float64              `json:"clip_norm,omitempty"`
 	EarlyStopping      *earlyStoppingRequest `json:"early_stopping,omitempty"`
 	MaxDurationSeconds *float64              `json:"max_duration_seconds,omitempty"`
+	ClassWeight        *engine.ClassWeight   `json:"class_weight,omitempty"`
 }
 
 type optimizerRequest struct {
@@ -141,6 +152,19 @@ func (r *jobRequest) check() []FieldError {
 	refuseZero(&fields, "training.lr_schedule.name", t.LRSchedule.Name, dt.LRSchedule.Name)
 	refuseZero(&fields, "training.lr_schedule.step_size", t.LRSchedule.StepSize, dt.LRSchedule.StepSize)
 	refuseZero(&fields, "training.lr_schedule.gamma", t.LRSchedule.Gamma, dt.LRSchedule.Gamma)
+	if p := r.Preprocessing; p != nil {
+		if p.Scaling != nil && t.Standardize != nil {
+			// A spec that names both could contradict itself; one field
+			// says it all.
+			fields = append(fields, FieldError{Field: "preprocessing.scaling",
+				Message: "must not be given together with training.standardize; give only preprocessing.scaling (training.standardize true means standard, false none)"})
+		}
+		dp := engine.Config{Preprocessing: &engine.PreprocessingConfig{}}.Prep()
+		refuseZero(&fields, "preprocessing.scaling", p.Scaling, dp.Scaling)
+		refuseZero(&fields, "preprocessing.impute", p.Impute, dp.Impute)
+		refuseZero(&fields, "preprocessing.min_level_rows", p.MinLevelRows, dp.MinLevelRows)
+		refuseZero(&fields, "preprocessing.max_levels", p.MaxLevels, dp.MaxLevels)
+	}
 	if d := t.MaxDurationSeconds; d != nil && *d == 0 {
 		// The default is the server's limit, which the job manager holds.
 		fields = append(fields, zeroRefused("training.max_duration_seconds", 0, "the server's limit"))
@@ -203,6 +227,21 @@ func (r *jobRequest) config() engine.Config {
 			Enabled: clone(es.Enabled), Patience: clone(es.Patience), MinDelta: val(es.MinDelta), RestoreBest: clone(es.RestoreBest),
 		}
 	}
+	if w := t.ClassWeight; w != nil {
+		cw := engine.ClassWeight{Balanced: w.Balanced}
+		if w.Weights != nil {
+			cw.Weights = make(map[string]float64, len(w.Weights))
+			for k, v := range w.Weights {
+				cw.Weights[k] = v
+			}
+		}
+		ct.ClassWeight = &cw
+	}
+	if p := r.Preprocessing; p != nil {
+		c.Preprocessing = &engine.PreprocessingConfig{
+			Scaling: val(p.Scaling), Impute: val(p.Impute), MinLevelRows: val(p.MinLevelRows), MaxLevels: val(p.MaxLevels),
+		}
+	}
 	return c
 }
 
@@ -216,6 +255,8 @@ func (r *jobRequest) spec(datasetID string) jobs.Spec {
 		DatasetID: datasetID,
 		Network:   cfg.Network,
 		Training:  jobs.TrainingSpec{TrainingConfig: cfg.Training, MaxDurationSeconds: val(r.Training.MaxDurationSeconds)},
+
+		Preprocessing: cfg.Preprocessing,
 	}
 	if v := r.Validation; v != nil {
 		s.Validation = &jobs.ValidationSpec{Fraction: val(v.Fraction), DatasetID: v.DatasetID}

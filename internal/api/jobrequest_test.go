@@ -52,6 +52,17 @@ func TestJobRequestCheck(t *testing.T) {
 		{"version 1", `,"version":1`, "", ""},
 		{"version 0", `,"version":0`, "version", "default (1)"},
 		{"validation fraction 0 means none", `,"validation":{"fraction":0}`, "", ""},
+		{"scaling alone", `,"preprocessing":{"scaling":"minmax"}`, "", ""},
+		{"standardize alone", `,"training":{"standardize":false}`, "", ""},
+		{"scaling and standardize", `,"preprocessing":{"scaling":"none"},"training":{"standardize":false}`,
+			"preprocessing.scaling", "must not be given together with training.standardize"},
+		{"null scaling with standardize", `,"preprocessing":{"scaling":null},"training":{"standardize":true}`, "", ""},
+		// The defaults of engine.PreprocessingConfig: standard scaling, median
+		// imputation, 5 rows, 50 levels.
+		{"empty scaling", `,"preprocessing":{"scaling":""}`, "preprocessing.scaling", `default ("standard")`},
+		{"empty impute", `,"preprocessing":{"impute":""}`, "preprocessing.impute", `default ("median")`},
+		{"zero min level rows", `,"preprocessing":{"min_level_rows":0}`, "preprocessing.min_level_rows", "default (5)"},
+		{"zero max levels", `,"preprocessing":{"max_levels":0}`, "preprocessing.max_levels", "default (50)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,4 +186,82 @@ func TestJobNullTakesDefault(t *testing.T) {
 		t.Errorf("resolved spec %+v %+v, want the defaults", n, tr.TrainingConfig)
 	}
 	waitJob(t, env, j.ID)
+}
+
+// TestJobPreprocessingAndClassWeight submits jobs with preprocessing and
+// class weights through the router: accepted ones show them resolved in
+// the job's spec; bad ones are a 400 naming the field and, for a weight
+// of an unknown class, the class.
+func TestJobPreprocessingAndClassWeight(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	ds := uploadIris(t, env)
+	j := submitJob(t, env, map[string]any{"model_name": "p", "dataset_id": ds.ID,
+		"preprocessing": map[string]any{"scaling": "minmax", "max_levels": 20},
+		"training":      map[string]any{"epochs": 1, "class_weight": map[string]any{"setosa": 2}}})
+	// The defaults of engine.PreprocessingConfig fill what the request left out.
+	want := engine.PreprocessingConfig{Scaling: "minmax", Impute: "median", MinLevelRows: 5, MaxLevels: 20}
+	if p := j.Spec.Preprocessing; p == nil || *p != want {
+		t.Errorf("spec preprocessing %+v, want %+v", p, want)
+	}
+	if w := j.Spec.Training.ClassWeight; w == nil || w.Weights["setosa"] != 2 {
+		t.Errorf("spec class weights %+v, want setosa 2", w)
+	}
+	waitJob(t, env, j.ID)
+	balanced := submitJob(t, env, map[string]any{"model_name": "b", "dataset_id": ds.ID,
+		"training": map[string]any{"epochs": 1, "class_weight": "balanced"}})
+	if w := balanced.Spec.Training.ClassWeight; w == nil || !w.Balanced {
+		t.Errorf("spec class weights %+v, want balanced", w)
+	}
+	waitJob(t, env, balanced.ID)
+
+	bad := []struct {
+		name  string
+		body  map[string]any
+		field string
+		msg   string
+	}{
+		{"unknown class", map[string]any{"training": map[string]any{"class_weight": map[string]any{"setosa": 1, "daisy": 2}}},
+			`training.class_weight["daisy"]`, "is not a class of the dataset"},
+		{"zero weight", map[string]any{"training": map[string]any{"class_weight": map[string]any{"setosa": 0}}},
+			`training.class_weight["setosa"]`, "must be greater than 0"},
+		{"negative weight", map[string]any{"training": map[string]any{"class_weight": map[string]any{"virginica": -1}}},
+			`training.class_weight["virginica"]`, "must be greater than 0"},
+		{"scaling and standardize", map[string]any{"preprocessing": map[string]any{"scaling": "standard"}, "training": map[string]any{"standardize": true}},
+			"preprocessing.scaling", "must not be given together with training.standardize"},
+		{"unknown scaling", map[string]any{"preprocessing": map[string]any{"scaling": "log"}},
+			"preprocessing.scaling", `unknown scaling "log"`},
+		{"unknown imputation", map[string]any{"preprocessing": map[string]any{"impute": "mode"}},
+			"preprocessing.impute", `unknown imputation "mode"`},
+		{"negative max levels", map[string]any{"preprocessing": map[string]any{"max_levels": -1}},
+			"preprocessing.max_levels", "must be between 1"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			body := map[string]any{"model_name": "x", "dataset_id": ds.ID}
+			for k, v := range tc.body {
+				body[k] = v
+			}
+			res := doJSON(t, env.h, http.MethodPost, "/v1/jobs", body)
+			p := res.Problem(t)
+			if res.Status != http.StatusBadRequest || !problemHas(p, tc.field, tc.msg) {
+				t.Fatalf("%d %+v; want 400 on %s saying %q", res.Status, p, tc.field, tc.msg)
+			}
+		})
+	}
+	res := doJSON(t, env.h, http.MethodPost, "/v1/jobs", map[string]any{"model_name": "x", "dataset_id": ds.ID,
+		"training": map[string]any{"class_weight": "even"}})
+	if p := res.Problem(t); res.Status != http.StatusBadRequest || !strings.Contains(p.Detail, `class_weight: "even" is not "balanced"`) {
+		t.Fatalf("class_weight \"even\": %d %+v; want 400 saying what class_weight takes", res.Status, p)
+	}
+}
+
+// problemHas reports whether p has an error on field whose message
+// contains msg.
+func problemHas(p Problem, field, msg string) bool {
+	for _, e := range p.Errors {
+		if e.Field == field && strings.Contains(e.Message, msg) {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -285,6 +286,12 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release, err := s.acquireStream()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	events, cancel, err := s.jobs.Subscribe(id)
 	if err != nil {
 		s.writeError(w, r, jobError(err, id))
@@ -307,16 +314,24 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 
 	// write writes one event; eventID < 0 writes no id line.
 	write := func(event string, eventID int, v any) bool {
-		b, err := json.Marshal(v)
+		parts, err := encodeEvent(v)
 		if err != nil {
 			s.logger.ErrorContext(r.Context(), "encode event", "request_id", RequestID(r.Context()), "err", err)
 			return false
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if eventID >= 0 {
-			_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", eventID, event, b)
+			_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: ", eventID, event)
 		} else {
-			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+			_, err = fmt.Fprintf(w, "event: %s\ndata: ", event)
+		}
+		for _, p := range parts {
+			if err == nil {
+				_, err = w.Write(p)
+			}
+		}
+		if err == nil {
+			_, err = io.WriteString(w, "\n\n")
 		}
 		return err == nil
 	}
@@ -353,7 +368,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		if n := len(first.Job.History); n > 0 {
 			at = first.Job.History[n-1].Epoch
 		}
-		if !send("status", at, first.Job) {
+		if !write("status", at, historyStatus{first.Job, first.HistoryJSON}) || rc.Flush() != nil {
 			return
 		}
 	}
@@ -387,6 +402,39 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// historyStatus is a stream's first status event: the job with its
+// history, which the job manager keeps encoded (jobs.Event.HistoryJSON)
+// and every stream of the job shares, so that opening a stream on a long
+// job costs no copy of its history.
+type historyStatus struct {
+	job  *jobs.Job
+	hist []byte
+}
+
+// encodeEvent returns the encoding of an event's data, as one line: v's
+// JSON, or for a historyStatus the parts to write one after the other
+// (the job's other fields, then its shared history).
+func encodeEvent(v any) ([][]byte, error) {
+	hs, ok := v.(historyStatus)
+	if !ok || (hs.hist == nil && len(hs.job.History) > 0) {
+		if ok {
+			v = hs.job
+		}
+		b, err := json.Marshal(v)
+		return [][]byte{b}, err
+	}
+	rest := *hs.job
+	rest.History = nil
+	b, err := json.Marshal(rest)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return nil, fmt.Errorf("job encodes as %.20q, not as a JSON object", b)
+	}
+	return [][]byte{b[:len(b)-1], []byte(`,"history":[`), hs.hist, []byte("]}")}, nil
 }
 
 // lastEventID reads the Last-Event-ID header of a reconnecting event

@@ -243,3 +243,85 @@ func joinScopes(scopes []Scope, sep string) string {
 	}
 	return strings.Join(s, sep)
 }
+
+// limiter is a counting semaphore that refuses instead of waiting: a
+// request beyond the limit is answered at once, so that a flood of
+// requests costs the server an answer each, not a goroutine and buffers
+// held while it waits.
+type limiter struct {
+	slots chan struct{}
+}
+
+func newLimiter(n int) *limiter { return &limiter{slots: make(chan struct{}, n)} }
+
+// tryAcquire takes a slot, or reports false when all are taken.
+func (l *limiter) tryAcquire() bool {
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives back a slot tryAcquire took.
+func (l *limiter) release() { <-l.slots }
+
+// inUse is how many slots are taken.
+func (l *limiter) inUse() int { return len(l.slots) }
+
+// unlimited reports the paths that limitRequests lets through: the health
+// routes and /metrics, which probes and scrapers must reach however busy
+// the server is, and event streams, which last as long as a job trains
+// and count against Config.MaxEventStreams instead (jobEvents).
+func unlimited(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready":
+		return true
+	}
+	return isEventStream(path)
+}
+
+// isEventStream reports a path of the form /v1/jobs/{id}/events.
+func isEventStream(path string) bool {
+	id, ok := strings.CutPrefix(path, "/v1/jobs/")
+	if !ok {
+		return false
+	}
+	id, ok = strings.CutSuffix(id, "/events")
+	return ok && id != "" && !strings.Contains(id, "/")
+}
+
+// limitRequests answers 503 with Retry-After, in the format of the
+// request's surface, to a request that finds Config.MaxConcurrentRequests
+// requests already in flight (paths that unlimited names do not count).
+// The refused request's body is never read, and its connection is closed.
+func (s *Server) limitRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if unlimited(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !s.requests.tryAcquire() {
+			closeUnread(w)
+			s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, RetryAfter: 1,
+				Detail: fmt.Sprintf("the server is serving its maximum of %d requests at once (--max-concurrent-requests); retry later",
+					s.cfg.MaxConcurrentRequests)})
+			endRead(w)
+			return
+		}
+		defer s.requests.release()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// acquireStream takes one of the Config.MaxEventStreams event stream
+// slots, or returns the 503 for a stream beyond them.
+func (s *Server) acquireStream() (release func(), err error) {
+	if !s.streams.tryAcquire() {
+		return nil, &Error{Status: http.StatusServiceUnavailable, RetryAfter: 5,
+			Detail: fmt.Sprintf("the server has its maximum of %d event streams open (--max-event-streams); retry later, or follow the job with GET /v1/jobs/{id}",
+				s.cfg.MaxEventStreams)}
+	}
+	return s.streams.release, nil
+}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/backpropd/backpropd/internal/allocbound"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -369,7 +370,8 @@ func BenchmarkPredictSingleRow(b *testing.B) {
 }
 
 // FuzzPredictRequest feeds arbitrary bodies to the /v1 predict decoders
-// for a four-feature model. Properties: no panic; the fast path agrees with
+// for a four-feature model. Properties: no panic; each decoder allocates
+// at most requestBound (hardening_fuzz_test.go); the fast path agrees with
 // the strict decoder on what is valid; rows that decode are finite, sized
 // rows × features, and re-encode to a body that decodes to the same values.
 func FuzzPredictRequest(f *testing.F) {
@@ -395,7 +397,9 @@ func FuzzPredictRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodePredictRequest(body)
+		var req predictRequest
+		var err error
+		allocbound.Check(t, "decodePredictRequest", len(body), requestBound, func() { req, err = decodePredictRequest(body) })
 		var strict predictRequest
 		strictErr := decodeStrict(body, &strict)
 		if (err == nil) != (strictErr == nil) {
@@ -415,7 +419,11 @@ func FuzzPredictRequest(f *testing.F) {
 		if isAbsent(raw) {
 			return
 		}
-		x, rows, err := decodeRows(raw, "inputs", sm, nil, DefaultMaxPredictRows)
+		var x []float64
+		var rows int
+		allocbound.Check(t, "decodeRows", len(raw), requestBound, func() {
+			x, rows, err = decodeRows(raw, "inputs", sm, nil, DefaultMaxPredictRows)
+		})
 		if err != nil {
 			assertClientError(t, err)
 			return

@@ -75,6 +75,25 @@ type memoryReserver interface {
 // DefaultMaxPredictRows is Config.MaxPredictRows when unset.
 const DefaultMaxPredictRows = 10000
 
+// Defaults of Config.MaxConcurrentRequests and Config.MaxEventStreams.
+//
+// 256 requests: the requests whose memory grows with their input
+// (uploads, predictions) already reserve it from the memory budget and
+// get their own 503, so this limit bounds the rest, each held to
+// --max-request-bytes, and the goroutines and connection buffers of a
+// flood; 256 is far more than 2 to 8 CPUs serve at once, so a busy but
+// honest client load never meets it.
+//
+// 1024 event streams: a stream that its client does not read holds about
+// 22 KiB of the server's heap (its connection's buffers and goroutine, its
+// 64-event subscription buffer; the history it sends is shared, as
+// TestEventStreamsShareHistory measures), so 1024 of them hold about
+// 22 MiB, besides the kernel's socket buffers.
+const (
+	DefaultMaxConcurrentRequests = 256
+	DefaultMaxEventStreams       = 1024
+)
+
 // Config holds the handler settings that come from the command line.
 type Config struct {
 	// AuthToken, when set, is a token of scope admin.
@@ -104,6 +123,15 @@ type Config struct {
 	// its numbers arrive; one the budget has no room for is a 503 with
 	// Retry-After.
 	Memory memoryReserver
+	// MaxConcurrentRequests caps the requests served at once, default
+	// DefaultMaxConcurrentRequests; beyond it a request gets a 503 with
+	// Retry-After. The health routes, /metrics and event streams do not
+	// count.
+	MaxConcurrentRequests int
+	// MaxEventStreams caps the event streams open at once, default
+	// DefaultMaxEventStreams; beyond it GET /v1/jobs/{id}/events gets a
+	// 503 with Retry-After.
+	MaxEventStreams int
 	// Version is the server's version, reported by /v2 server metadata;
 	// "" reports "devel". cmd/server sets it, so that the metadata, the
 	// build_info metric and the start-up log agree.
@@ -123,6 +151,8 @@ type Server struct {
 	spec       []byte       // GET /openapi.yaml
 	models     *modelCache  // decoded models for predict and /v2 (modelcache.go)
 	tokens     []Token      // AuthToken as admin, then Config.Tokens
+	requests   *limiter     // Config.MaxConcurrentRequests
+	streams    *limiter     // Config.MaxEventStreams
 
 	draining  atomic.Bool
 	drainOnce sync.Once
@@ -169,6 +199,14 @@ func New(opt Options) *Server {
 	if s.cfg.MaxParams == 0 {
 		s.cfg.MaxParams = jobs.DefaultMaxParams
 	}
+	if s.cfg.MaxConcurrentRequests <= 0 {
+		s.cfg.MaxConcurrentRequests = DefaultMaxConcurrentRequests
+	}
+	if s.cfg.MaxEventStreams <= 0 {
+		s.cfg.MaxEventStreams = DefaultMaxEventStreams
+	}
+	s.requests = newLimiter(s.cfg.MaxConcurrentRequests)
+	s.streams = newLimiter(s.cfg.MaxEventStreams)
 	if s.cfg.Version == "" {
 		s.cfg.Version = "devel"
 	}
@@ -267,7 +305,8 @@ func (s *Server) routes() []route {
 // Handler returns the routed handler.
 //
 // Every request gets a request id, one access-log line and the metrics
-// instrumentation. /healthz, /readyz and /metrics are open; everything else
+// instrumentation, and counts against Config.MaxConcurrentRequests
+// (limitRequests) unless it is a health probe, a scrape or an event stream. /healthz, /readyz and /metrics are open; everything else
 // requires a bearer token when tokens are configured, and a token whose
 // scope the route allows (routes). Every error, a
 // handler's or the router's own (404, 405, 401, a panic's 500), goes
@@ -280,7 +319,7 @@ func (s *Server) Handler() http.Handler {
 	if s.instrument != nil {
 		r.Use(s.instrument)
 	}
-	r.Use(s.recoverer)
+	r.Use(s.recoverer, s.limitRequests)
 	// No route reads the body of a request the router refuses: its 404 or
 	// 405 closes the connection rather than wait for the body (endRead).
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/backpropd/backpropd/internal/allocbound"
 )
 
 // sameBits reports the first index where a and b differ in any bit, or -1.
@@ -475,8 +477,9 @@ func TestPredictAllocs(t *testing.T) {
 	}
 }
 
-// FuzzRestoreState: RestoreState never panics on damaged input, and a
-// rejected state leaves the trainer as it was. Seeds: a valid state and
+// FuzzRestoreState: RestoreState never panics on damaged input, allocates
+// at most decodeBound (model_test.go), and a rejected state leaves the
+// trainer as it was. Seeds: a valid state and
 // truncations of it; each input is also tried with its checksum repaired.
 func FuzzRestoreState(f *testing.F) {
 	cfg := Config{
@@ -500,7 +503,9 @@ func FuzzRestoreState(f *testing.F) {
 		for _, in := range [][]byte{b, fixCRC(b)} {
 			tr := mustTrainer(t, cfg, TaskBinary, d, val, Options{})
 			before := slices.Clone(tr.net.params)
-			if err := tr.RestoreState(in); err != nil {
+			var err error
+			allocbound.Check(t, "RestoreState", len(in), decodeBound, func() { err = tr.RestoreState(in) })
+			if err != nil {
 				requireSameBits(t, "weights after a rejected state", tr.net.params, before)
 				if tr.EpochsDone() != 0 || len(tr.History()) != 0 {
 					t.Fatal("a rejected state changed the epoch or history")

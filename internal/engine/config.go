@@ -117,6 +117,10 @@ type TrainingConfig struct {
 	// EarlyStopping defaults to on when there is validation data and to
 	// off (nil) without; asking for it without validation data is an error.
 	EarlyStopping *EarlyStoppingConfig `json:"early_stopping,omitempty"`
+
+	// ClassWeight weights each row's loss by its class ("balanced" or a
+	// map of weights); nil weighs every row 1.
+	ClassWeight *ClassWeight `json:"class_weight,omitempty"`
 }
 
 // Config is a complete training configuration.
@@ -140,4 +144,8 @@ type TrainingConfig struct {
 type Config struct {
 	Network  NetworkConfig  `json:"network"`
 	Training TrainingConfig `json:"training"`
+	// Preprocessing is how inputs are prepared (scaling, imputation,
+	// category levels); nil keeps the behaviour from before it existed
+	// (see PreprocessingConfig).
+	Preprocessing *PreprocessingConfig `json:"preprocessing,omitempty"`
 }

@@ -65,7 +65,26 @@ type prepared struct {
 	classes      []string
 	featureNames []string
 	targetNames  []string
-	mean, std    []float64 // nil without standardization
+	mean, std    []float64 // shift and scale of every input; nil without scaling
+
+	prep PreprocessingConfig
+	// inputs is the encoding of typed data (nil for X), and width the
+	// number of network inputs it gives.
+	inputs []inputSpec
+	width  int
+	// target is a classifier's target column name, kept for typed data.
+	target string
+	// classWeights is the loss weight of each class, nil without.
+	classWeights []float64
+}
+
+// inputWidth is the number of network inputs: the encoded width of typed
+// data, the features of X.
+func (pr *prepared) inputWidth(train *Data) int {
+	if pr.inputs != nil {
+		return pr.width
+	}
+	return train.Features
 }
 
 // shape checks X and the feature names of d; field is where errors go.
@@ -199,9 +218,14 @@ func classList(classes []string) string {
 
 // prepare checks the training and validation data, splits off held-out
 // rows and fits standardization on the training rows.
+//
+// Typed data (Columns) gets its encoding fitted on the training rows
+// here; encode then builds the network inputs, once memory has been
+// checked.
 func prepare(p *problems, cfg Config, task Task, train Data, val Validation, lim Limits) *prepared {
 	const tf, vf = FieldData, FieldValidationSet
-	if !checkShape(p, tf, &train, lim) {
+	typed := train.Columns != nil
+	if typed && !checkColumns(p, tf, &train, lim) || !typed && !checkShape(p, tf, &train, lim) {
 		return nil
 	}
 	src, classes := prepareTargets(p, tf, task, &train, nil)
@@ -222,6 +246,12 @@ func prepare(p *problems, cfg Config, task Task, train Data, val Validation, lim
 		pr.outputs = len(classes)
 	}
 	pr.featureNames = slices.Clone(train.FeatureNames)
+	if typed {
+		pr.featureNames = make([]string, len(train.Columns))
+		for j := range train.Columns {
+			pr.featureNames[j] = train.Columns[j].Name
+		}
+	}
 	if len(pr.featureNames) == 0 {
 		pr.featureNames = defaultNames("x", train.Features)
 	}
@@ -232,7 +262,13 @@ func prepare(p *problems, cfg Config, task Task, train Data, val Validation, lim
 		return nil
 	case val.Set != nil:
 		vs := val.Set
-		if !checkShape(p, vf, vs, lim) {
+		switch {
+		case typed != (vs.Columns != nil):
+			p.add(vf, "the validation data and the training data must both be typed (Columns) or both numeric (X)")
+			return nil
+		case typed && (!checkColumns(p, vf, vs, lim) || !sameColumns(p, vf, train.Columns, vs.Columns)):
+			return nil
+		case !typed && !checkShape(p, vf, vs, lim):
 			return nil
 		}
 		if vs.Features != train.Features {
@@ -263,10 +299,39 @@ func prepare(p *problems, cfg Config, task Task, train Data, val Validation, lim
 	default:
 		pr.trainIdx = seq(train.Rows)
 	}
-	if *cfg.Training.Standardize {
-		pr.mean, pr.std = fitStandardization(src, pr.trainIdx)
+	if typed && classes != nil && len(train.TargetNames) == 1 {
+		pr.target = train.TargetNames[0]
+	}
+	pr.classWeights = classWeights(p, cfg.Training.ClassWeight, src, pr.trainIdx, classes)
+	pr.prep = cfg.Prep()
+	if typed {
+		pr.inputs = fitInputs(train.Columns, pr.trainIdx, pr.prep)
+		pr.width = specsWidth(pr.inputs)
+		if pr.width < 1 || pr.width > hardMaxFeatures {
+			p.add(tf, "the columns encode to %d network inputs; want 1 to %d", pr.width, hardMaxFeatures)
+			return nil
+		}
 	}
 	return pr
+}
+
+// encode builds the network inputs of typed data, every row once, with
+// the encoding prepare fitted (validation rows included: a level seen
+// only there is "other"), and fits the scaling on the training rows'
+// inputs. For X it fits the scaling only; the trainer reads X itself.
+func (pr *prepared) encode(train Data, val Validation) {
+	var mask []bool
+	if pr.inputs != nil {
+		index := indexes(pr.inputs)
+		pr.train.x = newEncoder(pr.inputs, index, train.Columns).all(train.Columns, train.Rows)
+		pr.train.features = pr.width
+		if vs := val.Set; vs != nil {
+			pr.val.x = newEncoder(pr.inputs, index, vs.Columns).all(vs.Columns, vs.Rows)
+			pr.val.features = pr.width
+		}
+		mask = scaledMask(pr.inputs)
+	}
+	pr.mean, pr.std = fitScaling(pr.prep.Scaling, pr.train.x, pr.train.features, pr.trainIdx, mask)
 }
 
 func defaultNames(prefix string, n int) []string {
@@ -430,11 +495,17 @@ func (s *scaler) row(dst, x []float64) {
 
 // gather copies the rows idx of src, standardized, into the input buffer of
 // ws, and their targets into ws.y (one-hot for multiclass).
-func gather(ws *workspace, src *source, idx []int, sc *scaler, outputs int) {
+// With class weights, ws.w gets each row's weight.
+func gather(ws *workspace, src *source, idx []int, sc *scaler, outputs int, weights []float64) {
 	f := src.features
 	x := ws.acts[0]
 	for r, row := range idx {
 		sc.row(x[r*f:r*f+f], src.x[row*f:row*f+f])
+	}
+	if weights != nil {
+		for r, row := range idx {
+			ws.w[r] = weights[src.cls[row]]
+		}
 	}
 	y := ws.y[:len(idx)*outputs]
 	switch {

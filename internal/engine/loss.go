@@ -18,7 +18,12 @@ func clippedLog(p float64) float64 { return math.Log(max(p, probFloor)) }
 //     the softmax fused, dL/dZ = (a-y)/rows.
 //
 // Dividing by rows averages the gradient over the batch.
-func lossGrad(d, a, y []float64, rows, cols int, loss Loss, act Activation, slope float64) float64 {
+//
+// With row weights w (nil: every row weighs 1), row r's terms, and so its
+// gradient, are multiplied by w[r] and the divisor stays the same, as
+// Keras' class_weight does: L = Σ_r w_r ℓ_r / rows (per output value for
+// mse and binary_cross_entropy).
+func lossGrad(d, a, y, w []float64, rows, cols int, loss Loss, act Activation, slope float64) float64 {
 	n := rows * cols
 	d, a, y = d[:n], a[:n], y[:n]
 	var sum float64
@@ -27,6 +32,12 @@ func lossGrad(d, a, y []float64, rows, cols int, loss Loss, act Activation, slop
 		scale := 2 / float64(n)
 		for i, v := range a {
 			e := v - y[i]
+			if w != nil {
+				rw := w[i/cols]
+				sum += rw * e * e
+				d[i] = scale * rw * e
+				continue
+			}
 			sum += e * e
 			d[i] = scale * e
 		}
@@ -36,7 +47,14 @@ func lossGrad(d, a, y []float64, rows, cols int, loss Loss, act Activation, slop
 		scale := 1 / float64(n)
 		for i, v := range a {
 			t := y[i]
-			sum -= t*clippedLog(v) + (1-t)*clippedLog(1-v)
+			l := -(t*clippedLog(v) + (1-t)*clippedLog(1-v))
+			if w != nil {
+				rw := w[i/cols]
+				sum += rw * l
+				d[i] = scale * rw * (v - t)
+				continue
+			}
+			sum += l
 			d[i] = scale * (v - t)
 		}
 		return sum / float64(n)
@@ -44,10 +62,14 @@ func lossGrad(d, a, y []float64, rows, cols int, loss Loss, act Activation, slop
 		scale := 1 / float64(rows)
 		for i, v := range a {
 			t := y[i]
-			if t != 0 {
-				sum -= t * clippedLog(v)
+			rw := 1.0
+			if w != nil {
+				rw = w[i/cols]
 			}
-			d[i] = scale * (v - t)
+			if t != 0 {
+				sum -= rw * t * clippedLog(v)
+			}
+			d[i] = scale * rw * (v - t)
 		}
 		return sum / float64(rows)
 	}
@@ -55,27 +77,33 @@ func lossGrad(d, a, y []float64, rows, cols int, loss Loss, act Activation, slop
 }
 
 // lossOnly is lossGrad without the gradient, for evaluation.
-func lossOnly(a, y []float64, rows, cols int, loss Loss) float64 {
+func lossOnly(a, y, w []float64, rows, cols int, loss Loss) float64 {
 	n := rows * cols
 	a, y = a[:n], y[:n]
+	rw := func(i int) float64 {
+		if w == nil {
+			return 1
+		}
+		return w[i/cols]
+	}
 	var sum float64
 	switch loss {
 	case MSE:
 		for i, v := range a {
 			e := v - y[i]
-			sum += e * e
+			sum += rw(i) * e * e
 		}
 		return sum / float64(n)
 	case BinaryCrossEntropy:
 		for i, v := range a {
 			t := y[i]
-			sum -= t*clippedLog(v) + (1-t)*clippedLog(1-v)
+			sum -= rw(i) * (t*clippedLog(v) + (1-t)*clippedLog(1-v))
 		}
 		return sum / float64(n)
 	case CrossEntropy:
 		for i, v := range a {
 			if t := y[i]; t != 0 {
-				sum -= t * clippedLog(v)
+				sum -= rw(i) * t * clippedLog(v)
 			}
 		}
 		return sum / float64(rows)

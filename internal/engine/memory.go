@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // DataShape is what EstimateMemory needs to know about a job's data: no
@@ -26,6 +28,27 @@ type DataShape struct {
 	// rows validates instead.
 	ValRows     int
 	ValFraction bool
+	// Width is the number of network inputs typed data (Data.Columns)
+	// encodes to, 0 for numeric X; ColumnBytes is the memory of the typed
+	// columns, training and validation (see ColumnsBytes). With typed
+	// data, Features is the number of columns.
+	Width       int
+	ColumnBytes int64
+}
+
+// ColumnsBytes is the memory typed columns hold: 8 bytes per number or
+// datetime cell, 4 per category code, and each level as a string header
+// and its bytes.
+func ColumnsBytes(cols []table.Column) int64 {
+	var n int64
+	for j := range cols {
+		c := &cols[j]
+		n = sat(n, mul(int64(len(c.Values)), 8), mul(int64(len(c.Codes)), 4))
+		for _, l := range c.Levels {
+			n = sat(n, 16, int64(len(l)))
+		}
+	}
+	return n
 }
 
 // MemoryEstimate is a job's estimated peak memory in bytes, by where it
@@ -86,7 +109,13 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 	// Data: the caller's X and targets (the store loads them for the
 	// job), the class indices and the sorted copy of the labels that
 	// finding the classes makes, and the row indices and permutation.
+	// Typed data is its columns, the encoded network inputs of every row
+	// and the buffer fitting a median sorts one column's training cells in.
 	data := mul(allRows, feats, 8)
+	if d.Width > 0 {
+		feats = int64(d.Width)
+		data = sat(d.ColumnBytes, mul(allRows, feats, 8), mul(rows, 8))
+	}
 	if d.Labels {
 		// A label is a string header (16 bytes) into the store's blob of
 		// length-prefixed (4 bytes) labels; cls is an int32 per row.
@@ -255,6 +284,13 @@ func shapeOf(train Data, val Validation, pr *prepared) DataShape {
 		}
 	}
 	longest(train.Labels)
+	if pr.inputs != nil {
+		d.Width = pr.width
+		d.ColumnBytes = ColumnsBytes(train.Columns)
+		if val.Set != nil {
+			d.ColumnBytes = sat(d.ColumnBytes, ColumnsBytes(val.Set.Columns))
+		}
+	}
 	if val.Set != nil {
 		d.ValRows = val.Set.Rows
 		longest(val.Set.Labels)

@@ -84,6 +84,8 @@ func TestEstimateMemoryBoundsMeasured(t *testing.T) {
 			func() (Data, Validation) { return memData(3*4096, 8, 1, 0, 3), Validation{} }},
 		{"labels: 30000 rows, 5 classes, held-out fraction, early stopping", TaskMulticlass, memCfg(64, adam, 32, 32),
 			func() (Data, Validation) { return memData(30000, 10, 0, 5, 4), Validation{Fraction: 0.2} }},
+		{"typed: 20000 rows, a number with blanks, a category, a datetime", TaskBinary, memCfg(64, adam, 64),
+			func() (Data, Validation) { return typedData(20000, 7), Validation{Fraction: 0.2} }},
 		{"separate validation set, rmsprop", TaskRegression, memCfg(128, OptimizerConfig{Name: optRMSProp}, 256),
 			func() (Data, Validation) {
 				v := memData(5000, 20, 1, 0, 6)

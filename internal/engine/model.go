@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // Summary is the training summary stored inside a model file. When early
@@ -18,6 +20,10 @@ type Summary struct {
 	ValAccuracy  *float64 `json:"val_accuracy,omitempty"`
 	StoppedEarly bool     `json:"stopped_early"`
 	TrainRows    int      `json:"train_rows"`
+	// EncodedWidth is the number of network inputs the typed input
+	// columns encode to; 0 for a model of numeric features, whose inputs
+	// are its features.
+	EncodedWidth int `json:"encoded_width,omitempty"`
 }
 
 // Model is a trained network ready for inference. It is immutable and safe
@@ -31,10 +37,16 @@ type Model struct {
 	featureNames []string
 	targetNames  []string
 	classes      []string
-	mean, std    []float64 // nil without standardization
-	specs        []layerSpec
-	net          *network
-	scaler       *scaler
+	mean, std    []float64 // shift and scale of every network input; nil without scaling
+	// inputs is the encoding of typed input columns, nil for numeric
+	// features; index holds each category input's kept-level positions.
+	inputs      []inputSpec
+	target      string // a typed classifier's target column name
+	index       []map[string]int32
+	numericOnly bool // every input is a number column
+	specs       []layerSpec
+	net         *network
+	scaler      *scaler
 	// chunk is the rows Predict runs at once (chunkRows); small and large
 	// hold inference workspaces for up to min(smallRows, chunk) and chunk
 	// rows, so that steady-state Predict calls allocate nothing and a
@@ -60,11 +72,20 @@ func chunkRows(widest int) int {
 }
 
 // newModel builds a model that owns every slice it is given.
-func newModel(task Task, cfg Config, sum Summary, features int, featureNames, targetNames, classes []string, mean, std []float64, specs []layerSpec, loss Loss, params []float64) *Model {
+// features is the number of input columns; the network's input width
+// is specs[0].In, which differs for typed inputs.
+func newModel(task Task, cfg Config, sum Summary, features int, featureNames, targetNames, classes []string, mean, std []float64, specs []layerSpec, loss Loss, params []float64, inputs []inputSpec) *Model {
 	m := &Model{
 		task: task, cfg: cfg, summary: sum, features: features,
 		featureNames: featureNames, targetNames: targetNames, classes: classes,
-		mean: mean, std: std, specs: specs,
+		mean: mean, std: std, specs: specs, inputs: inputs,
+	}
+	if inputs != nil {
+		m.index = indexes(inputs)
+		m.numericOnly = true
+		for j := range inputs {
+			m.numericOnly = m.numericOnly && inputs[j].Kind == table.Number
+		}
 	}
 	m.net = newNetwork(specs, loss, params, false)
 	m.outputs = m.net.outputs()
@@ -86,9 +107,27 @@ func (t *Trainer) Model() *Model {
 		sum.Loss, sum.ValLoss, sum.Accuracy, sum.ValAccuracy = e.Loss, clonePtr(e.ValLoss), clonePtr(e.Accuracy), clonePtr(e.ValAccuracy)
 	}
 	specs := slices.Clone(architecture(t.cfg.Network, pr.train.features, pr.outputs))
-	return newModel(t.task, t.cfg.clone(), sum, pr.train.features,
+	features := pr.train.features
+	var inputs []inputSpec
+	if pr.inputs != nil {
+		features = len(pr.inputs)
+		sum.EncodedWidth = pr.width
+		inputs = cloneSpecs(pr.inputs)
+	}
+	m := newModel(t.task, t.cfg.clone(), sum, features,
 		slices.Clone(pr.featureNames), slices.Clone(pr.targetNames), slices.Clone(pr.classes),
-		slices.Clone(pr.mean), slices.Clone(pr.std), specs, t.cfg.Network.Loss, slices.Clone(t.net.params))
+		slices.Clone(pr.mean), slices.Clone(pr.std), specs, t.cfg.Network.Loss, slices.Clone(t.net.params), inputs)
+	m.target = pr.target
+	return m
+}
+
+func cloneSpecs(specs []inputSpec) []inputSpec {
+	out := slices.Clone(specs)
+	for j := range out {
+		out[j].Min, out[j].Max = clonePtr(out[j].Min), clonePtr(out[j].Max)
+		out[j].Levels = slices.Clone(out[j].Levels)
+	}
+	return out
 }
 
 // ModelEpoch is the 1-based epoch whose weights Model returns, and whose
@@ -118,6 +157,8 @@ func (c Config) clone() Config {
 	}
 	t := &c.Training
 	t.Shuffle, t.Seed, t.Standardize = clonePtr(t.Shuffle), clonePtr(t.Seed), clonePtr(t.Standardize)
+	t.ClassWeight = t.ClassWeight.clone()
+	c.Preprocessing = c.Preprocessing.clone()
 	o := &t.Optimizer
 	o.Beta1, o.Beta2, o.Rho = clonePtr(o.Beta1), clonePtr(o.Beta2), clonePtr(o.Rho)
 	if t.EarlyStopping != nil {
@@ -131,8 +172,25 @@ func (c Config) clone() Config {
 // Task returns the model's task.
 func (m *Model) Task() Task { return m.task }
 
-// Features is the number of input columns.
+// Features is the number of input columns: the numeric features, or the
+// typed columns a model trained on typed data takes.
 func (m *Model) Features() int { return m.features }
+
+// EncodedWidth is the number of network inputs: Features for numeric
+// features, the width the typed columns encode to otherwise.
+func (m *Model) EncodedWidth() int { return m.net.inputs() }
+
+// TargetName is the name of the model's first target column: a
+// regression or multi-label model's first target name, a classifier's
+// target column when it was trained on typed data with one target name;
+// "" otherwise (a classifier of numeric features keeps its class labels,
+// not the column's name).
+func (m *Model) TargetName() string {
+	if len(m.targetNames) > 0 {
+		return m.targetNames[0]
+	}
+	return m.target
+}
 
 // FeatureNames are the input column names, in order.
 func (m *Model) FeatureNames() []string { return slices.Clone(m.featureNames) }
@@ -165,7 +223,9 @@ func (m *Model) NumParams() int { return len(m.net.params) }
 // Predict computes outputs for rows×Features() row-major inputs x into dst,
 // which must hold at least rows×Outputs() values: probabilities for
 // classifiers (softmax rows, or sigmoid per output), values for regression.
-// It applies the stored standardization. It returns an error, never panics,
+// It applies the stored preprocessing. A model trained on typed columns
+// takes x only when every input is a number column (NaN is a missing
+// cell); otherwise it takes PredictColumns. It returns an error, never panics,
 // on wrong sizes. It is safe for concurrent use and, for a steady stream
 // of calls, allocates nothing: the buffers come from a pool. It runs the
 // rows in chunks through two activation buffers, so its own memory is at
@@ -178,6 +238,8 @@ func (m *Model) Predict(dst, x []float64, rows int) error {
 		return fmt.Errorf("predict: x holds %d values; want rows × features = %d × %d", len(x), rows, m.features)
 	case len(dst) < rows*m.outputs:
 		return fmt.Errorf("predict: dst holds %d values; want at least rows × outputs = %d × %d", len(dst), rows, m.outputs)
+	case m.inputs != nil && !m.numericOnly:
+		return errTypedInputs
 	}
 	pool := &m.large
 	if rows <= min(smallRows, m.chunk) {
@@ -189,8 +251,21 @@ func (m *Model) Predict(dst, x []float64, rows int) error {
 	for s := 0; s < rows; s += ws.rows {
 		n := min(ws.rows, rows-s)
 		in := ws.a
-		for r := range n {
-			m.scaler.row(in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
+		if m.inputs != nil {
+			w := m.net.inputs()
+			for r := range n {
+				row, enc := x[(s+r)*f:(s+r+1)*f], in[r*w:(r+1)*w]
+				off := 0
+				for j := range m.inputs {
+					m.inputs[j].encodeValue(enc[off:], row[j])
+					off += m.inputs[j].width()
+				}
+				m.scaler.row(enc, enc)
+			}
+		} else {
+			for r := range n {
+				m.scaler.row(in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
+			}
 		}
 		out := m.net.infer(ws, n)
 		copy(dst[s*k:(s+n)*k], out)

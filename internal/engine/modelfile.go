@@ -2,10 +2,13 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 const modelMagic = "BPDMODEL"
@@ -14,7 +17,14 @@ const modelMagic = "BPDMODEL"
 // the newest it reads. Bump it when an older build would misread the new
 // files, for example a header field whose absence does not mean what an
 // older build does.
-const modelFormat = 1
+//
+// Format 2 adds typed inputs (the header's inputs, width and target),
+// the preprocessing and class_weight settings of the configuration and
+// the summary's encoded_width. A model that uses none of them is still
+// written as format 1, which it is byte for byte, so that the files of
+// numeric models stay readable by builds that know only format 1 and a
+// decoded format 1 file re-encodes to its input.
+const modelFormat = 2
 
 // maxModelHeader caps the JSON header of a model file: it holds names and
 // settings, never weights.
@@ -22,8 +32,14 @@ const maxModelHeader = 16 << 20
 
 // modelHeader is the JSON header of a model file. The floats that follow
 // are the parameters, layer by layer (weights row-major in×out, then
-// biases), then, when Standardized, the feature means and then the
-// standard deviations.
+// biases), then, when Standardized, the shift and then the scale of every
+// network input (the names predate minmax scaling: with it they are the
+// minimum and the range).
+//
+// For a model of typed columns, Features and FeatureNames are the input
+// columns, Inputs their encoding, Width the number of network inputs
+// they encode to (the first layer's In), and Target a classifier's
+// target column name.
 type modelHeader struct {
 	Task         Task        `json:"task"`
 	Features     int         `json:"features"`
@@ -36,15 +52,40 @@ type modelHeader struct {
 	Standardized bool        `json:"standardized"`
 	Config       Config      `json:"config"`
 	Summary      Summary     `json:"summary"`
+	Inputs       []inputSpec `json:"inputs,omitempty"`
+	Width        int         `json:"width,omitempty"`
+	Target       string      `json:"target,omitempty"`
+}
+
+// version is the oldest format that holds h.
+func (h *modelHeader) version() uint32 {
+	if h.Inputs != nil || h.Width != 0 || h.Target != "" || h.Summary.EncodedWidth != 0 ||
+		h.Config.Preprocessing != nil || h.Config.Training.ClassWeight != nil {
+		return 2
+	}
+	return 1
+}
+
+// inputWidth is the number of network inputs.
+func (h *modelHeader) inputWidth() int {
+	if h.Inputs != nil {
+		return h.Width
+	}
+	return h.Features
 }
 
 func (m *Model) header() modelHeader {
-	return modelHeader{
+	h := modelHeader{
 		Task: m.task, Features: m.features, Outputs: m.outputs,
 		FeatureNames: m.featureNames, TargetNames: m.targetNames, Classes: m.classes,
 		Layers: m.specs, Params: len(m.net.params), Standardized: m.mean != nil,
 		Config: m.cfg, Summary: m.summary,
+		Inputs: m.inputs, Target: m.target,
 	}
+	if m.inputs != nil {
+		h.Width = m.net.inputs()
+	}
+	return h
 }
 
 // MarshalBinary encodes the model in the versioned, checksummed, data-only
@@ -53,11 +94,12 @@ func (m *Model) header() modelHeader {
 // the standardization as raw float64 bits. Decoding the result gives a
 // model that encodes to the same bytes.
 func (m *Model) MarshalBinary() ([]byte, error) {
-	h, err := json.Marshal(m.header())
+	hd := m.header()
+	h, err := json.Marshal(hd)
 	if err != nil {
 		return nil, fmt.Errorf("encode model header: %w", err)
 	}
-	return encodeContainer(modelMagic, modelFormat, h, m.net.params, m.mean, m.std), nil
+	return encodeContainer(modelMagic, hd.version(), h, m.net.params, m.mean, m.std), nil
 }
 
 // DecodeModel decodes a model file, checking its checksum and every size
@@ -121,6 +163,9 @@ func decodeModel(b []byte, accept func(*modelHeader) error) (*Model, error) {
 	if err := h.check(count); err != nil {
 		return nil, err
 	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != h.version() {
+		return nil, corrupt("model: a format %d file whose header is of format %d", v, h.version())
+	}
 	if accept != nil {
 		if err := accept(&h); err != nil {
 			return nil, err
@@ -132,15 +177,18 @@ func decodeModel(b []byte, accept func(*modelHeader) error) (*Model, error) {
 	}
 	var mean, std []float64
 	if h.Standardized {
-		mean = readFloats(&values, h.Features)
-		std = readFloats(&values, h.Features)
+		w := h.inputWidth()
+		mean = readFloats(&values, w)
+		std = readFloats(&values, w)
 		for j := range std {
 			if !finite(mean[j]) || !finite(std[j]) || !(std[j] > 0) {
 				return nil, corrupt("model: standardization of feature %d is mean %v, standard deviation %v", j+1, mean[j], std[j])
 			}
 		}
 	}
-	return newModel(h.Task, h.Config, h.Summary, h.Features, h.FeatureNames, h.TargetNames, h.Classes, mean, std, h.Layers, h.Config.Network.Loss, params), nil
+	m := newModel(h.Task, h.Config, h.Summary, h.Features, h.FeatureNames, h.TargetNames, h.Classes, mean, std, h.Layers, h.Config.Network.Loss, params, h.Inputs)
+	m.target = h.Target
+	return m, nil
 }
 
 // check verifies that the header describes a consistent model whose
@@ -180,10 +228,14 @@ func (h *modelHeader) check(count int) error {
 	if h.Config.Network.Hidden == nil {
 		return corrupt("model: the configuration has no hidden layer list")
 	}
-	if err := h.Config.Validate(h.Task, h.Features, h.Outputs, Limits{}); err != nil {
+	if err := h.checkInputs(); err != nil {
+		return err
+	}
+	width := h.inputWidth()
+	if err := h.Config.Validate(h.Task, width, h.Outputs, Limits{}); err != nil {
 		return corrupt("model: %v", err)
 	}
-	if !slices.Equal(h.Layers, architecture(h.Config.Network, h.Features, h.Outputs)) {
+	if !slices.Equal(h.Layers, architecture(h.Config.Network, width, h.Outputs)) {
 		return corrupt("model: the layers do not match the configuration")
 	}
 	want := countParams(h.Layers)
@@ -191,10 +243,59 @@ func (h *modelHeader) check(count int) error {
 		return corrupt("model: %d parameters announced, the layers have %d", h.Params, want)
 	}
 	if h.Standardized {
-		want += 2 * h.Features
+		want += 2 * width
 	}
 	if count != want {
 		return corrupt("model: %d values present, %d expected", count, want)
+	}
+	return nil
+}
+
+// checkInputs verifies a typed model's input encodings: one per feature
+// name, of a known kind, with finite numbers, distinct levels, and the
+// width they encode to; and that a model of numeric features has none of
+// the typed fields.
+func (h *modelHeader) checkInputs() error {
+	if h.Inputs == nil {
+		if h.Width != 0 || h.Target != "" || h.Summary.EncodedWidth != 0 {
+			return corrupt("model: width, target or encoded_width without typed inputs")
+		}
+		return nil
+	}
+	if len(h.Inputs) != h.Features {
+		return corrupt("model: %d input encodings for %d features", len(h.Inputs), h.Features)
+	}
+	if h.Classes == nil && h.Target != "" {
+		return corrupt("model: a target column name without class labels")
+	}
+	width := 0
+	for j := range h.Inputs {
+		s := &h.Inputs[j]
+		if s.Name != h.FeatureNames[j] {
+			return corrupt("model: input %d is %q, feature name %q", j+1, s.Name, h.FeatureNames[j])
+		}
+		switch s.Kind {
+		case table.Number, table.Datetime:
+			if s.Levels != nil || s.MissingLevel || s.Other || s.HasTime && s.Kind == table.Number {
+				return corrupt("model: input %d (%s) has fields of another type", j+1, s.Kind)
+			}
+			if !finite(s.Impute) || s.Min != nil && !finite(*s.Min) || s.Max != nil && !finite(*s.Max) {
+				return corrupt("model: input %d has a value that is not finite", j+1)
+			}
+		case table.Category:
+			if s.Impute != 0 || s.Indicator || s.Min != nil || s.Max != nil || s.HasTime {
+				return corrupt("model: input %d (category) has fields of another type", j+1)
+			}
+			if len(s.Levels) > hardMaxUnits || len(slices.Compact(slices.Sorted(slices.Values(s.Levels)))) != len(s.Levels) {
+				return corrupt("model: input %d has more than %d levels, or levels that repeat", j+1, hardMaxUnits)
+			}
+		default:
+			return corrupt("model: input %d has unknown type %q", j+1, s.Kind)
+		}
+		width += s.width()
+	}
+	if width != h.Width || h.Summary.EncodedWidth != h.Width {
+		return corrupt("model: the inputs encode to %d columns; the header says %d (summary %d)", width, h.Width, h.Summary.EncodedWidth)
 	}
 	return nil
 }

@@ -120,6 +120,7 @@ type workspace struct {
 	acts   [][]float64
 	deltas [][]float64
 	y      []float64
+	w      []float64 // per-row loss weights, nil without class weights
 	ones   []float64
 }
 
@@ -201,7 +202,7 @@ func (net *network) forward(ws *workspace, rows int, pool *gemmPool) []float64 {
 func (net *network) backward(ws *workspace, rows int, pool *gemmPool) (loss float64) {
 	last := len(net.layers) - 1
 	lo := net.layers[last]
-	loss = lossGrad(ws.deltas[last], ws.acts[last+1], ws.y, rows, lo.out, net.loss, lo.act, lo.slope)
+	loss = lossGrad(ws.deltas[last], ws.acts[last+1], ws.y, ws.w, rows, lo.out, net.loss, lo.act, lo.slope)
 	impl := blas64.Implementation()
 	for i := last; i >= 0; i-- {
 		l := net.layers[i]

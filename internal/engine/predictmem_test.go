@@ -18,7 +18,7 @@ func untrainedModel(tb testing.TB, features int, hidden []LayerConfig) *Model {
 	cfg := Config{Network: NetworkConfig{Hidden: hidden}}.Resolve(TaskRegression, false)
 	specs := architecture(cfg.Network, features, 1)
 	m := newModel(TaskRegression, cfg, Summary{}, features, defaultNames("x", features), []string{"y"}, nil, nil, nil,
-		specs, cfg.Network.Loss, nil)
+		specs, cfg.Network.Loss, nil, nil)
 	m.net.initialize(rand.New(rand.NewPCG(1, 2)), Glorot)
 	return m
 }
@@ -123,7 +123,7 @@ func TestChunkRows(t *testing.T) {
 // withNames is m with other names, for files a client might craft.
 func withNames(m *Model, features, targets, classes []string) *Model {
 	return newModel(m.task, m.cfg, m.summary, m.features, features, targets, classes,
-		m.mean, m.std, m.specs, m.cfg.Network.Loss, slices.Clone(m.net.params))
+		m.mean, m.std, m.specs, m.cfg.Network.Loss, slices.Clone(m.net.params), m.inputs)
 }
 
 func TestImportModel(t *testing.T) {

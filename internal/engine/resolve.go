@@ -44,7 +44,10 @@ const (
 // standardization; adam with learning rate 0.001, beta1 0.9, beta2 0.999,
 // epsilon 1e-8 (sgd: learning rate 0.01, momentum 0; rmsprop: learning rate
 // 0.001, rho 0.9, epsilon 1e-8); a constant schedule (step: step_size 10,
-// gamma 0.1; cosine: min_lr 0).
+// gamma 0.1; cosine: min_lr 0). An explicit Preprocessing gets its unset
+// fields (scaling from standardize, median imputation, min_level_rows 5,
+// max_levels 50) and an unset standardize follows its scaling; a nil one
+// stays nil (see PreprocessingConfig).
 func (c Config) Resolve(task Task, hasValidation bool) Config {
 	n := &c.Network
 	if n.Hidden == nil {
@@ -82,7 +85,9 @@ func (c Config) Resolve(task Task, hasValidation bool) Config {
 	}
 	t.Shuffle = orDefault(t.Shuffle, true)
 	t.Seed = orDefault(t.Seed, 1)
+	c.resolvePreprocessing()
 	t.Standardize = orDefault(t.Standardize, true)
+	t.ClassWeight = t.ClassWeight.clone()
 
 	o := &t.Optimizer
 	if o.Name == "" {
@@ -218,6 +223,8 @@ func (c Config) validate(p *problems, task Task, features, outputs int, lim Limi
 	}
 	c.Network.validate(p, task, outputs, lim)
 	c.Training.validate(p, lim)
+	c.validatePreprocessing(p)
+	c.Training.validateClassWeight(p)
 
 	if params, ok := c.Network.numParams(features, outputs); ok {
 		limit := lim.MaxParams

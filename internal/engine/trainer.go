@@ -105,7 +105,9 @@ type snapshot struct {
 
 // NewTrainer resolves cfg for task (Resolve is idempotent, so a resolved
 // cfg is fine), validates it against task and data, splits off validation
-// data, fits standardization on the training split and allocates every
+// data, fits the preprocessing (for typed data the imputation, missing
+// indicators, category levels and date parts, then the scaling) on the
+// training split and allocates every
 // buffer the training loop needs. All problems come back together as a
 // *ValidationError.
 func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) (*Trainer, error) {
@@ -115,11 +117,17 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	features, outputs := max(train.Features, 1), 1
 	if pr != nil {
 		outputs = pr.outputs
+		features = pr.inputWidth(&train)
 	} else if task == TaskMulticlass {
 		outputs = 2
 	}
 	var cp problems
 	cfg.validate(&cp, task, features, outputs, opt.Limits)
+	if pr != nil && pr.inputs != nil && opt.Limits.MaxParams > 0 {
+		if params, ok := cfg.Network.numParams(features, outputs); ok && params > int64(opt.Limits.MaxParams) {
+			widthProblem(&cp, params, opt.Limits.MaxParams, features, specWidths(pr.inputs))
+		}
+	}
 	if !val.present() && cfg.earlyStopping() {
 		cp.add("training.early_stopping", earlyStoppingNeedsValidation)
 	}
@@ -131,11 +139,15 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 		return nil, err
 	}
 
+	pr.encode(train, val)
 	t := &Trainer{cfg: cfg, task: task, threads: min(max(opt.Threads, 1), 256), data: pr}
 	t.scaler = newScaler(pr.mean, pr.std)
-	specs := architecture(cfg.Network, train.Features, pr.outputs)
+	specs := architecture(cfg.Network, pr.train.features, pr.outputs)
 	t.net = newNetwork(specs, cfg.Network.Loss, nil, true)
 	t.ws = newWorkspace(t.net, min(cfg.Training.BatchSize, len(pr.trainIdx)), true)
+	if pr.classWeights != nil {
+		t.ws.w = make([]float64, t.ws.rows)
+	}
 	t.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, t.net)
 	t.pcg = rand.NewPCG(uint64(*cfg.Training.Seed), trainStream)
 	t.rng = rand.New(t.pcg)
@@ -166,15 +178,20 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 // of an old config, and so its fingerprint, is then unchanged.
 // TestConfigFieldsKeepFingerprint and TestFingerprintIsStable check this.
 func fingerprint(cfg Config, task Task, features int, pr *prepared) string {
+	width := 0
+	if pr.inputs != nil {
+		width = pr.width
+	}
 	b, _ := json.Marshal(struct {
 		Config   Config   `json:"config"`
 		Task     Task     `json:"task"`
 		Features int      `json:"features"`
+		Width    int      `json:"width,omitempty"` // typed data only
 		Outputs  int      `json:"outputs"`
 		Classes  []string `json:"classes"`
 		Train    int      `json:"train_rows"`
 		Val      int      `json:"val_rows"`
-	}{cfg, task, features, pr.outputs, pr.classes, len(pr.trainIdx), len(pr.valIdx)})
+	}{cfg, task, features, width, pr.outputs, pr.classes, len(pr.trainIdx), len(pr.valIdx)})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -312,7 +329,7 @@ func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) erro
 func (t *Trainer) step(idx []int, lr float64, pool *gemmPool) (loss float64, correct, judged int) {
 	n := len(idx)
 	outs := t.data.outputs
-	gather(t.ws, t.data.train, idx, t.scaler, outs)
+	gather(t.ws, t.data.train, idx, t.scaler, outs, t.data.classWeights)
 	out := t.net.forward(t.ws, n, pool)
 	if t.classifier() {
 		correct, judged = countCorrect(out, t.ws.y, n, outs, t.net.layers[len(t.net.layers)-1].act)
@@ -336,9 +353,9 @@ func (t *Trainer) evaluate(pool *gemmPool) (loss, accuracy float64) {
 	for s := 0; s < len(idx); s += t.ws.rows {
 		chunk := idx[s:min(s+t.ws.rows, len(idx))]
 		n := len(chunk)
-		gather(t.ws, t.data.val, chunk, t.scaler, outs)
+		gather(t.ws, t.data.val, chunk, t.scaler, outs, t.data.classWeights)
 		out := t.net.forward(t.ws, n, pool)
-		sum += lossOnly(out, t.ws.y, n, outs, t.net.loss) * float64(n)
+		sum += lossOnly(out, t.ws.y, t.ws.w, n, outs, t.net.loss) * float64(n)
 		if t.classifier() {
 			c, j := countCorrect(out, t.ws.y, n, outs, act)
 			correct += c

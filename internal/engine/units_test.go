@@ -191,7 +191,7 @@ func TestStandardizationUsesTrainingRows(t *testing.T) {
 	if err := m.Predict(got, x, 1); err != nil {
 		t.Fatal(err)
 	}
-	raw := newModel(m.task, m.cfg, m.summary, 1, m.featureNames, m.targetNames, nil, nil, nil, m.specs, m.cfg.Network.Loss, m.net.params)
+	raw := newModel(m.task, m.cfg, m.summary, 1, m.featureNames, m.targetNames, nil, nil, nil, m.specs, m.cfg.Network.Loss, m.net.params, nil)
 	want := make([]float64, 1)
 	if err := raw.Predict(want, []float64{(1234 - m.mean[0]) * (1 / m.std[0])}, 1); err != nil {
 		t.Fatal(err)

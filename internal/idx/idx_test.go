@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/backpropd/backpropd/internal/allocbound"
 )
 
 // encode builds an IDX file by hand from the format description (magic
@@ -188,12 +190,24 @@ func TestReadRejectsMalformed(t *testing.T) {
 	}
 }
 
+// readBound is what Read may allocate per input byte. The data buffer
+// starts at the size the header claims, capped at 1 MiB, and grows by
+// doubling as bytes arrive (at most 3 bytes allocated per byte kept); each
+// 4-byte dimension becomes an 8-byte int. k = 8 covers both and c = 2 MiB
+// the first buffer a header may claim before its data is read.
+var readBound = allocbound.Bound{PerByte: 8, Fixed: 2 << 20}
+
+// FuzzRead: Read never panics, allocates at most readBound, and what it
+// accepts is exactly its input: a header and len(Data) bytes of the
+// type's size per element.
 func FuzzRead(f *testing.F) {
 	f.Add(encode(f, Uint8, []uint32{2, 3}, []float64{1, 2, 3, 4, 5, 6}))
 	f.Add(encode(f, Float64, []uint32{1}, []float64{1}))
 	f.Add([]byte{0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := Read(bytes.NewReader(b))
+		var a *Array
+		var err error
+		allocbound.Check(t, "Read", len(b), readBound, func() { a, err = Read(bytes.NewReader(b)) })
 		if err != nil {
 			return
 		}

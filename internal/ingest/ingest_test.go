@@ -176,8 +176,9 @@ func TestJSONData(t *testing.T) {
 	}
 }
 
-// FuzzReadCSV: no panic; accepted input gives a consistent dataset of
-// finite numbers; rejected input gives an *Error or the reader's error.
+// FuzzReadCSV: no panic; the parse allocates at most allocBound
+// (fuzz_test.go); accepted input gives a consistent dataset of finite
+// numbers; rejected input gives an *Error or the reader's error.
 func FuzzReadCSV(f *testing.F) {
 	for _, s := range []string{
 		"a,b,y\n1,2,3\n4,5,6\n",
@@ -203,7 +204,13 @@ func FuzzReadCSV(f *testing.F) {
 		if target != "" {
 			targets = strings.Split(target, ",")
 		}
-		d, err := ReadCSV(context.Background(), strings.NewReader(string(in)), CSVOptions{Targets: targets, Task: tk})
+		var d *store.Dataset
+		n := measureAlloc(func() {
+			d, err = ReadCSV(context.Background(), strings.NewReader(string(in)), CSVOptions{Targets: targets, Task: tk})
+		})
+		if n > allocBound(len(in)) {
+			t.Fatalf("parsing %d bytes allocated %d bytes, more than %d", len(in), n, allocBound(len(in)))
+		}
 		if err != nil {
 			var ie *Error
 			if !errors.As(err, &ie) {

@@ -35,11 +35,16 @@
 //   - A worker writes the record when it starts a job (status running,
 //     attempts+1). Every Options.CheckpointEvery epochs (default 1) it
 //     writes a checkpoint, the engine's full training state at that epoch
-//     boundary, and then the record with the history up to it. Both hold
+//     boundary, then appends the epochs since the last write to the job's
+//     history file and writes the record, which counts them. The record
+//     does not hold the history, so it stays small; the checkpoint holds
 //     the whole history, so past epoch 64 the interval is at least 1/64 of
 //     the epochs trained: the bytes written per epoch stay bounded, and a
 //     crash loses at most that much training. Between checkpoints,
 //     progress is visible through Get and Subscribe but not yet on disk.
+//     The history file is replaced whole only when the history is (an
+//     attempt restored from its checkpoint, a job read back at Start, a
+//     failed append).
 //   - Stop persists the record's StopRequested flag before it stops the
 //     trainer, so that a crash in between does not resume training past the
 //     stop.

@@ -27,9 +27,9 @@ type subscriber struct {
 // may be called more than once.
 //
 // Events hold pointers shared by every subscriber, and the first event's
-// history shares the job's entries (see historyLocked), so the memory a
-// job's subscriptions hold does not grow with their number beyond their
-// buffers.
+// history shares the job's entries (see historyLocked) and their encoding
+// (Event.HistoryJSON), so the memory a job's subscriptions hold does not
+// grow with their number beyond their buffers.
 //
 // A slow subscriber never slows training: each subscription has a buffer of
 // 64 events, of which the last few are kept for status events. When an
@@ -47,7 +47,7 @@ func (m *Manager) Subscribe(id string) (events <-chan Event, cancel func(), err 
 	}
 	s := &subscriber{ch: make(chan Event, subBuffer)}
 	snap := j.snapshotLocked()
-	s.ch <- Event{Kind: EventStatus, Job: &snap}
+	s.ch <- Event{Kind: EventStatus, Job: &snap, HistoryJSON: j.historyJSONLocked()}
 	if snap.Status.Terminal() || m.closing {
 		close(s.ch)
 		s.closed = true

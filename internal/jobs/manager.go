@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -78,13 +77,27 @@ type testHooks struct {
 // job is the in-memory state of one job. Fields are guarded by Manager.mu,
 // except wmu, which serializes the job's store writes.
 type job struct {
-	// rec is the job's record as it would be written now: History holds
-	// history encoded, and Status and StopRequested follow state (only
+	// rec is the job's record as it would be written now, without its
+	// history: Status and StopRequested follow state (only
 	// setStateLocked and recordState write them).
 	rec     store.JobRecord
 	spec    Spec
 	history []engine.Epoch
 	state   state
+
+	// enc is history encoded as JSON, the entries separated by commas,
+	// and ends[i] is where entry i ends in it. It only grows by append
+	// or is replaced whole, like history, so event streams share it
+	// (Event.HistoryJSON) and the store writes slices of it.
+	enc  []byte
+	ends []int
+	// durable is how many entries of the history the job's history file
+	// holds, so that a write appends the rest; -1 when that is not known
+	// (the history was replaced, loaded at start or a write failed),
+	// and the next write replaces the file. histGen counts replacements,
+	// so that a write that raced one does not claim the new history.
+	durable int
+	histGen int
 
 	// wmu orders this job's record writes: a write holds it while it takes
 	// the snapshot and writes it, so the last write always carries the
@@ -265,8 +278,69 @@ func (m *Manager) persist(j *job) error {
 		return nil
 	}
 	rec := j.recordLocked()
+	hw := j.historyWriteLocked()
 	m.mu.Unlock()
-	return m.st.PutJob(context.Background(), rec)
+	return m.writeRecord(j, rec, hw)
+}
+
+// historyWrite is what a record write must first write of a job's
+// history: entries from from on, appended, or, with from < 0, all of
+// them in place of the file.
+type historyWrite struct {
+	from    int
+	entries []json.RawMessage
+	gen     int
+}
+
+// historyWriteLocked returns the history entries j's next record write
+// must first make durable.
+func (j *job) historyWriteLocked() historyWrite {
+	from := j.durable
+	if from < 0 {
+		return historyWrite{from: -1, entries: j.entriesLocked(0), gen: j.histGen}
+	}
+	return historyWrite{from: from, entries: j.entriesLocked(from), gen: j.histGen}
+}
+
+// entriesLocked returns j's encoded history entries from from on; they
+// share j.enc.
+func (j *job) entriesLocked(from int) []json.RawMessage {
+	out := make([]json.RawMessage, 0, len(j.ends)-from)
+	for i := from; i < len(j.ends); i++ {
+		start := 0
+		if i > 0 {
+			start = j.ends[i-1] + 1 // after the comma
+		}
+		out = append(out, j.enc[start:j.ends[i]:j.ends[i]])
+	}
+	return out
+}
+
+// writeRecord writes hw and then rec, so that the record never counts
+// history entries the history file lacks: an epoch appends its entry,
+// it does not rewrite the history. The caller holds j.wmu.
+func (m *Manager) writeRecord(j *job, rec *store.JobRecord, hw historyWrite) error {
+	ctx := context.Background()
+	var err error
+	if hw.from < 0 {
+		err = m.st.PutJobHistory(ctx, rec.ID, hw.entries)
+	} else {
+		err = m.st.AppendJobHistory(ctx, rec.ID, hw.from, hw.entries)
+	}
+	m.mu.Lock()
+	if hw.gen == j.histGen {
+		if err != nil {
+			// A failed append may have left part of a frame.
+			j.durable = -1
+		} else {
+			j.durable = max(hw.from, 0) + len(hw.entries)
+		}
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("write history: %w", err)
+	}
+	return m.st.PutJob(ctx, rec)
 }
 
 // deleteCheckpoint removes a job's checkpoint, logging failures: a stale
@@ -277,30 +351,48 @@ func (m *Manager) deleteCheckpoint(id string) {
 	}
 }
 
-// recordLocked returns a copy of j's record with its history filled in.
+// recordLocked returns a copy of j's record counting its history; the
+// entries themselves go to the history file (writeRecord).
 func (j *job) recordLocked() *store.JobRecord {
 	rec := j.rec
-	rec.History = slices.Clone(j.rec.History)
-	if rec.History == nil {
-		rec.History = []json.RawMessage{}
-	}
+	rec.History = nil
+	rec.HistoryLen = len(j.history)
 	return &rec
 }
 
-// setHistoryLocked replaces j's history, keeping the record's encoded copy
-// in step.
+// setHistoryLocked replaces j's history, keeping its encoding in step;
+// the next record write replaces the history file.
 func (j *job) setHistoryLocked(h []engine.Epoch) {
 	j.history = h
-	j.rec.History = make([]json.RawMessage, 0, len(h))
+	j.enc, j.ends = nil, make([]int, 0, len(h))
 	for _, e := range h {
-		j.rec.History = append(j.rec.History, encodeEpoch(e))
+		j.encodeLocked(e)
 	}
+	j.durable = -1
+	j.histGen++
 }
 
 // appendEpochLocked adds one epoch to j's history.
 func (j *job) appendEpochLocked(e engine.Epoch) {
 	j.history = append(j.history, e)
-	j.rec.History = append(j.rec.History, encodeEpoch(e))
+	j.encodeLocked(e)
+}
+
+// encodeLocked appends e's encoding to j.enc.
+func (j *job) encodeLocked(e engine.Epoch) {
+	if len(j.enc) > 0 {
+		j.enc = append(j.enc, ',')
+	}
+	j.enc = append(j.enc, encodeEpoch(e)...)
+	j.ends = append(j.ends, len(j.enc))
+}
+
+// historyJSONLocked returns j's history as the elements of a JSON array,
+// sharing j's bytes: readers must not modify them, and an append cannot
+// write into them (their capacity is capped).
+func (j *job) historyJSONLocked() []byte {
+	n := len(j.enc)
+	return j.enc[:n:n]
 }
 
 func encodeEpoch(e engine.Epoch) json.RawMessage {

@@ -191,12 +191,16 @@ func loadJob(rec *store.JobRecord) (*job, error) {
 		return nil, fmt.Errorf("decode spec: %w", err)
 	}
 	j.spec = spec
-	j.history = make([]engine.Epoch, len(rec.History))
+	h := make([]engine.Epoch, len(rec.History))
 	for i, raw := range rec.History {
-		if err := json.Unmarshal(raw, &j.history[i]); err != nil {
+		if err := json.Unmarshal(raw, &h[i]); err != nil {
 			return nil, fmt.Errorf("decode history[%d]: %w", i, err)
 		}
 	}
+	// The record may be of a format that held the history inline, so the
+	// job's first write replaces the history file.
+	j.setHistoryLocked(h)
+	j.rec.History = nil
 	if j.rec.StopReason == "" {
 		j.rec.StopReason = string(legacyStopReason(rec))
 	}

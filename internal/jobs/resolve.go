@@ -116,7 +116,7 @@ func (m *Manager) resolve(ctx context.Context, s Spec) (Spec, int64, error) {
 			checkSplit(add, meta, v.Fraction)
 		}
 		task := engine.Task(meta.Task)
-		cfg := engine.Config{Network: s.Network, Training: s.Training.TrainingConfig}.Resolve(task, hasValidation)
+		cfg := s.config().Resolve(task, hasValidation)
 		if err := cfg.Validate(task, meta.Features, outputs(meta), m.opt.Limits); err != nil {
 			var ev *engine.ValidationError
 			if !errors.As(err, &ev) {
@@ -127,9 +127,14 @@ func (m *Manager) resolve(ctx context.Context, s Spec) (Spec, int64, error) {
 		if es := cfg.Training.EarlyStopping; !hasValidation && es != nil && (es.Enabled == nil || *es.Enabled) {
 			add("training.early_stopping", "early stopping needs validation data: set validation.fraction or validation.dataset_id, or set early_stopping.enabled to false")
 		}
-		s.Network, s.Training.TrainingConfig = cfg.Network, cfg.Training
+		checkClassWeight(add, meta, cfg.Training.ClassWeight)
+		if valMeta != nil {
+			checkSameColumns(add, meta, *valMeta)
+		}
+		width := m.checkWidth(&verr, cfg, task, meta)
+		s.Network, s.Training.TrainingConfig, s.Preprocessing = cfg.Network, cfg.Training, cfg.Preprocessing
 		if len(verr.Errors) == 0 {
-			est := engine.EstimateMemory(cfg, task, dataShape(meta, valMeta, s.Validation))
+			est := estimateMemory(cfg, task, meta, valMeta, s.Validation, width)
 			if err := engine.CheckMemory(cfg, est, m.opt.Limits.MaxMemory); err != nil {
 				var ev *engine.ValidationError
 				errors.As(err, &ev)
@@ -184,8 +189,12 @@ func (m *Manager) estimate(ctx context.Context, s Spec) (est engine.MemoryEstima
 	}
 	task := engine.Task(meta.Task)
 	hasVal := s.Validation != nil && (s.Validation.DatasetID != "" || s.Validation.Fraction > 0)
-	cfg = engine.Config{Network: s.Network, Training: s.Training.TrainingConfig}.Resolve(task, hasVal)
-	return engine.EstimateMemory(cfg, task, dataShape(meta, valMeta, s.Validation)), cfg, true
+	cfg = s.config().Resolve(task, hasVal)
+	width := 0
+	if meta.Typed {
+		width, _ = engine.EncodedWidthBound(meta.Columns, cfg.Prep())
+	}
+	return estimateMemory(cfg, task, meta, valMeta, s.Validation, width), cfg, true
 }
 
 // maxCapLabelBytes is the class-label length MaxCellsFor allows for.

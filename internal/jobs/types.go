@@ -85,6 +85,10 @@ type Spec struct {
 	Validation *ValidationSpec      `json:"validation,omitempty"`
 	Network    engine.NetworkConfig `json:"network"`
 	Training   TrainingSpec         `json:"training"`
+	// Preprocessing is how the inputs are prepared; nil keeps the
+	// behaviour from before it existed (training.standardize decides the
+	// scaling).
+	Preprocessing *engine.PreprocessingConfig `json:"preprocessing,omitempty"`
 }
 
 // loadSpec decodes a stored spec, refusing one written in a newer
@@ -163,6 +167,11 @@ type Event struct {
 	Kind  EventKind
 	Epoch *engine.Epoch
 	Job   *Job
+	// HistoryJSON is set on a subscription's first event: Job.History
+	// encoded as the elements of a JSON array (without the brackets),
+	// shared by every subscriber of the job rather than encoded for
+	// each, so that a stream sends the history without a copy of its own.
+	HistoryJSON []byte
 }
 
 // Observer receives job lifecycle notifications, for metrics. Calls come
@@ -257,4 +266,6 @@ type Store interface {
 	PutCheckpoint(ctx context.Context, jobID string, state []byte) error
 	Checkpoint(ctx context.Context, jobID string) ([]byte, error)
 	DeleteCheckpoint(ctx context.Context, jobID string) error
+	AppendJobHistory(ctx context.Context, jobID string, from int, entries []json.RawMessage) error
+	PutJobHistory(ctx context.Context, jobID string, entries []json.RawMessage) error
 }

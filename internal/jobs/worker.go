@@ -140,7 +140,7 @@ func (m *Manager) train(j *job) outcome {
 	if err != nil {
 		return m.failure(ctx, j, m.reason(j.rec.ID, err))
 	}
-	cfg := engine.Config{Network: spec.Network, Training: spec.Training.TrainingConfig}
+	cfg := spec.config()
 	tr, err := engine.NewTrainer(cfg, task, train, val, engine.Options{Threads: m.threads, Limits: m.opt.Limits})
 	if err != nil {
 		return m.failure(ctx, j, errText(err))
@@ -365,7 +365,7 @@ func (m *Manager) loadData(ctx context.Context, s Spec) (engine.Data, engine.Val
 
 // engineData views a stored dataset as engine data without copying.
 func engineData(ds *store.Dataset) engine.Data {
-	return engine.Data{
+	d := engine.Data{
 		Rows:         ds.Meta.Rows,
 		Features:     ds.Meta.Features,
 		X:            ds.X,
@@ -374,6 +374,11 @@ func engineData(ds *store.Dataset) engine.Data {
 		Targets:      ds.Targets,
 		Labels:       ds.Labels,
 	}
+	if ds.Columns != nil {
+		// Typed data: the engine names the features by its columns.
+		d.X, d.FeatureNames, d.Columns = nil, nil, ds.Columns
+	}
+	return d
 }
 
 // checkpoint writes the trainer's state at its last epoch boundary.
@@ -460,8 +465,9 @@ func (m *Manager) finish(j *job, o outcome) {
 	if to.terminal() && !slices.Contains(to.stopReasons(), StopReason(rec.StopReason)) {
 		m.log.Error("job ended with a stop reason its state does not allow", "job", rec.ID, "state", to.String(), "stop_reason", rec.StopReason)
 	}
+	hw := j.historyWriteLocked()
 	m.mu.Unlock()
-	if err := m.st.PutJob(context.Background(), rec); err != nil {
+	if err := m.writeRecord(j, rec, hw); err != nil {
 		m.log.Error("write final job record", "job", rec.ID, "status", rec.Status, "err", err)
 	}
 	if to.terminal() {

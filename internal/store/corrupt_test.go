@@ -40,6 +40,7 @@ func TestCorruptFiles(t *testing.T) {
 		dir := t.TempDir()
 		s := mustOpen(t, dir)
 		ds := mustCreateDataset(t, s, labelDataset(10))
+		typed := mustCreateDataset(t, s, typedDataset(10))
 		other := mustCreateDataset(t, s, regressionDataset(3, 3))
 		mustPutModel(t, s, "m", []byte("model-bytes"))
 		mustPutModel(t, s, "other", []byte("other"))
@@ -54,6 +55,8 @@ func TestCorruptFiles(t *testing.T) {
 			{"dataset meta", datasetMetaPath(ds.ID), func(s *Store) error { _, err := s.DatasetMeta(bg, ds.ID); return err }},
 			{"dataset meta (load)", datasetMetaPath(ds.ID), func(s *Store) error { _, err := s.LoadDataset(bg, ds.ID); return err }},
 			{"dataset data", datasetDataPath(ds.ID), func(s *Store) error { _, err := s.LoadDataset(bg, ds.ID); return err }},
+			{"typed dataset meta", datasetMetaPath(typed.ID), func(s *Store) error { _, err := s.LoadDataset(bg, typed.ID); return err }},
+			{"typed dataset data", datasetDataPath(typed.ID), func(s *Store) error { _, err := s.LoadDataset(bg, typed.ID); return err }},
 			{"model meta", modelMetaPath("m", 1), func(s *Store) error { _, err := s.ModelMeta(bg, "m", 1); return err }},
 			{"model meta (latest file)", modelMetaPath("m", 1), func(s *Store) error { _, _, err := s.ModelFile(bg, "m", 0); return err }},
 			{"model file", modelFilePath("m", 1), func(s *Store) error { _, _, err := s.ModelFile(bg, "m", 1); return err }},

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -40,15 +41,18 @@ type DatasetMeta struct {
 	// existed lack it.
 	ClassCounts []int `json:"class_counts,omitempty"`
 	// Columns describes every column of the uploaded table, features,
-	// targets and ignored ones, in the table's order.
+	// target and ignored ones alike, with its role and why.
 	Columns []table.Summary `json:"columns,omitempty"`
-	// Warnings are what the upload noticed but accepted: ignored
-	// identifier columns, constant columns, dropped rows, an integer target
-	// read as classes.
+	// Warnings are what a user should know about the upload: ignored
+	// identifier columns, constant columns, dropped rows, a target read
+	// as classes.
 	Warnings []string `json:"warnings,omitempty"`
-	// DroppedRows is the number of rows left out because a target was
+	// DroppedRows is the number of rows left out because their target was
 	// missing.
 	DroppedRows int `json:"dropped_rows,omitempty"`
+	// Typed says the features are stored as typed columns
+	// (Dataset.Columns), not as X; CreateDataset sets it.
+	Typed bool `json:"typed,omitempty"`
 }
 
 // Dataset is a dataset with its numbers. X is row-major Rows×Features.
@@ -58,21 +62,30 @@ type Dataset struct {
 	X       []float64
 	Targets []float64
 	Labels  []string
-	// Columns are typed features; when set X is nil and Meta.Features == len(Columns).
+	// Columns are typed features; when set X is nil and Meta.Features ==
+	// len(Columns), and Meta.FeatureNames are the columns' names.
 	Columns []table.Column
 }
 
-// The numbers of a dataset live in <id>.data, a frame whose payload is
+// The numbers of a dataset live in <id>.data, a frame whose payload is,
+// in format version 2,
 //
-//	rows, features, targetCols, hasLabels   4 × uint64 little-endian
-//	X                                       rows×features float64 LE, row-major
+//	rows, features, targetCols, hasLabels,  5 × uint64 little-endian
+//	typed
+//	X (typed == 0)                          rows×features float64 LE, row-major
+//	Columns (typed == 1)                    features typed columns (columns.go)
 //	Targets (hasLabels == 0)                rows×targetCols float64 LE
 //	Labels  (hasLabels == 1)                rows × (uint32 LE length, bytes)
+//
+// Version 1 has no typed field (a 32-byte header) and always X.
 //
 // The metadata lives in <id>.meta as JSON, so listing never touches the
 // numbers. Its "format" field (datasetFormat) versions both files: the
 // metadata is always read, and checked, before the numbers.
-const datasetHeaderSize = 32
+const (
+	datasetHeaderSizeV1 = 32
+	datasetHeaderSize   = 40
+)
 
 // littleEndian is true on hosts whose float64 memory layout equals the file
 // layout, where X and Targets are read and written in place.
@@ -106,12 +119,16 @@ func (d *Dataset) targetCols() (int, error) {
 	if m.Rows <= 0 || m.Features <= 0 {
 		return 0, fmt.Errorf("%w: rows (%d) and features (%d) must be positive", ErrInvalidDataset, m.Rows, m.Features)
 	}
-	hi, cells := bits.Mul64(uint64(m.Rows), uint64(m.Features))
-	if hi != 0 || cells > math.MaxInt/8 || uint64(len(d.X)) != cells {
-		return 0, fmt.Errorf("%w: X has %d values, want rows×features = %d×%d", ErrInvalidDataset, len(d.X), m.Rows, m.Features)
-	}
 	if len(m.FeatureNames) != 0 && len(m.FeatureNames) != m.Features {
 		return 0, fmt.Errorf("%w: %d feature names for %d features", ErrInvalidDataset, len(m.FeatureNames), m.Features)
+	}
+	hi, cells := bits.Mul64(uint64(m.Rows), uint64(m.Features))
+	if d.Columns != nil {
+		if err := d.checkColumns(); err != nil {
+			return 0, err
+		}
+	} else if hi != 0 || cells > math.MaxInt/8 || uint64(len(d.X)) != cells {
+		return 0, fmt.Errorf("%w: X has %d values, want rows×features = %d×%d", ErrInvalidDataset, len(d.X), m.Rows, m.Features)
 	}
 	switch {
 	case d.Labels != nil && d.Targets != nil:
@@ -153,13 +170,16 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 	meta.ID = uuid.NewString()
 	meta.CreatedAt = time.Now().UTC()
 	meta.ClassCounts = classCounts(meta.Classes, d.Labels)
-
-	n := uint64(datasetHeaderSize + 8*len(d.X) + 8*len(d.Targets))
-	if d.Labels != nil {
-		for _, l := range d.Labels {
-			n += 4 + uint64(len(l))
+	meta.Typed = d.Columns != nil
+	if d.Columns != nil && len(meta.FeatureNames) == 0 {
+		// A typed dataset's column names are kept in its metadata only.
+		meta.FeatureNames = make([]string, len(d.Columns))
+		for i := range d.Columns {
+			meta.FeatureNames[i] = d.Columns[i].Name
 		}
 	}
+
+	n := uint64(datasetHeaderSize+8*len(d.X)+8*len(d.Targets)) + columnsSize(d.Columns) + levelTableSize(d.Labels)
 	release, err := s.floor.reserve(int64(n) + frameOverhd)
 	if err != nil {
 		return DatasetMeta{}, err
@@ -173,26 +193,22 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 		if d.Labels != nil {
 			binary.LittleEndian.PutUint64(h[24:], 1)
 		}
+		if d.Columns != nil {
+			binary.LittleEndian.PutUint64(h[32:], 1)
+		}
 		if _, err := w.Write(h[:]); err != nil {
 			return err
 		}
 		if err := writeFloats(w, d.X); err != nil {
 			return err
 		}
+		if err := writeColumns(w, d.Columns); err != nil {
+			return err
+		}
 		if d.Labels == nil {
 			return writeFloats(w, d.Targets)
 		}
-		var lb [4]byte
-		for _, l := range d.Labels {
-			binary.LittleEndian.PutUint32(lb[:], uint32(len(l)))
-			if _, err := w.Write(lb[:]); err != nil {
-				return err
-			}
-			if _, err := io.WriteString(w, l); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeStrings(w, d.Labels)
 	}))
 	if err != nil {
 		return DatasetMeta{}, err
@@ -397,32 +413,40 @@ func (s *Store) listDatasets(ctx context.Context, hidden bool) ([]DatasetMeta, e
 
 // DatasetMeta returns one dataset's metadata without loading its numbers.
 func (s *Store) DatasetMeta(ctx context.Context, id string) (DatasetMeta, error) {
+	m, _, err := s.datasetMeta(id)
+	return m, err
+}
+
+// datasetMeta is DatasetMeta, also returning the format version of the
+// dataset's files.
+func (s *Store) datasetMeta(id string) (DatasetMeta, int, error) {
 	if err := checkID("dataset", id); err != nil {
-		return DatasetMeta{}, err
+		return DatasetMeta{}, 0, err
 	}
 	rel := datasetMetaPath(id)
 	b, err := s.readBytes(rel, kindDatasetMeta)
 	if err != nil {
-		return DatasetMeta{}, err
+		return DatasetMeta{}, 0, err
 	}
-	if err := checkFormat(rel, "dataset", b, datasetFormat); err != nil {
-		return DatasetMeta{}, err
+	version, err := recordFormat(rel, "dataset", b, datasetFormat)
+	if err != nil {
+		return DatasetMeta{}, 0, err
 	}
 	var m DatasetMeta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return DatasetMeta{}, corrupt(rel, "decode: %v", err)
+		return DatasetMeta{}, 0, corrupt(rel, "decode: %v", err)
 	}
 	if m.ID != id {
-		return DatasetMeta{}, corrupt(rel, "holds dataset %s", quote(m.ID))
+		return DatasetMeta{}, 0, corrupt(rel, "holds dataset %s", quote(m.ID))
 	}
-	return m, nil
+	return m, version, nil
 }
 
-// LoadDataset loads a dataset with its numbers. X and Targets are read
-// straight from the file into freshly allocated slices, without an
-// intermediate byte buffer.
+// LoadDataset loads a dataset with its numbers. X, Targets and the typed
+// columns' values and codes are read straight from the file into freshly
+// allocated slices, without an intermediate byte buffer.
 func (s *Store) LoadDataset(ctx context.Context, id string) (*Dataset, error) {
-	meta, err := s.DatasetMeta(ctx, id)
+	meta, version, err := s.datasetMeta(id)
 	if err != nil {
 		return nil, err
 	}
@@ -432,81 +456,31 @@ func (s *Store) LoadDataset(ctx context.Context, id string) (*Dataset, error) {
 		return nil, err
 	}
 	defer f.Close()
-	cr := &crcReader{r: f}
-	short := func(err error) error {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return corrupt(rel, "truncated while reading")
-		}
-		return readErr(rel, err)
-	}
 	if info.Size() < frameOverhd {
 		_, err := checkHeader(rel, nil, info.Size(), kindDatasetData)
 		return nil, err
 	}
-	var h [headerSize + datasetHeaderSize]byte
-	if _, err := io.ReadFull(cr, h[:headerSize]); err != nil {
-		return nil, short(err)
+	// The buffer serves the small reads of column headers; reads as large
+	// as it go straight into the destination slices.
+	br := bufio.NewReaderSize(f, 64<<10)
+	cr := &crcReader{r: br}
+	var fh [headerSize]byte
+	if _, err := io.ReadFull(cr, fh[:]); err != nil {
+		return nil, (&payload{rel: rel}).short(err)
 	}
-	n, err := checkHeader(rel, h[:headerSize], info.Size(), kindDatasetData)
+	n, err := checkHeader(rel, fh[:], info.Size(), kindDatasetData)
 	if err != nil {
 		return nil, err
 	}
-	if n < datasetHeaderSize {
-		return nil, corrupt(rel, "payload of %d bytes is shorter than the dataset header", n)
-	}
-	if _, err := io.ReadFull(cr, h[headerSize:]); err != nil {
-		return nil, short(err)
-	}
-	dh := h[headerSize:]
-	rows := binary.LittleEndian.Uint64(dh[0:])
-	feats := binary.LittleEndian.Uint64(dh[8:])
-	cols := binary.LittleEndian.Uint64(dh[16:])
-	hasLabels := binary.LittleEndian.Uint64(dh[24:])
-	if rows != uint64(meta.Rows) || feats != uint64(meta.Features) {
-		return nil, corrupt(rel, "shape %d×%d, metadata says %d×%d", rows, feats, meta.Rows, meta.Features)
-	}
-	if hasLabels > 1 || (hasLabels == 1) != (cols == 0) {
-		return nil, corrupt(rel, "bad target layout (columns %d, labels flag %d)", cols, hasLabels)
-	}
-	// Every size is checked against the payload length before anything is
-	// allocated, so a damaged header cannot ask for more memory than the
-	// file holds.
-	body := n - datasetHeaderSize
-	xHi, xCells := bits.Mul64(rows, feats)
-	tHi, tCells := bits.Mul64(rows, cols)
-	if xHi != 0 || tHi != 0 || xCells > body/8 || tCells > body/8 || xCells+tCells > body/8 {
-		return nil, corrupt(rel, "shape %d×%d+%d does not fit %d payload bytes", rows, feats, cols, n)
-	}
-	rest := body - 8*(xCells+tCells)
-	if hasLabels == 0 && rest != 0 {
-		return nil, corrupt(rel, "%d unexpected trailing bytes", rest)
-	}
-	if hasLabels == 1 && rest/4 < rows {
-		return nil, corrupt(rel, "label section of %d bytes is too short for %d rows", rest, rows)
-	}
-
-	d := &Dataset{Meta: meta, X: make([]float64, xCells)}
-	if err := readFloats(cr, d.X); err != nil {
-		return nil, short(err)
-	}
-	if hasLabels == 0 {
-		d.Targets = make([]float64, tCells)
-		if err := readFloats(cr, d.Targets); err != nil {
-			return nil, short(err)
-		}
-	} else {
-		blob := make([]byte, rest)
-		if _, err := io.ReadFull(cr, blob); err != nil {
-			return nil, short(err)
-		}
-		if d.Labels, err = splitLabels(blob, int(rows)); err != nil {
-			return nil, corrupt(rel, "%v", err)
-		}
+	p := &payload{r: cr, left: n, rel: rel}
+	d, err := p.dataset(meta, version)
+	if err != nil {
+		return nil, err
 	}
 	want := cr.crc
 	var t [trailerSize]byte
-	if _, err := io.ReadFull(f, t[:]); err != nil {
-		return nil, short(err)
+	if _, err := io.ReadFull(br, t[:]); err != nil {
+		return nil, p.short(err)
 	}
 	if got := binary.LittleEndian.Uint32(t[:]); got != want {
 		return nil, corrupt(rel, "checksum mismatch: stored %08x, computed %08x", got, want)
@@ -514,29 +488,98 @@ func (s *Store) LoadDataset(ctx context.Context, id string) (*Dataset, error) {
 	return d, nil
 }
 
-// splitLabels parses rows length-prefixed labels that must fill blob
-// exactly. The labels are substrings of blob itself, which the caller must
-// never modify afterwards.
-func splitLabels(blob []byte, rows int) ([]string, error) {
+// dataset decodes a data file's payload in format version.
+func (p *payload) dataset(meta DatasetMeta, version int) (*Dataset, error) {
+	hsize := uint64(datasetHeaderSize)
+	if version == 1 {
+		hsize = datasetHeaderSizeV1
+	}
+	if p.left < hsize {
+		return nil, corrupt(p.rel, "payload of %d bytes is shorter than the dataset header", p.left)
+	}
+	var h [datasetHeaderSize]byte
+	if err := p.bytes(h[:hsize]); err != nil {
+		return nil, err
+	}
+	rows := binary.LittleEndian.Uint64(h[0:])
+	feats := binary.LittleEndian.Uint64(h[8:])
+	cols := binary.LittleEndian.Uint64(h[16:])
+	hasLabels := binary.LittleEndian.Uint64(h[24:])
+	typed := binary.LittleEndian.Uint64(h[32:])
+	if rows != uint64(meta.Rows) || feats != uint64(meta.Features) {
+		return nil, corrupt(p.rel, "shape %d×%d, metadata says %d×%d", rows, feats, meta.Rows, meta.Features)
+	}
+	if hasLabels > 1 || (hasLabels == 1) != (cols == 0) {
+		return nil, corrupt(p.rel, "bad target layout (columns %d, labels flag %d)", cols, hasLabels)
+	}
+	if typed > 1 {
+		return nil, corrupt(p.rel, "typed flag %d is not 0 or 1", typed)
+	}
+	// Every size is checked against what is left of the payload before
+	// anything is allocated, so a damaged header cannot ask for more
+	// memory than the file holds.
+	xHi, xCells := bits.Mul64(rows, feats)
+	tHi, tCells := bits.Mul64(rows, cols)
+	if xHi != 0 || tHi != 0 || typed == 0 && (xCells > p.left/8 || tCells > p.left/8 || xCells+tCells > p.left/8) {
+		return nil, corrupt(p.rel, "shape %d×%d+%d does not fit %d payload bytes", rows, feats, cols, p.left+hsize)
+	}
+
+	d := &Dataset{Meta: meta}
+	var err error
+	if typed == 1 {
+		d.Columns, err = p.readColumns(rows, feats, meta.FeatureNames)
+	} else {
+		d.X, err = p.floats("X", xCells)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if hasLabels == 0 {
+		if d.Targets, err = p.floats("targets", tCells); err != nil {
+			return nil, err
+		}
+		if p.left != 0 {
+			return nil, corrupt(p.rel, "%d unexpected trailing bytes", p.left)
+		}
+		return d, nil
+	}
+	if p.left/4 < rows {
+		return nil, corrupt(p.rel, "label section of %d bytes is too short for %d rows", p.left, rows)
+	}
+	blob := make([]byte, p.left)
+	if _, err := io.ReadFull(p.r, blob); err != nil {
+		return nil, p.short(err)
+	}
+	p.left = 0
+	if d.Labels, err = splitStrings(blob, int(rows), "label"); err != nil {
+		return nil, corrupt(p.rel, "%v", err)
+	}
+	return d, nil
+}
+
+// splitStrings parses n length-prefixed strings (what, for errors) that
+// must fill blob exactly. The strings are substrings of blob itself, which
+// the caller must never modify afterwards.
+func splitStrings(blob []byte, n int, what string) ([]string, error) {
 	all := unsafe.String(unsafe.SliceData(blob), len(blob))
-	labels := make([]string, rows)
+	out := make([]string, n)
 	off := 0
-	for i := range labels {
+	for i := range out {
 		if len(all)-off < 4 {
-			return nil, fmt.Errorf("label %d: truncated length", i)
+			return nil, fmt.Errorf("%s %d: truncated length", what, i)
 		}
 		l := int(binary.LittleEndian.Uint32(blob[off:]))
 		off += 4
 		if l > len(all)-off {
-			return nil, fmt.Errorf("label %d: length %d past the end", i, l)
+			return nil, fmt.Errorf("%s %d: length %d past the end", what, i, l)
 		}
-		labels[i] = all[off : off+l]
+		out[i] = all[off : off+l]
 		off += l
 	}
 	if off != len(all) {
-		return nil, fmt.Errorf("%d unexpected bytes after the labels", len(all)-off)
+		return nil, fmt.Errorf("%d unexpected bytes after the %ss", len(all)-off, what)
 	}
-	return labels, nil
+	return out, nil
 }
 
 // DeleteDataset deletes a dataset: its metadata first, so it disappears

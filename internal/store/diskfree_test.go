@@ -43,7 +43,7 @@ func openFloor(tb testing.TB, dir string, floor int64, disk DiskSpace) *Store {
 }
 
 // datasetFileSize is the bytes regressionDataset(rows, feats) takes in its
-// data file: the 32-byte dataset header, 8 bytes per feature value and
+// data file: the 40-byte dataset header, 8 bytes per feature value and
 // target, and the frame's header and trailer.
 func datasetFileSize(rows, feats int) int64 {
 	return datasetHeaderSize + 8*int64(rows*feats+rows) + frameOverhd

@@ -22,8 +22,13 @@ const (
 	// frameVersion is the frame around every file (frame.go), in its
 	// header.
 	frameVersion = 1
-	// jobFormat is a job record, jobs/<id>.job.
-	jobFormat = 1
+	// jobFormat is a job record, jobs/<id>.job. Version 1 holds the
+	// history inline ("history"); version 2 holds its length
+	// ("history_len") and the entries are in jobs/<id>.history
+	// (history.go), so that an epoch appends to the history instead of
+	// rewriting it. An older build would read a version 2 record as a job
+	// without history.
+	jobFormat = 2
 	// JobSpecVersion is the version of a job record's spec, the
 	// "version" field of JobRecord.Spec; a spec without one is version 1.
 	// The spec's content belongs to internal/jobs, which writes this
@@ -32,8 +37,9 @@ const (
 	JobSpecVersion = 1
 	// datasetFormat is a dataset: <id>.meta carries it for the pair, and
 	// it covers the layout of <id>.data (dataset.go), which is read only
-	// after the metadata.
-	datasetFormat = 1
+	// after the metadata. Version 2 added typed feature columns; version 1
+	// files are still read.
+	datasetFormat = 2
 	// modelMetaFormat is a model version's metadata, models/<name>/v<N>.meta.
 	// The model file beside it has the engine's own format version.
 	modelMetaFormat = 1
@@ -49,11 +55,24 @@ type formatField struct {
 // checkFormat reads the "format" field of the JSON record b, stored at
 // rel, and refuses a version newer than newest or below 1.
 func checkFormat(rel, what string, b []byte, newest int) error {
+	_, err := recordFormat(rel, what, b, newest)
+	return err
+}
+
+// recordFormat is checkFormat, also returning the record's version (1 when
+// it has no "format" field).
+func recordFormat(rel, what string, b []byte, newest int) (int, error) {
 	var f formatField
 	if err := json.Unmarshal(b, &f); err != nil {
-		return corrupt(rel, "decode: %v", err)
+		return 0, corrupt(rel, "decode: %v", err)
 	}
-	return checkVersion1(rel, what, f.Format, newest)
+	if err := checkVersion1(rel, what, f.Format, newest); err != nil {
+		return 0, err
+	}
+	if f.Format == nil {
+		return 1, nil
+	}
+	return *f.Format, nil
 }
 
 // checkVersion1 checks a version field that, absent (nil), means 1.

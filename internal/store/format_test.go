@@ -56,6 +56,7 @@ type formatCase struct {
 func formatCases(t *testing.T, dir string) (*Store, []formatCase) {
 	s := mustOpen(t, dir)
 	ds := mustCreateDataset(t, s, labelDataset(4))
+	typed := mustCreateDataset(t, s, typedDataset(4))
 	mustPutModel(t, s, "m", []byte("model-bytes"))
 	j := newJob(1, "running")
 	j.Spec = json.RawMessage(`{"version":1,"model_name":"m"}`)
@@ -72,6 +73,7 @@ func formatCases(t *testing.T, dir string) (*Store, []formatCase) {
 		{"job record", jobPath(j.ID), kindJob, "format", jobFormat, readJob},
 		{"job spec", jobPath(j.ID), kindJob, "spec.version", JobSpecVersion, readJob},
 		{"dataset", datasetMetaPath(ds.ID), kindDatasetMeta, "format", datasetFormat, func(s *Store) error { _, err := s.LoadDataset(bg, ds.ID); return err }},
+		{"dataset", datasetMetaPath(typed.ID), kindDatasetMeta, "format", datasetFormat, func(s *Store) error { _, err := s.LoadDataset(bg, typed.ID); return err }},
 		{"model metadata", modelMetaPath("m", 1), kindModelMeta, "format", modelMetaFormat, func(s *Store) error { _, err := s.ModelMeta(bg, "m", 1); return err }},
 		{"version counter", counterPath("m"), kindCounter, "format", counterFormat, func(s *Store) error { _, err := s.PutModel(bg, ModelMeta{Name: "m"}, []byte("x")); return err }},
 	}
@@ -157,6 +159,11 @@ func TestFormatVersions(t *testing.T) {
 		for _, tc := range versions {
 			if c.key == "" && (tc.v == nil || *tc.v < 0) {
 				continue // the frame's field is a uint16 that is always there
+			}
+			if tc.v == nil && c.newest > 1 {
+				// Absent means version 1, whose layout differs from the
+				// newest's; TestDatasetV1FilesLoad reads real version 1 files.
+				continue
 			}
 			t.Run(c.name()+"/"+tc.name, func(t *testing.T) {
 				p := filepath.Join(dir, c.file)

@@ -38,6 +38,7 @@ const (
 	kindCounter
 	kindJob
 	kindCheckpoint
+	kindHistory // one batch of a job's history, jobs/<id>.history
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 var bg = context.Background()
@@ -184,4 +187,42 @@ func writeFile(tb testing.TB, p string, b []byte) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// typedDataset is a dataset of rows rows whose features are typed columns,
+// one of each kind, with missing cells, and whose target is class labels:
+// a number column with NaN every third row and a negative zero, a
+// category column whose levels include the empty string and non-ASCII
+// text, missing every fourth row, and a datetime column with a time of
+// day, missing every fifth row.
+func typedDataset(rows int) *Dataset {
+	num := table.Column{Name: "price", Kind: table.Number, Values: make([]float64, rows)}
+	cat := table.Column{Name: "grade", Kind: table.Category, Codes: make([]int32, rows), Levels: []string{"a", "", "ß-grade"}}
+	dt := table.Column{Name: "sold", Kind: table.Datetime, Values: make([]float64, rows), HasTime: true}
+	for i := range rows {
+		num.Values[i] = float64(i)*1.5 - 2
+		if i%3 == 2 {
+			num.Values[i] = math.NaN()
+		}
+		cat.Codes[i] = int32(i % 3)
+		if i%4 == 3 {
+			cat.Codes[i] = table.Missing
+		}
+		dt.Values[i] = 1.7e9 + 3600.5*float64(i)
+		if i%5 == 4 {
+			dt.Values[i] = math.NaN()
+		}
+	}
+	if rows > 1 {
+		num.Values[1] = math.Copysign(0, -1)
+	}
+	d := &Dataset{
+		Meta: DatasetMeta{Name: "typed", Rows: rows, Features: 3, TargetNames: []string{"class"}, Task: "binary",
+			Classes: []string{"no", "yes"}, DroppedRows: 2, Warnings: []string{"2 rows without a target were dropped"}},
+		Columns: []table.Column{num, cat, dt},
+	}
+	for i := range rows {
+		d.Labels = append(d.Labels, d.Meta.Classes[i%2])
+	}
+	return d
 }

@@ -16,6 +16,12 @@ import (
 // JobSpecVersion; History entries are JSON owned by internal/jobs too. The
 // stored record also has a "format" field, jobFormat, that the store
 // writes and checks itself.
+//
+// The history is not part of the record file: the record holds its
+// length, HistoryLen, and the entries are in the job's history file,
+// which AppendJobHistory and PutJobHistory write before the record that
+// counts them. Job and ListJobs fill History in from it (or, for a record
+// of format 1, from the record itself); PutJob ignores History.
 type JobRecord struct {
 	ID           string            `json:"id"`
 	ModelName    string            `json:"model_name"`
@@ -28,7 +34,8 @@ type JobRecord struct {
 	StartedAt    *time.Time        `json:"started_at,omitempty"`
 	FinishedAt   *time.Time        `json:"finished_at,omitempty"`
 	Attempts     int               `json:"attempts"`
-	History      []json.RawMessage `json:"history"`
+	HistoryLen   int               `json:"history_len"`
+	History      []json.RawMessage `json:"history,omitempty"`
 	Error        string            `json:"error,omitempty"`
 	ModelVersion int               `json:"model_version,omitempty"`
 	StoppedEarly bool              `json:"stopped_early,omitempty"`
@@ -52,40 +59,83 @@ func (s *Store) PutJob(ctx context.Context, j *JobRecord) error {
 	if err := checkID("job", j.ID); err != nil {
 		return err
 	}
-	b, err := withFormat(jobFormat, j)
+	rec := *j
+	rec.History = nil
+	b, err := withFormat(jobFormat, &rec)
 	if err != nil {
 		return fmt.Errorf("store: encode job %s: %w", j.ID, err)
 	}
 	return s.writeBytes(ctx, jobPath(j.ID), kindJob, b)
 }
 
-// Job returns one job record.
+// Job returns one job record, with its history.
 func (s *Store) Job(ctx context.Context, id string) (*JobRecord, error) {
+	j, _, err := s.job(ctx, id, false)
+	return j, err
+}
+
+// job reads a job record and its history; with trim, it rewrites a
+// history file that holds anything but the record's entries (readHistory)
+// to hold just them. trimmed reports that it did.
+func (s *Store) job(ctx context.Context, id string, trim bool) (j *JobRecord, trimmed bool, err error) {
 	if err := checkID("job", id); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rel := jobPath(id)
 	b, err := s.readBytes(rel, kindJob)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if err := checkJobFormat(rel, b); err != nil {
-		return nil, err
+	format, err := checkJobFormat(rel, b)
+	if err != nil {
+		return nil, false, err
 	}
-	j := new(JobRecord)
+	j = new(JobRecord)
 	if err := json.Unmarshal(b, j); err != nil {
-		return nil, corrupt(rel, "decode: %v", err)
+		return nil, false, corrupt(rel, "decode: %v", err)
 	}
 	if j.ID != id {
-		return nil, corrupt(rel, "holds job %s", quote(j.ID))
+		return nil, false, corrupt(rel, "holds job %s", quote(j.ID))
 	}
-	return j, nil
+	if format < 2 {
+		// The history is inline; a history file cannot exist yet.
+		j.HistoryLen = len(j.History)
+		if j.History == nil {
+			j.History = []json.RawMessage{}
+		}
+		return j, false, nil
+	}
+	if j.HistoryLen < 0 {
+		return nil, false, corrupt(rel, "history_len %d is negative", j.HistoryLen)
+	}
+	h, clean, err := s.readHistory(id, j.HistoryLen)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(h) < j.HistoryLen {
+		s.log.Warn("store: a job's history file holds fewer epochs than its record; the job keeps those it has",
+			"file", historyPath(id), "entries", len(h), "record", j.HistoryLen)
+		j.HistoryLen = len(h)
+	}
+	j.History = h
+	if trim && !clean {
+		if err := s.rewriteHistory(ctx, id, h); err != nil {
+			return nil, false, err
+		}
+		trimmed = true
+	}
+	return j, trimmed, nil
 }
 
-// ListJobs returns every job record, ordered by Seq ascending. Records that
-// fail to load are skipped and reported in the returned error slice, each
-// error naming its file; a failure to read the directory itself is the
-// only error then.
+// ListJobs returns every job record with its history, ordered by Seq
+// ascending. Records that fail to load are skipped and reported in the
+// returned error slice, each error naming its file; a failure to read the
+// directory itself is the only error then.
+//
+// It is meant for start-up, before any job writes: it cuts each history
+// file back to the entries its record counts, dropping those a crash left
+// after the last record and a torn last frame, so that appends continue
+// where the record ends (history.go).
 func (s *Store) ListJobs(ctx context.Context) ([]*JobRecord, []error) {
 	ents, err := s.fs.ReadDir(dirJobs)
 	if err != nil {
@@ -103,7 +153,10 @@ func (s *Store) ListJobs(ctx context.Context) ([]*JobRecord, []error) {
 		if err := ctx.Err(); err != nil {
 			return nil, []error{err}
 		}
-		j, err := s.Job(ctx, id)
+		j, trimmed, err := s.job(ctx, id, true)
+		if trimmed {
+			s.log.Info("store: cut a job's history back to its record", "file", historyPath(id), "entries", j.HistoryLen)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrNotFound) { // deleted meanwhile
 				errs = append(errs, err)
@@ -118,12 +171,16 @@ func (s *Store) ListJobs(ctx context.Context) ([]*JobRecord, []error) {
 	return out, errs
 }
 
-// DeleteJob deletes a job record and its checkpoint.
+// DeleteJob deletes a job record, its history and its checkpoint. The
+// record goes first, so a crash in between leaves files that Open removes.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {
 	if err := checkID("job", id); err != nil {
 		return err
 	}
 	if err := s.remove(jobPath(id)); err != nil {
+		return err
+	}
+	if err := s.remove(historyPath(id)); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	return s.DeleteCheckpoint(ctx, id)
@@ -159,8 +216,8 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, jobID string) error {
 }
 
 // checkJobFormat checks the versions of a stored job record and of its
-// spec before either is decoded.
-func checkJobFormat(rel string, b []byte) error {
+// spec before either is decoded, and returns the record's.
+func checkJobFormat(rel string, b []byte) (int, error) {
 	var v struct {
 		Format *int `json:"format"`
 		Spec   struct {
@@ -168,10 +225,14 @@ func checkJobFormat(rel string, b []byte) error {
 		} `json:"spec"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
-		return corrupt(rel, "decode: %v", err)
+		return 0, corrupt(rel, "decode: %v", err)
 	}
 	if err := checkVersion1(rel, "job record", v.Format, jobFormat); err != nil {
-		return err
+		return 0, err
 	}
-	return checkVersion1(rel, "job spec", v.Spec.Version, JobSpecVersion)
+	format := 1
+	if v.Format != nil {
+		format = *v.Format
+	}
+	return format, checkVersion1(rel, "job spec", v.Spec.Version, JobSpecVersion)
 }

@@ -13,7 +13,7 @@ import (
 const (
 	dirDatasets    = "datasets"    // <id>.meta, <id>.data
 	dirModels      = "models"      // <name>/counter, <name>/v<N>.meta, <name>/v<N>.model
-	dirJobs        = "jobs"        // <id>.job
+	dirJobs        = "jobs"        // <id>.job, <id>.history
 	dirCheckpoints = "checkpoints" // <id>.ckpt
 	tmpPrefix      = ".tmp-"
 	counterFile    = "counter"
@@ -92,6 +92,7 @@ func modelDir(name string) string      { return dirModels + "/" + name }
 func counterPath(name string) string   { return modelDir(name) + "/" + counterFile }
 func jobPath(id string) string         { return dirJobs + "/" + id + ".job" }
 func checkpointPath(id string) string  { return dirCheckpoints + "/" + id + ".ckpt" }
+func historyPath(id string) string     { return dirJobs + "/" + id + ".history" }
 
 func modelMetaPath(name string, v int) string {
 	return modelDir(name) + "/v" + strconv.Itoa(v) + ".meta"

@@ -200,6 +200,9 @@ func isOrphan(dir, name string, have map[string]bool) bool {
 	switch {
 	case dir == dirDatasets && strings.HasSuffix(name, ".data"):
 		return !have[strings.TrimSuffix(name, ".data")+".meta"]
+	case dir == dirJobs && strings.HasSuffix(name, ".history"):
+		// DeleteJob removes the record first.
+		return !have[strings.TrimSuffix(name, ".history")+".job"]
 	case strings.HasPrefix(dir, dirModels+"/") && strings.HasSuffix(name, ".model"):
 		return !have[strings.TrimSuffix(name, ".model")+".meta"]
 	}
@@ -276,7 +279,15 @@ func randHex() string {
 // payload bytes produced by body: temp file in the same directory, write,
 // fsync, rename, fsync the directory. On any failure before the rename
 // the temp file is removed and rel is untouched.
-func (s *Store) writeFile(ctx context.Context, rel string, k kind, n uint64, body func(io.Writer) error) (err error) {
+func (s *Store) writeFile(ctx context.Context, rel string, k kind, n uint64, body func(io.Writer) error) error {
+	return s.replaceFile(ctx, rel, int64(n)+frameOverhd, func(w io.Writer) error {
+		return writeFrame(w, k, n, body)
+	})
+}
+
+// replaceFile atomically replaces rel with the size bytes body writes, as
+// writeFile describes.
+func (s *Store) replaceFile(ctx context.Context, rel string, size int64, body func(io.Writer) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -297,7 +308,7 @@ func (s *Store) writeFile(ctx context.Context, rel string, k kind, n uint64, bod
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 256<<10)
-	if err := writeFrame(bw, k, n, body); err != nil {
+	if err := body(bw); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -316,7 +327,7 @@ func (s *Store) writeFile(ctx context.Context, rel string, k kind, n uint64, bod
 	s.mu.Lock()
 	err = s.fs.Rename(tmp, rel)
 	if err == nil {
-		s.account(rel, int64(n)+frameOverhd)
+		s.account(rel, size)
 	}
 	s.mu.Unlock()
 	if err != nil {

@@ -269,6 +269,10 @@ func TestJobsAndCheckpoints(t *testing.T) {
 	j1.Status = "failed"
 	j1.Error = "boom"
 	j1.History = append(j1.History, []byte(`{"epoch":1,"loss":0.5}`))
+	j1.HistoryLen = 1
+	if err := s.AppendJobHistory(bg, j1.ID, 0, j1.History); err != nil {
+		t.Fatal(err)
+	}
 	mustPutJob(t, s, j1) // replace
 
 	list, errs := s.ListJobs(bg)

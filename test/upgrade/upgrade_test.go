@@ -30,7 +30,10 @@ var update = flag.Bool("update", false, "regenerate testdata/v<N> with this buil
 // fixtureVersions lists the data directories under testdata/, one per
 // format version, oldest first. The newest is the one -update rewrites;
 // the older ones are kept as their builds wrote them.
-var fixtureVersions = []string{"v1"}
+//
+// v1 holds job records of format 1, with the history inline; v2 those of
+// format 2, whose history is in jobs/<id>.history.
+var fixtureVersions = []string{"v1", "v2"}
 
 // Model names in the fixture, one per kind of job record.
 const (
@@ -161,6 +164,13 @@ func TestFixtures(t *testing.T) {
 				"models/" + finishedModel + "/v1.meta",
 				"models/" + finishedModel + "/v1.model",
 				"models/" + finishedModel + "/counter",
+			}
+			if v != "v1" {
+				// Job records of format 2 keep their history beside them;
+				// the queued job has none yet.
+				want = append(want,
+					"jobs/"+exp.Jobs[finishedModel]+".history",
+					"jobs/"+exp.Jobs[resumeModel]+".history")
 			}
 			slices.Sort(want)
 			slices.Sort(files)
@@ -485,14 +495,15 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("testdata", v, "datadir"), dir)
 
-	// The queued job's record: one format version newer.
+	// The queued job's record: one format version newer than this
+	// build's job record format, 2.
 	jobRel := "jobs/" + exp.Jobs[queuedModel] + ".job"
 	newerJob := reframe(readFile(t, filepath.Join(dir, jobRel)), func(p []byte) []byte {
 		var rec map[string]any
 		if err := json.Unmarshal(p, &rec); err != nil {
 			t.Fatal(err)
 		}
-		rec["format"] = 2
+		rec["format"] = 3
 		b, _ := json.Marshal(rec)
 		return b
 	})
@@ -504,10 +515,11 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
 	})
 	writeFile(t, filepath.Join(dir, ckptRel), newerState)
-	// The stored model's file: a model of the next format.
+	// The stored model's file: a model of the format after the newest
+	// this build reads (3: format 2 holds typed inputs).
 	modelRel := store.ModelFilePath(finishedModel, 1)
 	writeFile(t, filepath.Join(dir, modelRel), reframe(readFile(t, filepath.Join(dir, modelRel)), func(p []byte) []byte {
-		binary.LittleEndian.PutUint32(p[8:], 2)
+		binary.LittleEndian.PutUint32(p[8:], 3)
 		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
 	}))
 
@@ -519,16 +531,16 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 
 	_, errs := st.ListJobs(ctx)
 	if len(errs) != 1 || !errors.Is(errs[0], store.ErrNewerFormat) ||
-		!strings.Contains(errs[0].Error(), jobRel+": job record format version 2 is newer than this build reads (1)") {
-		t.Errorf("ListJobs errors %v; want one naming %s and versions 2 and 1", errs, jobRel)
+		!strings.Contains(errs[0].Error(), jobRel+": job record format version 3 is newer than this build reads (2)") {
+		t.Errorf("ListJobs errors %v; want one naming %s and versions 3 and 2", errs, jobRel)
 	}
 	_, file, err := st.ModelFile(ctx, finishedModel, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := engine.DecodeModel(file); !errors.Is(err, engine.ErrNewerFormat) ||
-		err.Error() != "model format version 2 is newer than this build reads (1); upgrade backpropd" {
-		t.Errorf("DecodeModel: %v; want ErrNewerFormat naming versions 2 and 1", err)
+		err.Error() != "model format version 3 is newer than this build reads (2); upgrade backpropd" {
+		t.Errorf("DecodeModel: %v; want ErrNewerFormat naming versions 3 and 2", err)
 	}
 
 	var logBuf strings.Builder
@@ -556,7 +568,7 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 	mu.Lock()
 	log := logBuf.String()
 	mu.Unlock()
-	for _, want := range []string{jobRel + ": job record format version 2", "file=" + ckptRel, "training state format version 2 is newer than this build reads (1)"} {
+	for _, want := range []string{jobRel + ": job record format version 3", "file=" + ckptRel, "training state format version 2 is newer than this build reads (1)"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log does not say %q:\n%s", want, log)
 		}
