@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -368,6 +369,14 @@ var hostileInputs = []hostile{
 	{"csv bad decimal", "POST", "/v1/datasets?name=d&decimal=x", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.decimal"},
 	{"csv decimal comma with comma delimiter", "POST", "/v1/datasets?name=d&decimal=,&delimiter=,", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.decimal"},
 	{"csv bad header", "POST", "/v1/datasets?name=d&header=no", "text/csv", "a,y\n1,p\n2,q\n", 400, "query.header"},
+	{"json records with a new key", "POST", "/v1/datasets?name=d", jsonCT, `[{"a":1,"y":"p"},{"a":2,"b":3,"y":"q"}]`, 400, "[1].b"},
+	{"json records with an object value", "POST", "/v1/datasets?name=d", jsonCT, `[{"a":{"x":1},"y":"p"}]`, 400, "[0].a"},
+	{"json records with text in a declared number", "POST", "/v1/datasets?name=d&numeric=a", jsonCT, `[{"a":1,"y":"p"},{"a":"x","y":"q"}]`, 400, "[1].a"},
+	{"json records without a name", "POST", "/v1/datasets", jsonCT, `[{"a":1,"y":"p"}]`, 400, "query.name"},
+	{"json records with a CSV-only parameter", "POST", "/v1/datasets?name=d&na_values=x", jsonCT, `[{"a":1,"y":"p"}]`, 400, "query.na_values"},
+	{"json records with an unknown target", "POST", "/v1/datasets?name=d&target=z", jsonCT, `[{"a":1,"y":"p"}]`, 400, "query.target"},
+	{"json records whose targets are all null", "POST", "/v1/datasets?name=d", jsonCT, `[{"a":1,"y":null},{"a":2}]`, 400, "every record's target is missing"},
+	{"json records cut short", "POST", "/v1/datasets?name=d", jsonCT, `[{"a":1,"y":"p"},{"a":`, 400, "line 1"},
 	{"tsv stray text", "POST", "/v1/datasets?name=d", "text/tab-separated-values", strings.ReplaceAll(strayText("\n", 0), ",", "\t"), 400, "line 21, column 2 (b)"},
 	{"csv binary data", "POST", "/v1/datasets?name=d", "text/csv", pickle, 400, "not valid UTF-8"},
 	{"csv name too long", "POST", "/v1/datasets?name=" + longName, "text/csv", "a,y\n1,p\n2,q\n", 400, "name"},
@@ -1138,6 +1147,68 @@ func TestHostileTables(t *testing.T) {
 			t.Errorf("allocated %d bytes for a %d-byte upload, want at most %d", alloc, b.Len(), limit)
 		}
 		t.Logf("%d bytes in %v, %d bytes allocated", b.Len(), took, alloc)
+	})
+	t.Run("a million distinct values declared categorical", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString("id,x,y\n")
+		for i := range 1_000_000 {
+			fmt.Fprintf(&b, "user-%d,%d,%c\n", i, i%97, "pq"[i%2])
+		}
+		m, took, alloc := upload(t, "/v1/datasets?name=ids&categorical=id", "text/csv", b.String())
+		if id := m.Columns[0]; id.Role != table.Feature || id.Type != table.Category || id.Distinct != 1_000_000 || len(id.TopLevels) != 10 {
+			t.Fatalf("id = %+v, want a category feature of 1000000 levels, 10 listed", id)
+		}
+		// Bounded as the ignored ids above (the level table is the same);
+		// the top-K rule of preprocessing caps what training encodes.
+		if limit := uint64(40 * b.Len()); alloc > limit {
+			t.Errorf("allocated %d bytes for a %d-byte upload, want at most %d", alloc, b.Len(), limit)
+		}
+		t.Logf("%d bytes in %v, %d bytes allocated", b.Len(), took, alloc)
+	})
+	t.Run("a 1 MB cell in a category", func(t *testing.T) {
+		big := strings.Repeat("7", 1<<20)
+		m, _, _ := upload(t, "/v1/datasets?name=big&categorical=a", "text/csv", "a,y\n"+big+",p\n2,q\n")
+		if a := m.Columns[0]; a.Type != table.Category || a.Distinct != 2 {
+			t.Fatalf("a = %+v", a)
+		}
+	})
+	t.Run("mixed types in one column", func(t *testing.T) {
+		m, _, _ := upload(t, "/v1/datasets?name=mixed", "text/csv", "m,y\n1,p\n1.0,q\nx,p\ny,q\n2024-01-01,p\n")
+		if c := m.Columns[0]; c.Type != table.Category || c.Distinct != 4 || !m.Typed {
+			t.Fatalf("m = %+v, want a category of 4 levels (1 and 1.0 are one)", c)
+		}
+	})
+	t.Run("dates at the ends of the range", func(t *testing.T) {
+		m, _, _ := upload(t, "/v1/datasets?name=dates", "text/csv", "w,y\n0001-01-01,p\n9999-12-31T23:59:59.999999999Z,q\n2024-03-01,p\n")
+		if w := m.Columns[0]; w.Type != table.Datetime || w.First.Year() != 1 || w.Last.Year() != 9999 {
+			t.Fatalf("w = %+v", w)
+		}
+	})
+	t.Run("na_values that match a whole column", func(t *testing.T) {
+		m, _, _ := upload(t, "/v1/datasets?name=na&na_values=x", "text/csv", "a,b,y\n1,x,p\n2,x,q\n")
+		if b := m.Columns[1]; b.Role != table.Ignored || b.Missing != 2 || m.Features != 1 {
+			t.Fatalf("b = %+v features %d, want b ignored with 2 missing", b, m.Features)
+		}
+	})
+	t.Run("a typed table reads back as it was stored", func(t *testing.T) {
+		m, _, _ := upload(t, "/v1/datasets?name=typed", "text/csv",
+			"bill,island,date,y\n39.1,Torgersen,2007-11-11,Adelie\nNA,Biscoe,2007-11-16,Gentoo\n40.3,Torgersen,,Adelie\n41,Dream,2008-11-09,\n")
+		if !m.Typed || m.Rows != 3 || m.DroppedRows != 1 || m.Columns[0].Missing != 1 || m.Columns[2].Type != table.Datetime {
+			t.Fatalf("%+v", m)
+		}
+		res := doJSON(t, env.h, http.MethodGet, "/v1/datasets/"+m.ID, nil)
+		var got store.DatasetMeta
+		res.JSON(t, &got)
+		if !reflect.DeepEqual(got.Columns, m.Columns) || !slices.Equal(got.Warnings, m.Warnings) {
+			t.Fatalf("GET gives columns %+v warnings %q, the upload %+v %q", got.Columns, got.Warnings, m.Columns, m.Warnings)
+		}
+	})
+	t.Run("JSON records", func(t *testing.T) {
+		m, _, _ := upload(t, "/v1/datasets?name=rec&target=species", "application/json",
+			`[{"bill":39.1,"island":"Torgersen","species":"Adelie"},{"bill":null,"island":"Biscoe","species":"Gentoo"},{"bill":40.3,"species":"Adelie"}]`)
+		if m.Rows != 3 || !m.Typed || m.Task != "binary" || m.Columns[1].Missing != 1 {
+			t.Fatalf("%+v", m)
+		}
 	})
 	t.Run("10,000 columns", func(t *testing.T) {
 		const cols, rows = 10_000, 20
