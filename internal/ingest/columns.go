@@ -456,7 +456,7 @@ func (b *colBuilder) allDates() bool {
 func (b *colBuilder) numbers(s table.Summary, reason string) colResult {
 	s.Type, s.Reason = table.Number, reason
 	c := &table.Column{Name: b.name, Kind: table.Number, Values: b.vals}
-	numberSummary(&s, b.vals, 0, 1)
+	numberSummary(&s, b.vals)
 	r := colResult{col: c, summary: s}
 	if s.Distinct == 1 {
 		r.warning = fmt.Sprintf("column %s is constant: every present cell is %s", b.name, canonical(*s.Min))
@@ -529,35 +529,62 @@ func topLevels(levels []string, counts []int) []table.LevelCount {
 	return out
 }
 
-// numberSummary fills s's range, moments and distinct count from the
-// values x[off], x[off+stride], ... (NaN is missing). Std is the sample
-// standard deviation (n-1), as pandas' describe gives it; 0 for one value.
-func numberSummary(s *table.Summary, x []float64, off, stride int) {
-	n := 0
-	lo, hi := math.Inf(1), math.Inf(-1)
-	mean, m2 := 0.0, 0.0
-	var set distinctSet
-	for i := off; i < len(x); i += stride {
-		v := x[i]
-		if math.IsNaN(v) {
-			continue
-		}
-		n++
-		lo, hi = min(lo, v), max(hi, v)
-		d := v - mean
-		mean += d / float64(n)
-		m2 += d * (v - mean)
-		set.add(v)
+// numAcc accumulates a number column's summary one value at a time, so
+// that the fast path summarizes the numbers as it reads them instead of in
+// a second pass over the matrix. The variance is of values shifted by the
+// first one (the shifted-data algorithm), which keeps it accurate without
+// a division per value.
+type numAcc struct {
+	n             int
+	shift, s1, s2 float64
+	lo, hi        float64
+	set           distinctSet
+}
+
+// add accounts for v, which is not NaN.
+func (a *numAcc) add(v float64) {
+	if a.n == 0 {
+		a.shift, a.lo, a.hi = v, v, v
 	}
-	s.Distinct = set.n
-	if n == 0 {
+	a.n++
+	d := v - a.shift
+	a.s1 += d
+	a.s2 += d * d
+	if v < a.lo {
+		a.lo = v
+	}
+	if v > a.hi {
+		a.hi = v
+	}
+	a.set.add(v)
+}
+
+// summary fills s's range, moments and distinct count. Std is the sample
+// standard deviation (n-1), as pandas' describe gives it; 0 for one value.
+func (a *numAcc) summary(s *table.Summary) {
+	s.Distinct = a.set.n
+	if a.n == 0 {
 		return
 	}
+	n := float64(a.n)
+	lo, hi := a.lo, a.hi
+	mean := a.shift + a.s1/n
 	std := 0.0
-	if n > 1 {
-		std = math.Sqrt(m2 / float64(n-1))
+	if a.n > 1 {
+		std = math.Sqrt(max(0, (a.s2-a.s1*a.s1/n)/(n-1)))
 	}
 	s.Min, s.Max, s.Mean, s.Std = &lo, &hi, &mean, &std
+}
+
+// numberSummary fills s from the values x (NaN is missing).
+func numberSummary(s *table.Summary, x []float64) {
+	var a numAcc
+	for _, v := range x {
+		if !math.IsNaN(v) {
+			a.add(v)
+		}
+	}
+	a.summary(s)
 }
 
 func datetimeSummary(s *table.Summary, x []float64) {
@@ -580,26 +607,39 @@ func datetimeSummary(s *table.Summary, x []float64) {
 // distinctSet counts distinct float64 values: an open-addressed hash set
 // of their bits, with the last value remembered, since runs of one value
 // (the zeros of pixel data) are the common case.
+//
+// The integers 0 to 1023 (pixels, counts, codes) are counted in a bitmap
+// instead: a bit test per value, with no hashing, keeps the summary of
+// all-numeric uploads from slowing their ingest.
 type distinctSet struct {
-	slots []uint64 // bits+1; 0 is empty
-	n     int
-	last  uint64
-	any   bool
+	small   [16]uint64 // bit i: the integer i was seen
+	slots   []uint64   // bits+1 of the other values; 0 is empty
+	inSlots int        // values in slots
+	n       int        // values in all
+	last    uint64
+	any     bool
 }
 
 func (d *distinctSet) add(v float64) {
-	if v == 0 {
-		v = 0 // -0 and 0 are one value
+	if v >= 0 && v < 1024 {
+		if i := int(v); float64(i) == v {
+			if bit := uint64(1) << (i & 63); d.small[i>>6]&bit == 0 {
+				d.small[i>>6] |= bit
+				d.n++
+			}
+			return
+		}
 	}
 	k := math.Float64bits(v)
 	if d.any && k == d.last {
 		return
 	}
 	d.any, d.last = true, k
-	if 2*(d.n+1) > len(d.slots) {
+	if 2*(d.inSlots+1) > len(d.slots) {
 		old := d.slots
 		d.slots = make([]uint64, max(16, 2*len(old)))
-		d.n = 0
+		d.n -= d.inSlots
+		d.inSlots = 0
 		for _, o := range old {
 			if o != 0 {
 				d.insert(o - 1)
@@ -611,12 +651,21 @@ func (d *distinctSet) add(v float64) {
 
 func (d *distinctSet) insert(k uint64) {
 	mask := uint64(len(d.slots) - 1)
-	h := (k * 0x9E3779B97F4A7C15) >> 7
+	// MurmurHash3's 64-bit finalizer: small integers as float64 differ
+	// only in their top bits, which a plain product would leave out of
+	// the low bits that pick the slot.
+	h := k
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	for i := h & mask; ; i = (i + 1) & mask {
 		switch d.slots[i] {
 		case 0:
 			d.slots[i] = k + 1
 			d.n++
+			d.inSlots++
 			return
 		case k + 1:
 			return
@@ -729,14 +778,14 @@ func (t *tableBuilder) features(d *store.Dataset) ([]table.Summary, []string, er
 	return sums, warnings, nil
 }
 
-// xSummaries summarizes the columns of x, row-major with len(names)
-// values a row, all of them numbers with no missing cell.
-func xSummaries(x []float64, names []string) ([]table.Summary, []string) {
+// xSummaries summarizes the columns of the fast path from their
+// accumulators: all numbers, no missing cell.
+func xSummaries(accs []numAcc, names []string) ([]table.Summary, []string) {
 	sums := make([]table.Summary, len(names))
 	var warnings []string
 	for j, n := range names {
 		s := table.Summary{Name: n, Type: table.Number, Role: table.Feature, Reason: "every present cell is a number"}
-		numberSummary(&s, x, j, len(names))
+		accs[j].summary(&s)
 		if s.Distinct == 1 {
 			warnings = append(warnings, fmt.Sprintf("column %s is constant: every present cell is %s", n, canonical(*s.Min)))
 		}
@@ -759,7 +808,11 @@ func targetSummaries(d *store.Dataset, missing []int) []table.Summary {
 			s.TopLevels = topLevels(d.Meta.Classes, counts)
 		} else {
 			s.Type, s.Reason = table.Number, "target of task "+d.Meta.Task
-			numberSummary(&s, d.Targets, j, len(names))
+			var a numAcc
+			for i := j; i < len(d.Targets); i += len(names) {
+				a.add(d.Targets[i])
+			}
+			a.summary(&s)
 		}
 		out[j] = s
 	}

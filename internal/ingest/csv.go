@@ -240,6 +240,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	labels := interner{}
 	var lines lineTable // line of each data row, for target errors
 	rowVals := make([]float64, len(featureCols))
+	accs := make([]numAcc, len(featureCols)) // the fast path's summaries
 	rows := 0
 	row := func(rec []string, line int) error {
 		if len(rec) != len(names) {
@@ -269,10 +270,11 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			}
 		}
 		if typed == nil {
-			for _, v := range rowVals {
+			for k, v := range rowVals {
 				if err := x.add(v); err != nil {
 					return err
 				}
+				accs[k].add(v)
 			}
 		} else {
 			for k, i := range featureCols {
@@ -343,7 +345,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			return nil, err
 		}
 		d.Meta.Features, d.Meta.FeatureNames = len(featureNames), featureNames
-		featureSums, warnings = xSummaries(d.X, featureNames)
+		featureSums, warnings = xSummaries(accs, featureNames)
 	} else {
 		levelSets = make([]map[string]int32, len(typed.cols))
 		for k, b := range typed.cols {

@@ -506,3 +506,22 @@ func TestFarDates(t *testing.T) {
 		t.Fatalf("w = %+v, want a category of text", s)
 	}
 }
+
+// TestDistinctSet: the count agrees with a map's, over the bitmap's range,
+// its edges, -0, fractions and values that hash alike.
+func TestDistinctSet(t *testing.T) {
+	var vals []float64
+	for i := range 3000 {
+		vals = append(vals, float64(i%1500), float64(i%1500)+0.5, -float64(i%7), float64(i)*1e10, math.Copysign(0, -1))
+	}
+	vals = append(vals, 1023, 1024, 1023.999, -1e-300)
+	var d distinctSet
+	want := map[float64]bool{}
+	for _, v := range vals {
+		d.add(v)
+		want[v] = true // the map keeps -0 and 0 as one key, as d must
+	}
+	if d.n != len(want) {
+		t.Fatalf("distinct %d, want %d (a map's count)", d.n, len(want))
+	}
+}
