@@ -123,17 +123,17 @@ type tableBuilder struct {
 	cols    []*colBuilder
 	rows    int
 	errs    *Errors
-	// paths names cells by JSON path ("[3].price") instead of line and
-	// column.
-	paths bool
+	// path, when set, names a cell by its JSON path ("[3].price",
+	// "features[3][1]") instead of its line and column.
+	path func(row int, b *colBuilder) string
 }
 
 // cellErr records a problem with column b's cell at data row row on line
 // line.
 func (t *tableBuilder) cellErr(b *colBuilder, row, line int, msg string) {
 	e := &Error{Line: line, Column: b.pos, Field: b.name, Message: msg}
-	if t.paths {
-		e = &Error{Field: recordPath(row, b.name), Message: msg}
+	if t.path != nil {
+		e = &Error{Field: t.path(row, b), Message: msg}
 	}
 	t.errs.add(e, row)
 }

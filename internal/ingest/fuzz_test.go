@@ -301,10 +301,22 @@ func FuzzJSONDataset(f *testing.F) {
 func jsonOf(d *store.Dataset) map[string]any {
 	m := d.Meta
 	k := len(m.TargetNames)
-	features := make([][]float64, m.Rows)
+	features := make([][]any, m.Rows)
 	targets := make([]any, m.Rows)
 	for r := range m.Rows {
-		features[r] = d.X[r*m.Features : (r+1)*m.Features]
+		features[r] = make([]any, m.Features)
+		for j := range m.Features {
+			switch {
+			case d.Columns == nil:
+				features[r][j] = d.X[r*m.Features+j]
+			case d.Columns[j].IsMissing(r):
+				features[r][j] = nil
+			case d.Columns[j].Kind == table.Number:
+				features[r][j] = d.Columns[j].Values[r]
+			default:
+				features[r][j] = typedCell(&d.Columns[j], r)
+			}
+		}
 		switch {
 		case d.Labels != nil:
 			targets[r] = d.Labels[r]
@@ -314,6 +326,10 @@ func jsonOf(d *store.Dataset) map[string]any {
 			targets[r] = d.Targets[r*k : (r+1)*k]
 		}
 	}
-	return map[string]any{"feature_names": m.FeatureNames, "target_names": m.TargetNames, "task": m.Task,
+	out := map[string]any{"feature_names": m.FeatureNames, "target_names": m.TargetNames, "task": m.Task,
 		"features": features, "targets": targets}
+	if o := declared(d); d.Columns != nil {
+		out["categorical"], out["numeric"], out["datetime"] = o.Categorical, o.Numeric, o.Datetime
+	}
+	return out
 }

@@ -247,7 +247,7 @@ func (p *recordsParser) start() error {
 		}
 	}
 	p.tb = newTableBuilder(p.m, map[string]bool{}, false, names, nil, decl)
-	p.tb.paths = true
+	p.tb.path = func(row int, b *colBuilder) string { return recordPath(row, b.name) }
 	p.t.k = len(p.targetCols)
 	p.targetMissing = make([]int, len(p.targetCols))
 	return nil

@@ -131,3 +131,46 @@ func FuzzJSONRecords(f *testing.F) {
 		}
 	})
 }
+
+// TestReadJSONTyped: the object form takes null (missing), strings and
+// booleans in features, and declared types as body fields.
+func TestReadJSONTyped(t *testing.T) {
+	in := `{"name":"t","feature_names":["bill","island","zip"],"categorical":["zip"],
+		"features":[[39.1,"Torgersen",2139],[null,"Biscoe",10001],[40.3,true,2139]],"targets":["a","b","a"]}`
+	d, err := ReadJSON(context.Background(), strings.NewReader(in), JSONOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bill := typedColumn(t, d, "bill"); !math.IsNaN(bill.Values[1]) || bill.Values[2] != 40.3 {
+		t.Fatalf("bill = %+v", bill)
+	}
+	if is := typedColumn(t, d, "island"); is.Kind != table.Category || !slices.Equal(is.Levels, []string{"Torgersen", "Biscoe", "true"}) {
+		t.Fatalf("island = %+v", is)
+	}
+	if zip := typedColumn(t, d, "zip"); zip.Kind != table.Category || !slices.Equal(zip.Levels, []string{"2139", "10001"}) {
+		t.Fatalf("zip = %+v", zip)
+	}
+	if len(d.Meta.Columns) != 4 || d.Meta.Columns[3].Role != table.Target {
+		t.Fatalf("columns %+v", d.Meta.Columns)
+	}
+	t.Run("numbers keep the X path and are summarized", func(t *testing.T) {
+		d, err := ReadJSON(context.Background(), strings.NewReader(`{"name":"n","features":[[1],[3]],"targets":[0.5,1.5]}`), JSONOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.X == nil || len(d.Meta.Columns) != 2 || *d.Meta.Columns[0].Mean != 2 {
+			t.Fatalf("X %v columns %+v", d.X, d.Meta.Columns)
+		}
+	})
+}
+
+// TestReadJSONDeclaredErrors: a cell of the wrong type in a declared
+// column of the object form is named by its path.
+func TestReadJSONDeclaredErrors(t *testing.T) {
+	in := `{"name":"t","numeric":["x2"],"features":[[1,2],[3,"x"]],"targets":["a","b"]}`
+	_, err := ReadJSON(context.Background(), strings.NewReader(in), JSONOptions{})
+	var ie *Error
+	if !errors.As(err, &ie) || ie.Field != "features[1][1]" || !strings.Contains(ie.Message, "declared numeric") {
+		t.Fatalf("err = %v, want features[1][1] declared numeric", err)
+	}
+}

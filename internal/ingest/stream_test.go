@@ -23,7 +23,7 @@ func TestReadJSON(t *testing.T) {
 		{"fields in any order, whitespace", "{\n \"targets\": [0.5, 1.5],\n \"features\": [[1, 2], [3, 4]],\n \"name\": \"n\"\n}\n", ""},
 		{"unknown field", `{"name":"n","features":[[1,2],[3,4]],"targets":[0.5,1.5],"bogus":1}`, "bogus"},
 		{"field twice", `{"name":"n","name":"m","features":[[1]],"targets":[1]}`, "name"},
-		{"string cell", `{"features":[[1,2],[3,"4"]],"targets":[1,2]}`, "features[1][1]"},
+		{"array cell", `{"features":[[1,2],[3,[4]]],"targets":[1,2]}`, "features[1][1]"},
 		{"1e999", `{"features":[[1],[1e999]],"targets":[1,2]}`, "features[1][0]"},
 		{"long row", `{"features":[[1,2],[3,4,5]],"targets":[1,2]}`, "features[1]"},
 		{"too many cells", `{"features":[[1,2],[3,4],[5,6]],"targets":[1,2,3]}`, "features[2]"},
