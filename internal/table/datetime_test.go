@@ -21,7 +21,7 @@ func TestParseDatetime(t *testing.T) {
 		{" 2007-11-09 ", 1194566400, false, true},
 		{"1969-12-31", -86400, false, true},
 		{"9999-12-31", 253402214400, false, true}, // past int64 nanoseconds (year 2262)
-		{"09/11/2007", 0, false, false}, // day and month order is ambiguous
+		{"09/11/2007", 0, false, false},           // day and month order is ambiguous
 		{"2007-13-01", 0, false, false},
 		{"Adelie", 0, false, false},
 		{"", 0, false, false},
