@@ -58,6 +58,11 @@ type servedModel struct {
 	// many bad rows does not rebuild it.
 	names       []string
 	featureList string
+	// typed says the model takes raw typed cells (engine.Model.Typed);
+	// inputs are its input columns and target its target column's name.
+	typed  bool
+	inputs []engine.InputColumn
+	target string
 }
 
 func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error) {
@@ -75,6 +80,7 @@ func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error)
 		sm.featureIndex[n] = i
 	}
 	sm.names, sm.featureList = names, nameList(names)
+	sm.typed, sm.inputs, sm.target = m.Typed(), m.Inputs(), m.TargetName()
 	return sm, nil
 }
 

@@ -7,11 +7,13 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // maxVersionDigits keeps a version inside int on every platform.
@@ -133,7 +135,70 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, modelError(err, name, version))
 		return
 	}
-	writeJSON(w, http.StatusOK, meta)
+	sm, err := s.servedModel(r, name, meta.Version)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newModelMetaBody(meta, sm))
+}
+
+// modelMetaBody is the body of GET /v1/models/{name}[/versions/{version}]:
+// the stored metadata, and what a client needs to build a prediction
+// request or a form: the input columns, the target column's name and the
+// width the inputs encode to.
+type modelMetaBody struct {
+	store.ModelMeta
+	Inputs       []modelInput `json:"inputs"`
+	Target       string       `json:"target,omitempty"`
+	EncodedWidth int          `json:"encoded_width"`
+}
+
+// modelInput is one input column of a model, as its metadata lists it.
+type modelInput struct {
+	Name string     `json:"name"`
+	Type table.Kind `json:"type"`
+	// Levels are a category's kept levels; any other value is accepted
+	// and predicted as "other".
+	Levels []string `json:"levels,omitempty"`
+	// Range is a number's or datetime's training range, when known.
+	Range   *inputRange `json:"range,omitempty"`
+	HasTime bool        `json:"has_time,omitempty"`
+	// Nullable says a cell may be null or absent at predict: every input
+	// of a typed model, none of a model of numeric features.
+	Nullable bool `json:"nullable"`
+	// MissingInTraining says the training split had missing cells here.
+	MissingInTraining bool `json:"missing_in_training"`
+}
+
+// inputRange is the range of an input's training cells: numbers, or for
+// datetimes RFC 3339 strings.
+type inputRange struct {
+	Min any `json:"min"`
+	Max any `json:"max"`
+}
+
+func newModelMetaBody(meta store.ModelMeta, sm *servedModel) modelMetaBody {
+	body := modelMetaBody{ModelMeta: meta, Inputs: make([]modelInput, len(sm.inputs)),
+		Target: sm.target, EncodedWidth: sm.model.EncodedWidth()}
+	for j, in := range sm.inputs {
+		mi := modelInput{Name: in.Name, Type: in.Kind, Levels: in.Levels, HasTime: in.HasTime,
+			Nullable: sm.typed, MissingInTraining: in.Missing}
+		if in.Min != nil && in.Max != nil {
+			mi.Range = &inputRange{Min: *in.Min, Max: *in.Max}
+			if in.Kind == table.Datetime {
+				mi.Range = &inputRange{Min: rfc3339(*in.Min), Max: rfc3339(*in.Max)}
+			}
+		}
+		body.Inputs[j] = mi
+	}
+	return body
+}
+
+// rfc3339 renders Unix seconds as an RFC 3339 time in UTC.
+func rfc3339(sec float64) string {
+	whole := math.Floor(sec)
+	return time.Unix(int64(whole), int64((sec-whole)*1e9)).UTC().Format(time.RFC3339Nano)
 }
 
 // deleteModel serves DELETE /v1/models/{name}: every version goes.

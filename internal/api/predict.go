@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // predictRequest is the body of POST /v1/models/{name}[/versions/{version}]/predict.
@@ -241,6 +242,8 @@ type predictBuffers struct {
 	out    []float64
 	labels []string
 	body   []byte
+	// warnings are the response's warnings (typed models only).
+	warnings []string
 }
 
 var predictPool = sync.Pool{New: func() any { return new(predictBuffers) }}
@@ -296,14 +299,20 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		raw, field = req.Instances, "instances"
 	}
 	sm, rows, err := s.predictRows(r, name, version, field, buf,
-		func(sm *servedModel, x []float64, limit int) ([]float64, int, error) {
-			return decodeRows(raw, field, sm, x, limit)
+		func(sm *servedModel, buf *predictBuffers, limit int, alloc columnAlloc) (int, error) {
+			if sm.typed {
+				return decodeTypedRows(raw, field, sm, limit, alloc)
+			}
+			var err error
+			var rows int
+			buf.x, rows, err = decodeRows(raw, field, sm, buf.x, limit)
+			return rows, err
 		})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
+	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows, buf.warnings)
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["Content-Length"] = []string{strconv.Itoa(len(buf.body))}
@@ -311,13 +320,21 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.body)
 }
 
-// rowDecoder reads the rows of one prediction request for sm's model,
-// appending each row's features to x in the model's column order, and
-// returns the extended x and the row count. It refuses more than limit
-// rows, and every value that is not a finite number, with a 400 *Error
-// naming the row and column. /v1 and /v2 each have one; predictRows runs
-// it once the model is known.
-type rowDecoder func(sm *servedModel, x []float64, limit int) ([]float64, int, error)
+// rowDecoder reads the rows of one prediction request for sm's model and
+// returns the row count. For a model of numeric features it appends each
+// row's features to buf.x in the model's column order, refusing more than
+// limit rows, and every value that is not a finite number, with a 400
+// *Error naming the row and column. For a typed model (sm.typed) it counts
+// the rows first, has alloc reserve and make the input columns for them,
+// and fills those with the raw cells, refusing a cell of the wrong type
+// with a 400 naming the row and column. /v1 and /v2 each have one;
+// predictRows runs it once the model is known.
+type rowDecoder func(sm *servedModel, buf *predictBuffers, limit int, alloc columnAlloc) (int, error)
+
+// columnAlloc checks a typed request's row count (at least one, at most
+// the limit), reserves the prediction's memory and returns the model's
+// input columns, rows cells long, every cell missing.
+type columnAlloc func(rows int) ([]table.Column, error)
 
 // predictRows is the prediction core of /v1 and /v2, between each
 // surface's request decoder and response encoder. It resolves the model
@@ -334,9 +351,50 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 	if err != nil {
 		return nil, 0, err
 	}
+	buf.warnings = buf.warnings[:0]
+	m := sm.model
+	outputs := m.Outputs()
 	limit := s.cfg.MaxPredictRows
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	// reserve takes the prediction's memory from the server's budget: the
+	// model's buffers and, per row, one 8-byte slot per input and output
+	// (a category cell's int32 code fits in its slot).
+	reserve := func(rows int) error {
+		if s.cfg.Memory == nil {
+			return nil
+		}
+		need := m.PredictMemory(rows) + 8*int64(rows)*int64(m.Features()+outputs)
+		rel, ok := s.cfg.Memory.TryReserve(need)
+		if !ok {
+			return atMemoryBudget(need)
+		}
+		release = rel
+		return nil
+	}
+	var cols []table.Column
+	alloc := func(rows int) ([]table.Column, error) {
+		switch {
+		case rows > limit:
+			return nil, tooManyRows(field, limit)
+		case rows == 0:
+			return nil, invalidField(field, "must hold at least one row")
+		case cols != nil:
+			return nil, fmt.Errorf("predict with %s version %d: columns made twice", name, sm.meta.Version)
+		}
+		if err := reserve(rows); err != nil {
+			return nil, err
+		}
+		cols = sm.newColumns(rows)
+		return cols, nil
+	}
 	var rows int
-	buf.x, rows, err = decode(sm, buf.x[:0], limit)
+	buf.x = buf.x[:0]
+	rows, err = decode(sm, buf, limit, alloc)
 	switch {
 	case err != nil:
 		return nil, 0, err
@@ -345,23 +403,28 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 	case rows == 0:
 		return nil, 0, invalidField(field, "must hold at least one row")
 	}
-	m := sm.model
-	if len(buf.x) != rows*m.Features() {
-		return nil, 0, fmt.Errorf("predict with %s version %d: %d values decoded for %d rows of %d features",
-			name, sm.meta.Version, len(buf.x), rows, m.Features())
-	}
-	outputs := m.Outputs()
-	if s.cfg.Memory != nil {
-		need := m.PredictMemory(rows) + 8*int64(rows)*int64(m.Features()+outputs)
-		release, ok := s.cfg.Memory.TryReserve(need)
-		if !ok {
-			return nil, 0, atMemoryBudget(need)
+	if sm.typed {
+		if cols == nil || cols[0].Len() != rows {
+			return nil, 0, fmt.Errorf("predict with %s version %d: %d rows decoded without their columns", name, sm.meta.Version, rows)
 		}
-		defer release()
+	} else {
+		if len(buf.x) != rows*m.Features() {
+			return nil, 0, fmt.Errorf("predict with %s version %d: %d values decoded for %d rows of %d features",
+				name, sm.meta.Version, len(buf.x), rows, m.Features())
+		}
+		if err := reserve(rows); err != nil {
+			return nil, 0, err
+		}
 	}
 	buf.out = grow(buf.out, rows*outputs)
 	start := time.Now()
-	if err := m.Predict(buf.out, buf.x, rows); err != nil {
+	if sm.typed {
+		unseen, err := m.PredictColumns(buf.out, cols)
+		if err != nil {
+			return nil, 0, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err)
+		}
+		buf.warnings = appendUnseenWarnings(buf.warnings, sm, unseen, rows)
+	} else if err := m.Predict(buf.out, buf.x, rows); err != nil {
 		return nil, 0, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err)
 	}
 	if sm.classes != nil {
