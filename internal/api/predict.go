@@ -244,6 +244,7 @@ type predictBuffers struct {
 	body   []byte
 	// warnings are the response's warnings (typed models only).
 	warnings []string
+	call     predictCall
 }
 
 var predictPool = sync.Pool{New: func() any { return new(predictBuffers) }}
@@ -258,6 +259,7 @@ func putPredictBuffers(b *predictBuffers) {
 		return
 	}
 	clear(b.labels)
+	clear(b.warnings)
 	predictPool.Put(b)
 }
 
@@ -299,9 +301,9 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		raw, field = req.Instances, "instances"
 	}
 	sm, rows, err := s.predictRows(r, name, version, field, buf,
-		func(sm *servedModel, buf *predictBuffers, limit int, alloc columnAlloc) (int, error) {
+		func(sm *servedModel, buf *predictBuffers, limit int) (int, error) {
 			if sm.typed {
-				return decodeTypedRows(raw, field, sm, limit, alloc)
+				return decodeTypedRows(raw, field, sm, buf)
 			}
 			var err error
 			var rows int
@@ -325,16 +327,61 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 // row's features to buf.x in the model's column order, refusing more than
 // limit rows, and every value that is not a finite number, with a 400
 // *Error naming the row and column. For a typed model (sm.typed) it counts
-// the rows first, has alloc reserve and make the input columns for them,
-// and fills those with the raw cells, refusing a cell of the wrong type
-// with a 400 naming the row and column. /v1 and /v2 each have one;
+// the rows first, has buf.columns reserve and make the input columns for
+// them, and fills those with the raw cells, refusing a cell of the wrong
+// type with a 400 naming the row and column. /v1 and /v2 each have one;
 // predictRows runs it once the model is known.
-type rowDecoder func(sm *servedModel, buf *predictBuffers, limit int, alloc columnAlloc) (int, error)
+type rowDecoder func(sm *servedModel, buf *predictBuffers, limit int) (int, error)
 
-// columnAlloc checks a typed request's row count (at least one, at most
-// the limit), reserves the prediction's memory and returns the model's
-// input columns, rows cells long, every cell missing.
-type columnAlloc func(rows int) ([]table.Column, error)
+// predictCall is the state of one prediction that predictRows keeps in
+// the request's (pooled) buffers, so that the numeric path allocates
+// nothing for it.
+type predictCall struct {
+	s       *Server
+	sm      *servedModel
+	field   string
+	limit   int
+	release func() // of the memory reservation, if one was made
+	cols    []table.Column
+}
+
+// reserve takes the prediction's memory for rows rows from the server's
+// budget: the model's buffers and, per row, one 8-byte slot per input and
+// output (a category cell's int32 code fits in its slot).
+func (b *predictBuffers) reserve(rows int) error {
+	c := &b.call
+	if c.s.cfg.Memory == nil {
+		return nil
+	}
+	m := c.sm.model
+	need := m.PredictMemory(rows) + 8*int64(rows)*int64(m.Features()+m.Outputs())
+	release, ok := c.s.cfg.Memory.TryReserve(need)
+	if !ok {
+		return atMemoryBudget(need)
+	}
+	c.release = release
+	return nil
+}
+
+// columns checks a typed request's row count (at least one, at most the
+// limit), reserves the prediction's memory and returns the model's input
+// columns, rows cells long, every cell missing. A decoder calls it once.
+func (b *predictBuffers) columns(rows int) ([]table.Column, error) {
+	c := &b.call
+	switch {
+	case rows > c.limit:
+		return nil, tooManyRows(c.field, c.limit)
+	case rows == 0:
+		return nil, invalidField(c.field, "must hold at least one row")
+	case c.cols != nil:
+		return nil, fmt.Errorf("predict with %s version %d: columns made twice", c.sm.meta.Name, c.sm.meta.Version)
+	}
+	if err := b.reserve(rows); err != nil {
+		return nil, err
+	}
+	c.cols = c.sm.newColumns(rows)
+	return c.cols, nil
+}
 
 // predictRows is the prediction core of /v1 and /v2, between each
 // surface's request decoder and response encoder. It resolves the model
@@ -352,49 +399,14 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 		return nil, 0, err
 	}
 	buf.warnings = buf.warnings[:0]
+	buf.call = predictCall{s: s, sm: sm, field: field, limit: s.cfg.MaxPredictRows}
+	defer buf.endCall()
 	m := sm.model
 	outputs := m.Outputs()
 	limit := s.cfg.MaxPredictRows
-	var release func()
-	defer func() {
-		if release != nil {
-			release()
-		}
-	}()
-	// reserve takes the prediction's memory from the server's budget: the
-	// model's buffers and, per row, one 8-byte slot per input and output
-	// (a category cell's int32 code fits in its slot).
-	reserve := func(rows int) error {
-		if s.cfg.Memory == nil {
-			return nil
-		}
-		need := m.PredictMemory(rows) + 8*int64(rows)*int64(m.Features()+outputs)
-		rel, ok := s.cfg.Memory.TryReserve(need)
-		if !ok {
-			return atMemoryBudget(need)
-		}
-		release = rel
-		return nil
-	}
-	var cols []table.Column
-	alloc := func(rows int) ([]table.Column, error) {
-		switch {
-		case rows > limit:
-			return nil, tooManyRows(field, limit)
-		case rows == 0:
-			return nil, invalidField(field, "must hold at least one row")
-		case cols != nil:
-			return nil, fmt.Errorf("predict with %s version %d: columns made twice", name, sm.meta.Version)
-		}
-		if err := reserve(rows); err != nil {
-			return nil, err
-		}
-		cols = sm.newColumns(rows)
-		return cols, nil
-	}
 	var rows int
 	buf.x = buf.x[:0]
-	rows, err = decode(sm, buf, limit, alloc)
+	rows, err = decode(sm, buf, limit)
 	switch {
 	case err != nil:
 		return nil, 0, err
@@ -403,6 +415,7 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 	case rows == 0:
 		return nil, 0, invalidField(field, "must hold at least one row")
 	}
+	cols := buf.call.cols
 	if sm.typed {
 		if cols == nil || cols[0].Len() != rows {
 			return nil, 0, fmt.Errorf("predict with %s version %d: %d rows decoded without their columns", name, sm.meta.Version, rows)
@@ -412,7 +425,7 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 			return nil, 0, fmt.Errorf("predict with %s version %d: %d values decoded for %d rows of %d features",
 				name, sm.meta.Version, len(buf.x), rows, m.Features())
 		}
-		if err := reserve(rows); err != nil {
+		if err := buf.reserve(rows); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -444,6 +457,15 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 		s.observer.ObservePrediction(name, rows, elapsed)
 	}
 	return sm, rows, nil
+}
+
+// endCall releases the call's memory reservation and drops its
+// references, so that pooled buffers keep no model or columns alive.
+func (b *predictBuffers) endCall() {
+	if b.call.release != nil {
+		b.call.release()
+	}
+	b.call = predictCall{}
 }
 
 // jsonContentType is the Content-Type header value of predict responses,

@@ -135,10 +135,11 @@ func (c *cellReader) code(j int, level string) int32 {
 // decodeTypedRows is decodeRows for a typed model. A row is an object
 // keyed by input column name, where an absent key or null is a missing
 // cell, or an array of raw cells in the order of the model's inputs. It
-// counts the rows before it reads them, so that alloc can refuse too many
-// and reserve their memory before anything per row is allocated; once a
-// problem is found no further cell is stored, only checked.
-func decodeTypedRows(raw []byte, field string, sm *servedModel, limit int, alloc columnAlloc) (int, error) {
+// counts the rows before it reads them, so that buf.columns can refuse
+// too many and reserve their memory before anything per row is
+// allocated; once a problem is found no further cell is stored, only
+// checked.
+func decodeTypedRows(raw []byte, field string, sm *servedModel, buf *predictBuffers) (int, error) {
 	s := jsonScan{b: raw}
 	if s.peek() != '[' {
 		return 0, invalidField(field, "must be an array of rows, not %s", s.skip())
@@ -146,7 +147,7 @@ func decodeTypedRows(raw []byte, field string, sm *servedModel, limit int, alloc
 	at := s.i
 	rows := s.count()
 	s.i = at
-	cols, err := alloc(rows)
+	cols, err := buf.columns(rows)
 	if err != nil {
 		return 0, err
 	}

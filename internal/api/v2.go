@@ -244,7 +244,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	var wantOutput, wantLabel bool
 	bodyLen := len(buf.in)
 	sm, rows, err := s.predictRows(r, name, version, "inputs[0].data", buf,
-		func(sm *servedModel, buf *predictBuffers, limit int, alloc columnAlloc) (int, error) {
+		func(sm *servedModel, buf *predictBuffers, limit int) (int, error) {
 			var err error
 			wantOutput, wantLabel, err = v2SelectOutputs(req.Outputs, sm.classes != nil)
 			if err != nil {
@@ -255,7 +255,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 				buf.x, rows, err = v2DecodeInputs(req.Inputs, sm.model.Features(), bodyLen, limit, buf.x)
 				return rows, err
 			}
-			return v2DecodeColumns(req.Inputs, sm, bodyLen, limit, buf, alloc)
+			return v2DecodeColumns(req.Inputs, sm, bodyLen, limit, buf)
 		})
 	if err != nil {
 		s.v2WriteError(w, r, err)

@@ -49,11 +49,11 @@ func v2ColumnDatatype(k table.Kind) string {
 
 // v2DecodeColumns reads a /v2 request of one 1-D tensor per input column,
 // each named after its column and all of one length, the rows: for a
-// typed model into the columns alloc makes (null is a missing cell), for
+// typed model into the columns buf.columns makes (null is a missing cell), for
 // a model of numeric features row-major into buf.x. Every tensor's name,
 // datatype and shape is checked, and its row count bounded by bodyLen
 // and limit, before anything is allocated for the rows.
-func v2DecodeColumns(inputs []v2InferInput, sm *servedModel, bodyLen, limit int, buf *predictBuffers, alloc columnAlloc) (int, error) {
+func v2DecodeColumns(inputs []v2InferInput, sm *servedModel, bodyLen, limit int, buf *predictBuffers) (int, error) {
 	features := len(sm.inputs)
 	order := make([]int, len(inputs)) // tensor i is input column order[i]
 	given := make([]bool, features)
@@ -110,7 +110,7 @@ func v2DecodeColumns(inputs []v2InferInput, sm *servedModel, bodyLen, limit int,
 	var cols []table.Column
 	if sm.typed {
 		var err error
-		if cols, err = alloc(int(rows)); err != nil {
+		if cols, err = buf.columns(int(rows)); err != nil {
 			return 0, err
 		}
 	} else {
