@@ -523,3 +523,57 @@ func TestV2NumericColumns(t *testing.T) {
 		t.Errorf("iris per column %v, want the matrix's %v", irisCols, iris)
 	}
 }
+
+// TestPredictTypedBounds: typed rows are counted before anything per row
+// is allocated: more than --max-predict-rows is a 400, and the memory
+// reserved is that of numeric rows, PredictMemory(rows) plus rows ×
+// (inputs + outputs) × 8 bytes, a 503 when it does not fit, on /v1 and
+// /v2.
+func TestPredictTypedBounds(t *testing.T) {
+	tm := mustTrain(t, "typed")
+	m := tm.model
+	const rows = 3
+	need := m.PredictMemory(rows) + 8*rows*int64(m.Features()+m.Outputs())
+	v1 := `{"inputs":[{"island":"Dream"},["Biscoe",45,"2008-03-01",0],{}]}`
+	v2 := `{"inputs":[{"name":"island","shape":[3],"datatype":"BYTES","data":["Dream","Biscoe",null]},
+		{"name":"bill_length_mm","shape":[3],"datatype":"FP64","data":[null,45,null]},
+		{"name":"date","shape":[3],"datatype":"BYTES","data":[null,"2008-03-01",null]},
+		{"name":"input","shape":[3],"datatype":"FP64","data":[null,0,null]}]}`
+	for _, tc := range []struct {
+		name, path, body string
+		free             int64
+		maxRows          int
+		status           int
+		want             string
+	}{
+		{"v1 fits", "/v1/models/typed/predict", v1, need, 0, http.StatusOK, ""},
+		{"v1 one byte short", "/v1/models/typed/predict", v1, need - 1, 0, http.StatusServiceUnavailable, "at its memory budget"},
+		{"v2 fits", "/v2/models/typed/infer", v2, need, 0, http.StatusOK, ""},
+		{"v2 one byte short", "/v2/models/typed/infer", v2, need - 1, 0, http.StatusServiceUnavailable, "at its memory budget"},
+		{"v1 over the row limit", "/v1/models/typed/predict", v1, need, 2, http.StatusBadRequest, "more than 2 rows"},
+		{"v2 over the row limit", "/v2/models/typed/infer", v2, need, 2, http.StatusBadRequest, "3 rows exceed the limit of 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newModelEnv(t)
+			e.putModel("typed", tm)
+			budget := &fakeReserver{free: tc.free}
+			srv := New(Options{Store: e.store, Jobs: e.jobs, Config: Config{Memory: budget, MaxPredictRows: tc.maxRows}})
+			res := doRaw(t, srv.Handler(), http.MethodPost, tc.path, jsonCT, []byte(tc.body))
+			if res.Status != tc.status || !strings.Contains(string(res.Body), tc.want) {
+				t.Fatalf("status %d, want %d with %q: %s", res.Status, tc.status, tc.want, res.Body)
+			}
+			if tc.maxRows > 0 {
+				if len(budget.asked) != 0 {
+					t.Errorf("reserved %v for a request over the row limit", budget.asked)
+				}
+				return
+			}
+			if len(budget.asked) != 1 || budget.asked[0] != need {
+				t.Errorf("reserved %v, want [%d]", budget.asked, need)
+			}
+			if budget.free != tc.free {
+				t.Errorf("%d bytes free after the request, want all %d back", budget.free, tc.free)
+			}
+		})
+	}
+}
