@@ -59,7 +59,10 @@ type servedModel struct {
 	names       []string
 	featureList string
 	// typed says the model takes raw typed cells (engine.Model.Typed);
-	// inputs are its input columns and target its target column's name.
+	// inputs are then its input columns (nil for a model of numeric
+	// features, whose inputs are its names, so that a model of a million
+	// features does not keep a million descriptions). target is its
+	// target column's name.
 	typed  bool
 	inputs []engine.InputColumn
 	target string
@@ -80,7 +83,10 @@ func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error)
 		sm.featureIndex[n] = i
 	}
 	sm.names, sm.featureList = names, nameList(names)
-	sm.typed, sm.inputs, sm.target = m.Typed(), m.Inputs(), m.TargetName()
+	sm.typed, sm.target = m.Typed(), m.TargetName()
+	if sm.typed {
+		sm.inputs = m.Inputs()
+	}
 	return sm, nil
 }
 

@@ -179,9 +179,13 @@ type inputRange struct {
 }
 
 func newModelMetaBody(meta store.ModelMeta, sm *servedModel) modelMetaBody {
-	body := modelMetaBody{ModelMeta: meta, Inputs: make([]modelInput, len(sm.inputs)),
+	inputs := sm.inputs
+	if !sm.typed {
+		inputs = sm.model.Inputs()
+	}
+	body := modelMetaBody{ModelMeta: meta, Inputs: make([]modelInput, len(inputs)),
 		Target: sm.target, EncodedWidth: sm.model.EncodedWidth()}
-	for j, in := range sm.inputs {
+	for j, in := range inputs {
 		mi := modelInput{Name: in.Name, Type: in.Kind, Levels: in.Levels, HasTime: in.HasTime,
 			Nullable: sm.typed, MissingInTraining: in.Missing}
 		if in.Min != nil && in.Max != nil {

@@ -54,9 +54,11 @@ func v2ColumnDatatype(k table.Kind) string {
 // datatype and shape is checked, and its row count bounded by bodyLen
 // and limit, before anything is allocated for the rows.
 func v2DecodeColumns(inputs []v2InferInput, sm *servedModel, bodyLen, limit int, buf *predictBuffers) (int, error) {
-	features := len(sm.inputs)
+	features := len(sm.names)
+	// Sized by the request, not the model: a model may have a million
+	// features.
 	order := make([]int, len(inputs)) // tensor i is input column order[i]
-	given := make([]bool, features)
+	given := make(map[int]bool, len(inputs))
 	rows := int64(-1)
 	for i, in := range inputs {
 		at := "inputs[" + strconv.Itoa(i) + "]"
@@ -69,7 +71,10 @@ func v2DecodeColumns(inputs []v2InferInput, sm *servedModel, bodyLen, limit int,
 			return 0, invalidField(at+".name", "column %s is given more than once", engine.QuoteName(in.Name))
 		}
 		given[j], order[i] = true, j
-		kind := sm.inputs[j].Kind
+		kind := table.Number
+		if sm.typed {
+			kind = sm.inputs[j].Kind
+		}
 		want := v2ColumnDatatype(kind)
 		if _, number := v2Datatypes[in.Datatype]; kind == table.Number && !number || kind != table.Number && in.Datatype != "BYTES" {
 			types := "FP64, FP32 or an integer type (INT8…INT64, UINT8…UINT64)"
@@ -96,10 +101,10 @@ func v2DecodeColumns(inputs []v2InferInput, sm *servedModel, bodyLen, limit int,
 		}
 		rows = n
 	}
-	for j, ok := range given {
-		if !ok {
+	for j := 0; len(given) < features; j++ {
+		if !given[j] {
 			return 0, invalidField("inputs", "has no tensor for column %s; give one tensor per input column (%s)",
-				engine.QuoteName(sm.inputs[j].Name), sm.featureList)
+				engine.QuoteName(sm.names[j]), sm.featureList)
 		}
 	}
 	// Every element takes at least two bytes of JSON ("1,"), the last one
