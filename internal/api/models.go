@@ -137,7 +137,15 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	}
 	sm, err := s.servedModel(r, name, meta.Version)
 	if err != nil {
-		s.writeError(w, r, err)
+		if status, _, _, _ := statusOf(err); status < 500 || clientGone(r, err) {
+			s.writeError(w, r, err)
+			return
+		}
+		// The stored metadata still describes a model whose file does not
+		// load; its inputs, which come from the file, are left out.
+		s.logger.ErrorContext(r.Context(), "model metadata without inputs: the model does not load",
+			"request_id", RequestID(r.Context()), "model", name, "version", meta.Version, "err", s.redact(err.Error()))
+		writeJSON(w, http.StatusOK, modelMetaBody{ModelMeta: meta})
 		return
 	}
 	writeJSON(w, http.StatusOK, newModelMetaBody(meta, sm))
@@ -149,9 +157,11 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 // width the inputs encode to.
 type modelMetaBody struct {
 	store.ModelMeta
-	Inputs       []modelInput `json:"inputs"`
+	// Inputs and EncodedWidth are absent only when the model file does
+	// not load.
+	Inputs       []modelInput `json:"inputs,omitempty"`
 	Target       string       `json:"target,omitempty"`
-	EncodedWidth int          `json:"encoded_width"`
+	EncodedWidth int          `json:"encoded_width,omitempty"`
 }
 
 // modelInput is one input column of a model, as its metadata lists it.

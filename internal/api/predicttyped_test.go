@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -575,5 +576,23 @@ func TestPredictTypedBounds(t *testing.T) {
 				t.Errorf("%d bytes free after the request, want all %d back", budget.free, tc.free)
 			}
 		})
+	}
+}
+
+// TestModelMetadataOfUnloadableFile: the stored metadata of a model whose
+// file does not load is still served, without the inputs that come from
+// the file.
+func TestModelMetadataOfUnloadableFile(t *testing.T) {
+	e := newModelEnv(t)
+	tm := mustTrain(t, "classifier")
+	meta := importedMeta("broken", tm.model)
+	if _, err := e.store.PutModel(context.Background(), meta, tm.file[:len(tm.file)/2]); err != nil {
+		t.Fatalf("PutModel: %v", err)
+	}
+	res := e.get(t, "/v1/models/broken")
+	var got map[string]any
+	res.JSON(t, &got)
+	if _, has := got["inputs"]; res.Status != http.StatusOK || has || got["name"] != "broken" {
+		t.Errorf("status %d %s, want 200 with the stored metadata and no inputs", res.Status, res.Body)
 	}
 }
