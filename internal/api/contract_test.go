@@ -41,7 +41,7 @@ var (
 func loadSpec(tb testing.TB) (*openapi3.T, routers.Router) {
 	tb.Helper()
 	specOnce.Do(func() {
-		for _, ct := range []string{"text/csv", "application/csv", "text/event-stream", "image/svg+xml", "application/openmetrics-text"} {
+		for _, ct := range []string{"text/csv", "application/csv", "text/tab-separated-values", "text/event-stream", "image/svg+xml", "application/openmetrics-text"} {
 			if openapi3filter.RegisteredBodyDecoder(ct) == nil {
 				openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
 			}

@@ -1,10 +1,14 @@
 package api
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -20,7 +24,8 @@ import (
 )
 
 // csvUploadParams are the query parameters of a CSV upload.
-var csvUploadParams = []string{"name", "target", "task"}
+var csvUploadParams = []string{"name", "target", "task", "categorical", "numeric", "datetime", "ignore",
+	"na_values", "delimiter", "decimal", "header"}
 
 // jsonUploadCSVParams are the CSV upload's query parameters, which a JSON
 // upload rejects rather than ignores: it carries all it needs in its body.
@@ -59,7 +64,7 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, mt string, mem *uploadMemory) (store.DatasetMeta, error) {
 	var d *store.Dataset
 	switch {
-	case mt == "text/csv" || mt == "application/csv":
+	case mt == "text/csv" || mt == "application/csv" || mt == "text/tab-separated-values":
 		if err := checkQuery(r, csvUploadParams, nil); err != nil {
 			return store.DatasetMeta{}, err
 		}
@@ -78,6 +83,11 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, mt string, 
 				targets = append(targets, strings.TrimSpace(c))
 			}
 		}
+		opt := ingest.CSVOptions{Name: name, Targets: targets, Task: task,
+			MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve}
+		if err := csvDialect(q, mt, &opt); err != nil {
+			return store.DatasetMeta{}, err
+		}
 		if r.ContentLength > s.cfg.MaxUploadBytes {
 			return store.DatasetMeta{}, tooLarge(s.cfg.MaxUploadBytes)
 		}
@@ -85,26 +95,30 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, mt string, 
 			return store.DatasetMeta{}, err
 		}
 		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-		d, err = ingest.ReadCSV(r.Context(), body, ingest.CSVOptions{Name: name, Targets: targets, Task: task,
-			MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve})
+		d, err = ingest.ReadCSV(r.Context(), body, opt)
 		if err != nil {
 			var ie *ingest.Error
-			if errors.As(err, &ie) && ie.Field == "target" {
-				err = invalidField("query.target", "%s", ie.Message)
+			var ies *ingest.Errors
+			if !errors.As(err, &ies) && errors.As(err, &ie) && ie.Line == 0 && ie.Column == 0 && slices.Contains(csvUploadParams, ie.Field) {
+				// A problem with a parameter, not a cell.
+				err = invalidField("query."+ie.Field, "%s", ie.Message)
 			}
 			return store.DatasetMeta{}, s.uploadError(err)
 		}
 	case mt == "application/json":
-		if err := checkQuery(r, nil, jsonUploadCSVParams); err != nil {
-			return store.DatasetMeta{}, err
-		}
 		if r.ContentLength > s.cfg.MaxUploadBytes {
 			return store.DatasetMeta{}, tooLarge(s.cfg.MaxUploadBytes)
+		}
+		body := bufio.NewReader(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
+		if isJSONArray(body) {
+			return s.storeRecords(r, body, mem)
+		}
+		if err := checkQuery(r, nil, jsonUploadCSVParams); err != nil {
+			return store.DatasetMeta{}, err
 		}
 		if err := s.checkDiskFor(r); err != nil {
 			return store.DatasetMeta{}, err
 		}
-		body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
 		var err error
 		d, err = ingest.ReadJSON(r.Context(), body, ingest.JSONOptions{
 			MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve})
@@ -119,13 +133,133 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, mt string, 
 		if ct == "" {
 			ct = "none"
 		}
-		detail := fmt.Sprintf("Content-Type must be text/csv or application/json, got %s", ct)
+		detail := fmt.Sprintf("Content-Type must be text/csv, text/tab-separated-values or application/json, got %s", ct)
 		if mt == "application/x-www-form-urlencoded" {
 			detail += " (curl's default for --data; add -H 'Content-Type: text/csv')"
 		}
 		return store.DatasetMeta{}, &Error{Status: http.StatusUnsupportedMediaType, Detail: detail}
 	}
 	return s.store.CreateDataset(r.Context(), d)
+}
+
+// recordsUploadParams are the query parameters of a JSON upload that is
+// an array of records, which carries no name or target of its own.
+var recordsUploadParams = []string{"name", "target", "task", "categorical", "numeric", "datetime", "ignore"}
+
+// isJSONArray reports whether the JSON in br starts with '[', looking
+// past whitespace without consuming anything.
+func isJSONArray(br *bufio.Reader) bool {
+	for n := 1; n <= 4096; n++ {
+		b, err := br.Peek(n)
+		if len(b) < n || err != nil {
+			return false
+		}
+		switch b[n-1] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '[':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// storeRecords parses and stores a JSON array of records, with its name,
+// target, task and column types from the query.
+func (s *Server) storeRecords(r *http.Request, body io.Reader, mem *uploadMemory) (store.DatasetMeta, error) {
+	if err := checkQuery(r, recordsUploadParams, nil); err != nil {
+		return store.DatasetMeta{}, err
+	}
+	q := r.URL.Query()
+	name := q.Get("name")
+	if err := checkDatasetName(name, "query.name"); err != nil {
+		return store.DatasetMeta{}, err
+	}
+	task, err := ingest.ParseTask(q.Get("task"))
+	if err != nil {
+		return store.DatasetMeta{}, invalidField("query.task", "%s", err)
+	}
+	var opt ingest.CSVOptions
+	if err := csvDialect(q, "", &opt); err != nil {
+		return store.DatasetMeta{}, err
+	}
+	var targets []string
+	if t := q.Get("target"); t != "" {
+		for _, c := range strings.Split(t, ",") {
+			targets = append(targets, strings.TrimSpace(c))
+		}
+	}
+	if err := s.checkDiskFor(r); err != nil {
+		return store.DatasetMeta{}, err
+	}
+	d, err := ingest.ReadJSONRecords(r.Context(), body, ingest.RecordsOptions{Name: name, Targets: targets, Task: task,
+		Overrides: opt.Overrides, MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve})
+	if err != nil {
+		var ie *ingest.Error
+		var ies *ingest.Errors
+		if !errors.As(err, &ies) && errors.As(err, &ie) && slices.Contains(recordsUploadParams, ie.Field) {
+			err = invalidField("query."+ie.Field, "%s", ie.Message)
+		}
+		return store.DatasetMeta{}, s.uploadError(err)
+	}
+	return s.store.CreateDataset(r.Context(), d)
+}
+
+// csvDialect reads the CSV upload's dialect and column parameters into
+// opt. Each list parameter is repeatable and takes comma-separated names.
+func csvDialect(q url.Values, mt string, opt *ingest.CSVOptions) error {
+	list := func(key string) []string {
+		var out []string
+		for _, v := range q[key] {
+			for _, n := range strings.Split(v, ",") {
+				if n = strings.TrimSpace(n); n != "" {
+					out = append(out, n)
+				}
+			}
+		}
+		return out
+	}
+	opt.Overrides = ingest.Overrides{Categorical: list("categorical"), Numeric: list("numeric"),
+		Datetime: list("datetime"), Ignore: list("ignore")}
+	if q.Has("na_values") {
+		opt.NAValues = list("na_values")
+		if opt.NAValues == nil {
+			opt.NAValues = []string{}
+		}
+	}
+	if mt == "text/tab-separated-values" {
+		opt.Delimiter = '\t'
+	}
+	if q.Has("delimiter") {
+		switch v := q.Get("delimiter"); v {
+		case ",", ";", "|", "\t":
+			opt.Delimiter = rune(v[0])
+		case "tab", `\t`:
+			opt.Delimiter = '\t'
+		default:
+			return invalidField("query.delimiter", "must be one of , ; | or tab, got %q", truncate(v))
+		}
+	}
+	if q.Has("decimal") {
+		switch v := q.Get("decimal"); v {
+		case ".":
+		case ",":
+			opt.DecimalComma = true
+		default:
+			return invalidField("query.decimal", "must be . or , got %q", truncate(v))
+		}
+	}
+	if q.Has("header") {
+		switch v := q.Get("header"); v {
+		case "true":
+		case "false":
+			opt.NoHeader = true
+		default:
+			return invalidField("query.header", "must be true or false, got %q", truncate(v))
+		}
+	}
+	return nil
 }
 
 // uploadError maps a parser's error: its *ingest.Error and a refused

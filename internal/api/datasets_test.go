@@ -89,7 +89,7 @@ func TestDatasetUploadForms(t *testing.T) {
 		{"csv regression, last column by default", "/v1/datasets?name=r", "text/csv",
 			"a,b,y\n1,2,3.5\n4,5,6\n", "regression", nil, []string{"y"}, []string{"a", "b"}},
 		{"csv BOM and CRLF", "/v1/datasets?name=r", "text/csv; charset=utf-8",
-			"\ufeffa,b,y\r\n1,2,3\r\n4,5,6\r\n", "regression", nil, []string{"y"}, []string{"a", "b"}},
+			"\ufeffa,b,y\r\n1,2,3.5\r\n4,5,6\r\n", "regression", nil, []string{"y"}, []string{"a", "b"}},
 		{"csv two string classes are binary", "/v1/datasets?name=b&target=label", "text/csv",
 			"label,x\nyes,1\nno,2\nyes,3\n", "binary", []string{"no", "yes"}, []string{"label"}, []string{"x"}},
 		{"csv numeric labels with task=multiclass", "/v1/datasets?name=m&target=y&task=multiclass", "text/csv",

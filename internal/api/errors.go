@@ -143,6 +143,21 @@ func statusOf(err error) (status int, detail string, fields []FieldError, retryA
 		}
 		return http.StatusBadRequest, validationDetail(fields), fields, 0
 	}
+	var ies *ingest.Errors
+	if errors.As(err, &ies) {
+		fields = make([]FieldError, len(ies.List))
+		for i, e := range ies.List {
+			fields[i] = FieldError{Field: e.Location(), Message: e.Message}
+		}
+		detail := fmt.Sprintf("%d problems with the data", len(ies.List)+ies.More)
+		if ies.More > 0 {
+			detail += fmt.Sprintf("; the first %d are listed", len(ies.List))
+		}
+		if len(fields) == 1 && ies.More == 0 {
+			detail = ies.List[0].Error()
+		}
+		return http.StatusBadRequest, detail, fields, 0
+	}
 	var ie *ingest.Error
 	if errors.As(err, &ie) && errors.Is(err, ingest.ErrTooLarge) {
 		return http.StatusRequestEntityTooLarge, ie.Error(), nil, 0

@@ -421,6 +421,14 @@ func FuzzDatasetUpload(f *testing.F) {
 		{"name=d&target=a,a", "a,y\n1,p\n"},
 		{"name=d", "a,y\n1,2\n3,"},
 		{"", ""},
+		// Typed tables, dialects and the new parameters.
+		{"name=d", "a,b,c,y\n1,red,yes,0\n,blue,no,1\nNA,red,?,0\n"},
+		{"name=d", "d,t,y\n2024-01-15,2024-01-15T10:30:00Z,p\n2024-02-20,2024-02-20 08:00,q\n,,p\n"},
+		{"name=d&decimal=,", "a;b;y\n1,5;x;p\n2,25;y;q\n"},
+		{"name=d&header=false", "5.1,3.5,setosa\n4.9,3.0,setosa\n7.0,3.2,versicolor\n"},
+		{"name=d&delimiter=tab&categorical=z&ignore=id", "id\tz\ty\n1\t02139\tp\n2\t10001\tq\n"},
+		{"name=d&na_values=-999&numeric=a", "a,y\n-999,p\n2,q\n"},
+		{"name=d&datetime=w", "w,y\n0001-01-01,p\n9999-12-31T23:59:59.999999999Z,q\n"},
 	} {
 		f.Add(s.query, []byte(s.body))
 	}

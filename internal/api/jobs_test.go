@@ -237,7 +237,7 @@ func TestJobQueueFull(t *testing.T) {
 func TestJobValidationNamesFields(t *testing.T) {
 	env := newTestEnv(t, Config{})
 	ds := uploadIris(t, env)
-	reg := mustDataset(t, env, `{"name":"r","features":[[1],[2],[3]],"targets":[1,2,3]}`)
+	reg := mustDataset(t, env, `{"name":"r","task":"regression","features":[[1],[2],[3]],"targets":[1,2,3]}`)
 	tests := []struct {
 		name  string
 		spec  string

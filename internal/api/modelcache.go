@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -125,7 +126,22 @@ type modelCache struct {
 	gen uint64
 	// latest maps a name to its resolved latest version.
 	latest map[string]latestVersion
-	now    func() time.Time // time.Now; tests move it
+	// resolving holds the resolutions of latest in flight, by name, so
+	// that concurrent requests share one read of the metadata, which for a
+	// model of a million features is a million names to decode.
+	resolving map[string]*latestCall
+	now       func() time.Time // time.Now; tests move it
+}
+
+// latestCall is one resolution of a name's latest version in flight:
+// done is closed once version or err is set. changes and gen are what
+// the resolution read before the store, so that only requests that read
+// the same join it.
+type latestCall struct {
+	done         chan struct{}
+	changes, gen uint64
+	version      int
+	err          error
 }
 
 // latestVersion is a resolved "latest": the version, when it was resolved,
@@ -142,13 +158,25 @@ func newModelCache(st modelStore, size int) *modelCache {
 		size = defaultModelCacheSize
 	}
 	return &modelCache{store: st, size: size, entries: make(map[modelKey]*cacheEntry), lru: list.New(),
-		latest: make(map[string]latestVersion), now: time.Now}
+		latest: make(map[string]latestVersion), resolving: make(map[string]*latestCall), now: time.Now}
 }
 
 // resolveLatest returns name's latest version, from the store or, while it
 // cannot have changed (or for latestTTL without a change counter), from the
 // last resolution.
 func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error) {
+	for {
+		v, again, err := c.resolveLatestOnce(ctx, name)
+		if !again {
+			return v, err
+		}
+	}
+}
+
+// resolveLatestOnce is one try of resolveLatest. again reports that it
+// joined another request's read of the metadata which ended with that
+// request's context while this one's is still live: it should read again.
+func (c *modelCache) resolveLatestOnce(ctx context.Context, name string) (version int, again bool, err error) {
 	counter, exact := c.store.(modelChangeCounter)
 	var changes uint64
 	if exact {
@@ -158,25 +186,60 @@ func (c *modelCache) resolveLatest(ctx context.Context, name string) (int, error
 	c.mu.Lock()
 	l, ok := c.latest[name]
 	gen := c.gen
-	c.mu.Unlock()
 	if ok && l.gen == gen && ((exact && l.changes == changes) || (!exact && now.Sub(l.at) < latestTTL)) {
-		return l.version, nil
+		c.mu.Unlock()
+		return l.version, false, nil
 	}
+	if f, ok := c.resolving[name]; ok && f.gen == gen && f.changes == changes {
+		// Nothing changed since that resolution read its counts, so its
+		// answer is as fresh as this request's own would be.
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		}
+		if f.err != nil && ctx.Err() == nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
+			return 0, true, nil
+		}
+		return f.version, false, f.err
+	}
+	f := &latestCall{done: make(chan struct{}), changes: changes, gen: gen}
+	c.resolving[name] = f
+	c.mu.Unlock()
 	// The change count and gen were read before the store, so a write that
-	// lands during the read makes this resolution stale at once.
-	meta, err := c.store.ModelMeta(ctx, name, 0)
-	if err != nil {
-		return 0, err
+	// lands during the read makes this resolution stale at once. A read
+	// that panics (the recoverer answers this request) still ends the
+	// call, so that its waiters get an error instead of waiting forever.
+	f.err = errLatestAbandoned
+	func() {
+		defer func() {
+			c.mu.Lock()
+			if c.resolving[name] == f {
+				delete(c.resolving, name)
+			}
+			c.mu.Unlock()
+			close(f.done)
+		}()
+		meta, err := c.store.ModelMeta(ctx, name, 0)
+		f.version, f.err = meta.Version, err
+	}()
+	if f.err != nil {
+		return 0, false, f.err
 	}
 	c.mu.Lock()
 	if len(c.latest) >= 4*c.size {
 		// Bounded like the models: names are cheap to resolve again.
 		clear(c.latest)
 	}
-	c.latest[name] = latestVersion{version: meta.Version, at: now, changes: changes, gen: gen}
+	c.latest[name] = latestVersion{version: f.version, at: now, changes: changes, gen: gen}
 	c.mu.Unlock()
-	return meta.Version, nil
+	return f.version, false, nil
 }
+
+// errLatestAbandoned is what the requests that shared a resolution of
+// latest get when its read of the metadata panicked: a server fault.
+var errLatestAbandoned = errors.New("resolve the latest model version: the metadata read it waited for did not finish")
 
 // get returns the model name at version, or at its latest version when
 // version is 0. Errors from the store come back unchanged (wrapped), so

@@ -211,8 +211,7 @@ func newModelMetaBody(meta store.ModelMeta, sm *servedModel) modelMetaBody {
 
 // rfc3339 renders Unix seconds as an RFC 3339 time in UTC.
 func rfc3339(sec float64) string {
-	whole := math.Floor(sec)
-	return time.Unix(int64(whole), int64((sec-whole)*1e9)).UTC().Format(time.RFC3339Nano)
+	return table.FormatDatetime(sec).Format(time.RFC3339Nano)
 }
 
 // deleteModel serves DELETE /v1/models/{name}: every version goes.

@@ -6,6 +6,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/backpropd/backpropd/internal/kernels"
 )
 
 // How a job's parallelism is bounded.
@@ -26,6 +28,14 @@ import (
 // allocates nothing, and because the tiling does not depend on Threads the
 // results are bit-identical for any thread count.
 //
+// Where the CPU has AVX2+FMA or AVX-512 (package kernels), the tiles are
+// kernels.MC×kernels.NC instead, each multiplied by one kernels.Dgemm call
+// over the whole inner dimension, with packing buffers that every
+// goroutine of the pool owns for the pool's life. The tiling again depends
+// only on the shape, so the bits do not depend on Threads; they do depend
+// on the CPU's kernel level, which is fixed for a machine, so a checkpoint
+// resumed on the same machine continues bit for bit.
+//
 // A BLAS with its own thread pool (OpenBLAS) is better called once per
 // product: an implementation file that installs one sets
 // blasOwnsThreads, and its thread count then bounds the job instead.
@@ -38,6 +48,10 @@ const gemmTile = 64
 // on the calling goroutine: handing tiles to workers costs a few
 // microseconds.
 const gemmParallelMin = 64 * 64 * 64
+
+// useKernels reports whether products run on package kernels' SIMD
+// micro-kernels rather than on the installed blas64 implementation.
+func useKernels() bool { return !blasOwnsThreads && kernels.SIMD() }
 
 // blasOwnsThreads, when true, makes every product a single call into the
 // installed blas64 implementation, which then decides its own parallelism.
@@ -56,9 +70,15 @@ type gemmOp struct {
 	c       []float64
 	ldc     int
 
-	tilesN int // tiles per row of C
-	tiles  int
-	next   atomic.Int64
+	tileM, tileN int // rows and columns of a tile of C
+	tilesN       int // tiles per row of C
+	tiles        int
+	next         atomic.Int64
+
+	// With useKernels, each goroutine that runs the op takes the packing
+	// buffers ws[slot], slot counting up from 0.
+	ws   []*kernels.Workspace[float64]
+	slot atomic.Int64
 }
 
 // poolJob is work that a pool's goroutines share: run takes pieces from an
@@ -74,15 +94,25 @@ type gemmPool struct {
 	done    sync.WaitGroup
 	op      gemmOp
 	upd     updateOp
+	ws      []*kernels.Workspace[float64] // with useKernels, one per goroutine: caller first
 }
 
-// newGemmPool starts threads-1 workers (none for threads <= 1, in which case
-// it returns nil). Call close to stop them.
+// newGemmPool starts threads-1 workers. For threads <= 1 it returns nil,
+// unless products run on package kernels: then it returns a pool without
+// workers that holds the caller's packing buffers, so that training
+// allocates nothing per step. Call close to stop them.
 func newGemmPool(threads int) *gemmPool {
-	if threads <= 1 {
+	if threads <= 1 && !useKernels() {
 		return nil
 	}
+	threads = max(threads, 1)
 	p := &gemmPool{workers: threads - 1, work: make(chan poolJob)}
+	if useKernels() {
+		p.ws = make([]*kernels.Workspace[float64], threads)
+		for i := range p.ws {
+			p.ws[i] = kernels.NewWorkspace[float64]()
+		}
+	}
 	for range p.workers {
 		go func() {
 			for j := range p.work {
@@ -130,6 +160,10 @@ func (p *gemmPool) gemm(tA, tB bool, m, n, k int, a []float64, lda int, b []floa
 		blas64.Implementation().Dgemm(trans(tA), trans(tB), m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
+	if p != nil && p.ws != nil {
+		p.gemmKernels(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	if p == nil || m*n*k < gemmParallelMin || (m <= gemmTile && n <= gemmTile) {
 		var op gemmOp
 		op.set(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
@@ -142,16 +176,43 @@ func (p *gemmPool) gemm(tA, tB bool, m, n, k int, a []float64, lda int, b []floa
 	op.a, op.b, op.c = nil, nil, nil
 }
 
+// gemmKernels is gemm on package kernels, for a pool that holds packing
+// buffers (products without a pool, that is inference, stay on blas64 and
+// allocate nothing beyond what PredictMemory counts). kernels.Dgemm
+// blocks C into the same MC×NC tiles that the pool shares out and sums
+// each tile over the whole inner dimension in the same order, so one call
+// for the whole product gives the same bits as a call per tile.
+func (p *gemmPool) gemmKernels(tA, tB bool, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	if p.workers == 0 || m*n*k < gemmParallelMin || (m <= kernels.MC && n <= kernels.NC) {
+		kernels.Dgemm(p.ws[0], tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	op := &p.op
+	op.ws = p.ws
+	op.set(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	op.slot.Store(0)
+	p.dispatch(op, op.tiles)
+	op.a, op.b, op.c, op.ws = nil, nil, nil, nil
+}
+
 func (op *gemmOp) set(tA, tB bool, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	op.tA, op.tB, op.m, op.n, op.k = tA, tB, m, n, k
 	op.a, op.lda, op.b, op.ldb, op.beta, op.c, op.ldc = a, lda, b, ldb, beta, c, ldc
-	op.tilesN = (n + gemmTile - 1) / gemmTile
-	op.tiles = op.tilesN * ((m + gemmTile - 1) / gemmTile)
+	op.tileM, op.tileN = gemmTile, gemmTile
+	if op.ws != nil {
+		op.tileM, op.tileN = kernels.MC, kernels.NC
+	}
+	op.tilesN = (n + op.tileN - 1) / op.tileN
+	op.tiles = op.tilesN * ((m + op.tileM - 1) / op.tileM)
 	op.next.Store(0)
 }
 
 // run multiplies tiles until none is left.
 func (op *gemmOp) run() {
+	if op.ws != nil {
+		op.runKernels()
+		return
+	}
 	impl := blas64.Implementation()
 	tA, tB := trans(op.tA), trans(op.tB)
 	for {
@@ -185,5 +246,33 @@ func (op *gemmOp) run() {
 			impl.Dgemm(tA, tB, mi, nj, kk, 1, a, op.lda, b, op.ldb, beta, c, op.ldc)
 			beta = 1
 		}
+	}
+}
+
+// runKernels multiplies tiles with kernels.Dgemm, in this goroutine's own
+// packing buffers, until none is left.
+func (op *gemmOp) runKernels() {
+	ws := op.ws[op.slot.Add(1)-1]
+	for {
+		t := int(op.next.Add(1) - 1)
+		if t >= op.tiles {
+			return
+		}
+		i0 := (t / op.tilesN) * op.tileM
+		j0 := (t % op.tilesN) * op.tileN
+		mi := min(op.tileM, op.m-i0)
+		nj := min(op.tileN, op.n-j0)
+		var a, b []float64
+		if op.tA {
+			a = op.a[i0:]
+		} else {
+			a = op.a[i0*op.lda:]
+		}
+		if op.tB {
+			b = op.b[j0*op.ldb:]
+		} else {
+			b = op.b[j0:]
+		}
+		kernels.Dgemm(ws, op.tA, op.tB, mi, nj, op.k, a, op.lda, b, op.ldb, op.beta, op.c[i0*op.ldc+j0:], op.ldc)
 	}
 }

@@ -10,15 +10,20 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/backpropd/backpropd/internal/kernels"
 )
 
 // TestGemm checks the tiled product against a plain triple loop (tolerance
 // 1e-12 relative: the two sum in different orders) for every transpose
-// combination and shapes around the 64-wide tile edges, and checks that the
+// combination and shapes around the 64-wide tile edges (and the 64×128
+// tiles of package kernels), plus the two largest products of a training
+// step of the benchmark network (784-256-128-10 at batch 64: the first
+// layer's forward product and its weight gradient), and checks that the
 // result is bit-identical for any number of threads.
 func TestGemm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	shapes := [][3]int{{1, 1, 1}, {3, 5, 2}, {64, 64, 64}, {65, 130, 63}, {200, 7, 150}, {7, 200, 129}}
+	shapes := [][3]int{{1, 1, 1}, {3, 5, 2}, {64, 64, 64}, {65, 130, 63}, {200, 7, 150}, {7, 200, 129}, {129, 257, 300}, {64, 256, 784}, {784, 256, 64}}
 	for _, s := range shapes {
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
 			m, n, k := s[0], s[1], s[2]
@@ -111,7 +116,9 @@ func (r *recordingBLAS) Dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64,
 // GOMAXPROCS) once C spans 4 or more 64×64 blocks. Every call the engine
 // makes during training steps and a prediction of a 784-256-128-10
 // network must stay within one block, so the only parallelism is the
-// job's own: at most Threads calls in flight at once.
+// job's own: at most Threads calls in flight at once. Where the CPU has
+// package kernels' SIMD level, training makes no Dgemm call at all: its
+// products run on the kernels.
 func TestGemmKeepsGonumSerial(t *testing.T) {
 	if blasOwnsThreads {
 		t.Skip("this build hands whole products to a BLAS with its own threads")
@@ -128,6 +135,9 @@ func TestGemmKeepsGonumSerial(t *testing.T) {
 		tr.step(tr.data.trainIdx[:tr.ws.rows], 0.001, pool)
 	}
 	pool.close()
+	if useKernels() && rec.calls != 0 {
+		t.Errorf("training made %d Dgemm calls on a CPU with kernels level %v; want its products on package kernels", rec.calls, kernels.Active())
+	}
 	m := tr.Model()
 	x := make([]float64, 256*m.Features())
 	if err := m.Predict(make([]float64, 256*m.Outputs()), x, 256); err != nil {

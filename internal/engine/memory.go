@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 
+	"github.com/backpropd/backpropd/internal/kernels"
 	"github.com/backpropd/backpropd/internal/table"
 )
 
@@ -149,6 +150,11 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 	}
 	params = sat(params, mul(sat(in, 1), outs))
 	ws := mul(batch, sat(feats, mul(widths, 2), outs, 1), 8)
+	// The calling goroutine's GEMM packing buffers, where products run on
+	// package kernels; each further thread of Options.Threads holds as much.
+	if useKernels() {
+		ws = sat(ws, kernels.WorkspaceBytes[float64]())
+	}
 
 	// Network: parameters, gradients and the optimizer's moments.
 	moments := int64(0)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // CSVOptions say how to read a CSV upload.
@@ -30,7 +31,24 @@ type CSVOptions struct {
 	// megabyte at a time as rows arrive. Its error stops the parse, which
 	// returns an error wrapping ErrMemory and it.
 	Reserve func(n int64) error
+	// Delimiter separates fields: ',', ';', '\t' or '|'; 0 detects it
+	// from the first line (the one of those it holds most of, outside
+	// quotes; ',' when it holds none).
+	Delimiter rune
+	// DecimalComma reads "1,5" as 1.5; the delimiter must not be ','.
+	DecimalComma bool
+	// NoHeader says the file has no header row: the columns are named
+	// c1…cN and the first row is data.
+	NoHeader bool
+	// Overrides declare column types by name.
+	Overrides Overrides
+	// NAValues are the cell texts read as missing, besides the empty
+	// cell; nil means DefaultNAValues.
+	NAValues []string
 }
+
+// Delimiters are the field delimiters a CSV upload may use.
+const Delimiters = ",;\t|"
 
 // The parser never sizes its buffers from what a client announces (such as
 // a Content-Length): a false announcement would cost memory for data that
@@ -41,18 +59,64 @@ type CSVOptions struct {
 // CSVOptions.MaxCells.
 var ErrTooLarge = errors.New("dataset too large")
 
-// ReadCSV parses a CSV file with a header row. Every column that is not a
-// target is a feature and must hold finite numbers. A leading UTF-8 BOM is
-// skipped and CRLF line endings are fine. Errors are *Error values naming
-// the line, the column (the field's 1-based position in the row) and the
-// column's name; read errors from r (such as
-// *http.MaxBytesError) are returned wrapped.
+// detectDelimiter picks the delimiter of the first line in b: the one of
+// Delimiters it holds most of outside double quotes, ',' on a tie or none.
+func detectDelimiter(b []byte) rune {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	var counts [4]int
+	quoted := false
+	for _, c := range b {
+		if c == '"' {
+			quoted = !quoted
+			continue
+		}
+		if !quoted {
+			if i := strings.IndexByte(Delimiters, c); i >= 0 {
+				counts[i]++
+			}
+		}
+	}
+	best := 0
+	for i := range counts {
+		if counts[i] > counts[best] {
+			best = i
+		}
+	}
+	return rune(Delimiters[best])
+}
+
+// ReadCSV parses a CSV file, with a header row unless opt.NoHeader. A
+// leading UTF-8 BOM is skipped and CRLF line endings are fine.
+//
+// Each column that is not a target is a feature whose type is inferred
+// from its cells (number, category, datetime, or identifier-like and
+// ignored) or declared in opt.Overrides. Rows whose target is missing are
+// dropped and counted. A table whose features are all numbers with no
+// missing cell becomes X, as it always has, read straight into one slice
+// of numbers; any other becomes typed Columns.
+//
+// Errors are *Error values naming the line, the column (the field's
+// 1-based position in the row) and the column's name; problems with
+// cells of the wrong type are collected, up to MaxErrors, into one
+// *Errors. Read errors from r (such as *http.MaxBytesError) are returned
+// wrapped.
 func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
 		_, _ = br.Discard(3)
 	}
+	delim := opt.Delimiter
+	if delim == 0 {
+		b, _ := br.Peek(64 << 10)
+		delim = detectDelimiter(b)
+	}
+	if opt.DecimalComma && delim == ',' {
+		return nil, &Error{Field: "decimal", Message: "a decimal comma needs a delimiter other than ',': pass delimiter=; (or a tab, or |)"}
+	}
 	cr := csv.NewReader(br)
+	cr.Comma = delim
 	cr.FieldsPerRecord = -1 // checked here, to name both counts
 	cr.ReuseRecord = true
 
@@ -62,6 +126,14 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	}
 	if err != nil {
 		return nil, csvError(err)
+	}
+	var first []string // the first data row, when the file has no header
+	if opt.NoHeader {
+		first = make([]string, len(header))
+		for i, h := range header {
+			first[i] = strings.Clone(h)
+		}
+		header = defaultNames("c", len(first))
 	}
 	names := make([]string, len(header))
 	index := map[string]int{}
@@ -83,8 +155,8 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		index[h] = i
 		names[i] = h
 	}
-	if allNumeric {
-		return nil, &Error{Line: 1, Message: "the first row must be a header of column names, but it holds only numbers"}
+	if allNumeric && !opt.NoHeader {
+		return nil, &Error{Line: 1, Message: "the first row must be a header of column names, but it holds only numbers; add a header row or pass header=false"}
 	}
 	var ne *engine.NameError
 	if err := engine.CheckNames(names); errors.As(err, &ne) {
@@ -121,20 +193,126 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	if len(featureCols) == 0 {
 		return nil, &Error{Field: "target", Message: "no feature columns left: every column is a target"}
 	}
+	decl, err := opt.Overrides.resolve(func(n string) bool { _, ok := index[n]; return ok }, names)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targetNames {
+		if k, ok := decl[t]; ok {
+			return nil, &Error{Field: k, Message: fmt.Sprintf("column %q is the target; its type follows task= (regression reads numbers, binary or multiclass reads classes)", truncate(t))}
+		}
+	}
 
 	d := &store.Dataset{Meta: store.DatasetMeta{
-		Name:         opt.Name,
-		Features:     len(featureCols),
-		FeatureNames: featureNames,
-		TargetNames:  append([]string(nil), targetNames...),
+		Name:        opt.Name,
+		TargetNames: append([]string(nil), targetNames...),
 	}}
 	m := &meter{reserve: opt.Reserve}
+	na := naSet(opt.NAValues)
 	x := floats{m: m}
+	var typed *tableBuilder
+	startTyped := func() error {
+		pos := make([]int, len(featureCols))
+		for k, i := range featureCols {
+			pos[k] = i + 1
+		}
+		typed = newTableBuilder(m, na, opt.DecimalComma, featureNames, pos, decl)
+		if x.len() == 0 {
+			return nil
+		}
+		flat, err := x.flat()
+		if err != nil {
+			return err
+		}
+		x = floats{m: m}
+		return typed.fromX(flat, len(flat)/len(featureCols))
+	}
+	// The fast path reads every feature cell as a number; declared types,
+	// a decimal comma or a missing token that is a number need each cell
+	// looked at as text.
+	if decl := len(decl) > 0; decl || opt.DecimalComma || numericNA(na) {
+		if err := startTyped(); err != nil {
+			return nil, err
+		}
+	}
 	t := targets{k: len(targetCols)}
+	targetMissing := make([]int, len(targetCols))
 	labels := interner{}
 	var lines lineTable // line of each data row, for target errors
+	rowVals := make([]float64, len(featureCols))
+	accs := make([]numAcc, len(featureCols)) // the fast path's summaries
 	rows := 0
-	for ; ; rows++ {
+	row := func(rec []string, line int) error {
+		if len(rec) != len(names) {
+			return &Error{Line: line, Message: fmt.Sprintf("row has %d fields, the header has %d", len(rec), len(names))}
+		}
+		drop := false
+		for j, i := range targetCols {
+			if c := strings.TrimSpace(rec[i]); c == "" || na[c] {
+				targetMissing[j]++
+				drop = true
+			}
+		}
+		if drop {
+			d.Meta.DroppedRows++
+			return nil
+		}
+		if typed == nil {
+			for k, i := range featureCols {
+				v, err := parseNumber(rec[i])
+				if err != nil {
+					if err := startTyped(); err != nil {
+						return err
+					}
+					break
+				}
+				rowVals[k] = v
+			}
+		}
+		if typed == nil {
+			for k, v := range rowVals {
+				if err := x.add(v); err != nil {
+					return err
+				}
+				accs[k].add(v)
+			}
+		} else {
+			for k, i := range featureCols {
+				l := line
+				if cr != nil {
+					l, _ = cr.FieldPos(i)
+				}
+				if err := typed.cell(typed.cols[k], rec[i], rows, l); err != nil {
+					return err
+				}
+			}
+			typed.rows++
+		}
+		for _, i := range targetCols {
+			if err := m.take(cellBytes + int64(len(rec[i]))); err != nil {
+				return err
+			}
+			t.cells = append(t.cells, labels.intern(rec[i]))
+		}
+		lines.add(rows, line)
+		rows++
+		if opt.MaxCells > 0 && int64(rows)*int64(len(featureCols)) > opt.MaxCells {
+			return &Error{Line: line, Err: ErrTooLarge, Message: fmt.Sprintf(
+				"more than %d cells (rows × features): the server's limit", opt.MaxCells)}
+		}
+		return nil
+	}
+	if first != nil {
+		// The first row's fields are not the reader's current record.
+		saved := cr
+		cr = nil
+		err := row(first, 1)
+		cr = saved
+		if err != nil {
+			return nil, err
+		}
+	}
+	for n := 0; ; n++ {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
@@ -142,51 +320,103 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		if err != nil {
 			return nil, csvError(err)
 		}
-		line, _ := cr.FieldPos(0)
-		if rows%4096 == 0 {
+		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		if len(rec) != len(names) {
-			return nil, &Error{Line: line, Message: fmt.Sprintf("row has %d fields, the header has %d", len(rec), len(names))}
-		}
-		for k, i := range featureCols {
-			v, err := parseNumber(rec[i])
-			if err != nil {
-				l, _ := cr.FieldPos(i)
-				return nil, &Error{Line: l, Column: i + 1, Field: featureNames[k], Message: err.Error()}
-			}
-			if err := x.add(v); err != nil {
-				return nil, err
-			}
-		}
-		for _, i := range targetCols {
-			if err := m.take(cellBytes + int64(len(rec[i]))); err != nil {
-				return nil, err
-			}
-			t.cells = append(t.cells, labels.intern(rec[i]))
-		}
-		lines.add(rows, line)
-		if opt.MaxCells > 0 && int64(x.len()) > opt.MaxCells {
-			return nil, &Error{Line: line, Err: ErrTooLarge, Message: fmt.Sprintf(
-				"more than %d cells (rows × features): the server's limit", opt.MaxCells)}
+		line, _ := cr.FieldPos(0)
+		if err := row(rec, line); err != nil {
+			return nil, err
 		}
 	}
 	d.Meta.Rows = rows
-	if d.Meta.Rows == 0 {
+	if rows == 0 {
+		if d.Meta.DroppedRows > 0 {
+			return nil, &Error{Field: targetNames[0], Message: fmt.Sprintf("every row's target is missing (%d rows dropped); check target= and na_values", d.Meta.DroppedRows)}
+		}
 		return nil, &Error{Line: 2, Message: "no data rows after the header"}
 	}
-	if d.X, err = x.flat(); err != nil {
-		return nil, err
+	var featureSums []table.Summary
+	var warnings []string
+	var levelSets []map[string]int32 // each feature's levels, for looksLikeData
+	if typed == nil {
+		if d.X, err = x.flat(); err != nil {
+			return nil, err
+		}
+		d.Meta.Features, d.Meta.FeatureNames = len(featureNames), featureNames
+		featureSums, warnings = xSummaries(accs, featureNames)
+	} else {
+		levelSets = make([]map[string]int32, len(typed.cols))
+		for k, b := range typed.cols {
+			levelSets[k] = b.index
+		}
+		if featureSums, warnings, err = typed.features(d); err != nil {
+			return nil, err
+		}
 	}
 	err = assemble(d, opt.Task, t, func(row, j int, msg string) *Error {
 		return &Error{Line: lines.line(row), Column: targetCols[j] + 1, Field: targetNames[j], Message: msg}
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}
+	targetSums := targetSummaries(d, targetMissing)
+	d.Meta.Columns = make([]table.Summary, len(names))
+	fits := make([]func(string) bool, len(names))
+	for k, i := range featureCols {
+		d.Meta.Columns[i] = featureSums[k]
+		if levelSets != nil {
+			set := levelSets[k]
+			fits[i] = func(h string) bool { _, ok := set[h]; return ok }
+		}
+	}
+	for j, i := range targetCols {
+		d.Meta.Columns[i] = targetSums[j]
+		fits[i] = func(h string) bool { _, ok := labels[h]; return ok }
+	}
+	if !opt.NoHeader && looksLikeData(names, d.Meta.Columns, fits, opt.DecimalComma) {
+		return nil, &Error{Line: 1, Message: "the first row looks like data, not column names: each of its cells fits the column below it; add a header row, or pass header=false to name the columns c1…cN"}
+	}
+	d.Meta.Warnings = append(warnings, d.Meta.Warnings...)
+	if d.Meta.DroppedRows > 0 {
+		d.Meta.Warnings = append(d.Meta.Warnings, fmt.Sprintf("%d rows dropped: their target is missing", d.Meta.DroppedRows))
+	}
 	return d, nil
+}
+
+// looksLikeData reports whether a header row reads as a row of the data
+// below it: every cell over a number column is a number, every cell over a
+// datetime column a date, and every cell over a category or a target of
+// classes one of its values (isValue[i] says which are); ignored columns
+// say nothing, and at least one column must say so.
+func looksLikeData(header []string, cols []table.Summary, isValue []func(string) bool, decimalComma bool) bool {
+	fits := 0
+	for i, s := range cols {
+		h := strings.TrimSpace(header[i])
+		num := h
+		if decimalComma {
+			num = strings.Replace(h, ",", ".", 1)
+		}
+		switch {
+		case s.Role == table.Ignored:
+			continue
+		case s.Type == table.Number:
+			if _, err := parseNumber(num); err != nil {
+				return false
+			}
+		case s.Type == table.Datetime:
+			if _, _, ok := table.ParseDatetime(h); !ok {
+				return false
+			}
+		default:
+			if isValue[i] == nil || !(isValue[i](h) || isValue[i](header[i])) {
+				return false
+			}
+		}
+		fits++
+	}
+	return fits > 0
 }
 
 // cellBytes is what a target cell costs besides its text: the string

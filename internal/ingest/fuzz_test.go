@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // allocBound is the most a parse may allocate for n input bytes. A parse
@@ -51,8 +53,14 @@ func encodeCSV(tb testing.TB, d *store.Dataset) []byte {
 	k := len(m.TargetNames)
 	for r := range m.Rows {
 		rec = rec[:0]
-		for _, v := range d.X[r*m.Features : (r+1)*m.Features] {
-			rec = append(rec, strconv.FormatFloat(v, 'g', -1, 64))
+		if d.Columns != nil {
+			for _, c := range d.Columns {
+				rec = append(rec, typedCell(&c, r))
+			}
+		} else {
+			for _, v := range d.X[r*m.Features : (r+1)*m.Features] {
+				rec = append(rec, strconv.FormatFloat(v, 'g', -1, 64))
+			}
 		}
 		if d.Labels != nil {
 			rec = append(rec, d.Labels[r])
@@ -73,6 +81,66 @@ func encodeCSV(tb testing.TB, d *store.Dataset) []byte {
 }
 
 // sameDataset fails unless a and b hold the same data and metadata.
+// typedCell is cell r of c as CSV text that reads back as the same value
+// when c's kind is declared: "" for a missing cell.
+func typedCell(c *table.Column, r int) string {
+	if c.IsMissing(r) {
+		return ""
+	}
+	switch c.Kind {
+	case table.Category:
+		return c.Levels[c.Codes[r]]
+	case table.Datetime:
+		t := table.FormatDatetime(c.Values[r])
+		if c.HasTime {
+			return t.Format(time.RFC3339Nano)
+		}
+		return t.Format(time.DateOnly)
+	}
+	return strconv.FormatFloat(c.Values[r], 'g', -1, 64)
+}
+
+// declared is the overrides that make a re-read of d's typed columns read
+// each as the kind it has.
+func declared(d *store.Dataset) Overrides {
+	var o Overrides
+	for _, c := range d.Columns {
+		switch c.Kind {
+		case table.Category:
+			o.Categorical = append(o.Categorical, c.Name)
+		case table.Datetime:
+			o.Datetime = append(o.Datetime, c.Name)
+		default:
+			o.Numeric = append(o.Numeric, c.Name)
+		}
+	}
+	return o
+}
+
+// sameColumns compares typed columns, values to a millisecond: a
+// datetime's text has nanoseconds, but its float64 seconds have 30 µs of
+// resolution in the year 9999 (2.5e11 s, 52-bit mantissa), and numbers
+// are written back in full.
+func sameColumns(tb testing.TB, a, b []table.Column) {
+	tb.Helper()
+	if len(a) != len(b) {
+		tb.Fatalf("%d typed columns, then %d", len(a), len(b))
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Name != y.Name || x.Kind != y.Kind || x.HasTime != y.HasTime || !reflect.DeepEqual(x.Codes, y.Codes) ||
+			!reflect.DeepEqual(x.Levels, y.Levels) || len(x.Values) != len(y.Values) {
+			tb.Fatalf("column %d differs after a round trip:\nfirst  %+v\nsecond %+v", i, x, y)
+		}
+		for r := range x.Values {
+			u, v := x.Values[r], y.Values[r]
+			if (math.IsNaN(u) != math.IsNaN(v)) || (!math.IsNaN(u) && math.Abs(u-v) > 1e-3) {
+				tb.Fatalf("column %s cell %d: %v, then %v", x.Name, r, u, v)
+			}
+		}
+	}
+}
+
 func sameDataset(tb testing.TB, a, b *store.Dataset) {
 	tb.Helper()
 	am, bm := a.Meta, b.Meta
@@ -81,6 +149,7 @@ func sameDataset(tb testing.TB, a, b *store.Dataset) {
 		!reflect.DeepEqual(am.Classes, bm.Classes) {
 		tb.Fatalf("metadata differs after a round trip:\nfirst  %+v\nsecond %+v", am, bm)
 	}
+	sameColumns(tb, a.Columns, b.Columns)
 	if !reflect.DeepEqual(a.X, b.X) || !reflect.DeepEqual(a.Targets, b.Targets) || !reflect.DeepEqual(a.Labels, b.Labels) {
 		tb.Fatalf("values differ after a round trip:\nX %v / %v\ntargets %v / %v\nlabels %q / %q",
 			a.X, b.X, a.Targets, b.Targets, a.Labels, b.Labels)
@@ -106,6 +175,17 @@ func FuzzCSVRoundTrip(f *testing.F) {
 		"a,y\n 1 , 1\n2,1.0\n3,x\n",
 		"\ufeff\ufeffa,y\n1,2\n",
 		"a,y\n1,\"\r\"\n2,b\n",
+		// Typed tables: blanks and missing tokens, text, booleans, dates,
+		// date-times, dialects, an integer target, a headerless file.
+		"a,b,c,y\n1,red,yes,0\n,blue,no,1\nNA,red,?,0\n",
+		"d,t,y\n2024-01-15,2024-01-15T10:30:00Z,p\n2024-02-20,2024-02-20 08:00,q\n,,p\n",
+		"a;b;y\n1,5;x;p\n2,25;y;q\n",
+		"a\tb\ty\n1\tx\tp\n2\ty\tq\n",
+		"a|b|y\n1|x|p\n2|y|q\n",
+		"5.1,3.5,setosa\n4.9,3.0,setosa\n7.0,3.2,versicolor\n",
+		"m,y\n1,p\n1.0,q\nx,p\ny,q\n",
+		"a,y\n1,p\n2,\n3,q\n",
+		"w,y\n0001-01-01,p\n9999-12-31T23:59:59.999999999Z,q\n",
 	} {
 		f.Add([]byte(s), "", "")
 	}
@@ -139,7 +219,7 @@ func FuzzCSVRoundTrip(f *testing.F) {
 			return
 		}
 		again, err := ReadCSV(context.Background(), bytes.NewReader(encodeCSV(t, d)),
-			CSVOptions{Targets: d.Meta.TargetNames, Task: engine.Task(d.Meta.Task)})
+			CSVOptions{Targets: d.Meta.TargetNames, Task: engine.Task(d.Meta.Task), Overrides: declared(d), NAValues: []string{}})
 		if err != nil {
 			t.Fatalf("re-reading the dataset written back: %v\n%s", err, encodeCSV(t, d))
 		}
@@ -221,10 +301,22 @@ func FuzzJSONDataset(f *testing.F) {
 func jsonOf(d *store.Dataset) map[string]any {
 	m := d.Meta
 	k := len(m.TargetNames)
-	features := make([][]float64, m.Rows)
+	features := make([][]any, m.Rows)
 	targets := make([]any, m.Rows)
 	for r := range m.Rows {
-		features[r] = d.X[r*m.Features : (r+1)*m.Features]
+		features[r] = make([]any, m.Features)
+		for j := range m.Features {
+			switch {
+			case d.Columns == nil:
+				features[r][j] = d.X[r*m.Features+j]
+			case d.Columns[j].IsMissing(r):
+				features[r][j] = nil
+			case d.Columns[j].Kind == table.Number:
+				features[r][j] = d.Columns[j].Values[r]
+			default:
+				features[r][j] = typedCell(&d.Columns[j], r)
+			}
+		}
 		switch {
 		case d.Labels != nil:
 			targets[r] = d.Labels[r]
@@ -234,6 +326,10 @@ func jsonOf(d *store.Dataset) map[string]any {
 			targets[r] = d.Targets[r*k : (r+1)*k]
 		}
 	}
-	return map[string]any{"feature_names": m.FeatureNames, "target_names": m.TargetNames, "task": m.Task,
+	out := map[string]any{"feature_names": m.FeatureNames, "target_names": m.TargetNames, "task": m.Task,
 		"features": features, "targets": targets}
+	if o := declared(d); d.Columns != nil {
+		out["categorical"], out["numeric"], out["datetime"] = o.Categorical, o.Numeric, o.Datetime
+	}
+	return out
 }

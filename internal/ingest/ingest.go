@@ -50,7 +50,11 @@ type locator func(row, j int, msg string) *Error
 // single target column of labels is binary with 2 classes and multiclass
 // with more. Classification needs a single target column of labels, or, for
 // binary, one or more 0/1 columns (multi-label).
-func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) error {
+//
+// With intClasses, an inferred numeric target of one column whose values
+// are all integers, with 2 to MaxIntegerClasses distinct ones, is read as
+// classes instead, with a warning in d.Meta.Warnings.
+func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator, intClasses bool) error {
 	task := explicit
 	rows := d.Meta.Rows
 	nums := func() ([]float64, error) {
@@ -68,8 +72,12 @@ func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) err
 		// A cell that reads as a number but not a finite one (NaN, Inf,
 		// 1e999) is an error, not a class label.
 		for i, c := range t.cells {
-			if v, err := strconv.ParseFloat(strings.TrimSpace(c), 64); (err == nil && (math.IsNaN(v) || math.IsInf(v, 0))) || errors.Is(err, strconv.ErrRange) {
-				return at(i/t.k, i%t.k, fmt.Sprintf("not a finite number: %q", truncate(strings.TrimSpace(c))))
+			c = strings.TrimSpace(c)
+			if c == "" || !strings.ContainsRune("0123456789+-.nNiI", rune(c[0])) {
+				continue // a label: ParseFloat would only build an error
+			}
+			if v, err := strconv.ParseFloat(c, 64); (err == nil && (math.IsNaN(v) || math.IsInf(v, 0))) || errors.Is(err, strconv.ErrRange) {
+				return at(i/t.k, i%t.k, fmt.Sprintf("not a finite number: %q", truncate(c)))
 			}
 		}
 	}
@@ -83,6 +91,14 @@ func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) err
 					task = engine.TaskMulticlass
 					break
 				}
+			}
+		}
+		if task == engine.TaskRegression && intClasses && t.k == 1 {
+			if n, ok := integerClasses(t.cells); ok {
+				task = engine.TaskMulticlass
+				d.Meta.Warnings = append(d.Meta.Warnings, fmt.Sprintf(
+					"target %s holds %d distinct integers and is read as classes; pass task=regression to fit it as a number",
+					d.Meta.TargetNames[0], n))
 			}
 		}
 		if task == engine.TaskMulticlass && t.k > 1 {
@@ -167,6 +183,35 @@ func assemble(d *store.Dataset, explicit engine.Task, t targets, at locator) err
 	return nil
 }
 
+// integerClasses reports whether every cell is an integer, with 2 to
+// MaxIntegerClasses distinct values, and how many.
+func integerClasses(cells []string) (int, bool) {
+	seen := map[float64]bool{}
+	for _, c := range cells {
+		v, err := parseNumber(c)
+		if err != nil || v != math.Trunc(v) {
+			return 0, false
+		}
+		if !seen[v] {
+			if len(seen) == MaxIntegerClasses {
+				return 0, false
+			}
+			seen[v] = true
+		}
+	}
+	return len(seen), len(seen) >= 2
+}
+
+// errMissingValue is parseNumber's error for an empty cell.
+var errMissingValue = errors.New("missing value")
+
+// notNumber is parseNumber's error for text that is not a finite number.
+// It formats its message only when asked: in a typed table most text cells
+// are read as text, and their errors are never shown.
+type notNumber string
+
+func (s notNumber) Error() string { return fmt.Sprintf("not a finite number: %q", truncate(string(s))) }
+
 // parseNumber parses a finite float64.
 func parseNumber(s string) (float64, error) {
 	// Fast path for plain integers of up to 15 digits, the common cell in
@@ -195,11 +240,17 @@ func parseNumber(s string) (float64, error) {
 		s = strings.TrimSpace(s)
 	}
 	if s == "" {
-		return 0, fmt.Errorf("missing value")
+		return 0, errMissingValue
+	}
+	// Text is the common failure in typed tables, one a cell: it is
+	// refused without building strconv's error. A finite number starts
+	// with a digit, a sign or a point.
+	if c := s[0]; !(c >= '0' && c <= '9') && c != '-' && c != '+' && c != '.' {
+		return 0, notNumber(s)
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("not a finite number: %q", truncate(s))
+		return 0, notNumber(s)
 	}
 	return v, nil
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // A JSON dataset is an object:
@@ -74,6 +77,15 @@ func (j *JSONData) UnmarshalJSON(b []byte) error {
 // like "data.features[3][1]".
 func (j *JSONData) Dataset(name, prefix string) (*store.Dataset, error) {
 	if j.err != nil {
+		if es, ok := j.err.(*Errors); ok {
+			out := &Errors{More: es.More, rows: es.rows}
+			for _, e := range es.List {
+				c := *e
+				c.Field = joinPath(prefix, c.Field)
+				out.List = append(out.List, &c)
+			}
+			return nil, out
+		}
 		if ie, ok := j.err.(*Error); ok {
 			e := *ie
 			switch {
@@ -92,6 +104,17 @@ func (j *JSONData) Dataset(name, prefix string) (*store.Dataset, error) {
 	}
 	j.d.Meta.Name = name
 	return j.d, nil
+}
+
+// joinPath is field under the JSON path prefix.
+func joinPath(prefix, field string) string {
+	switch {
+	case prefix == "":
+		return field
+	case field == "":
+		return prefix
+	}
+	return prefix + "." + field
 }
 
 // jsonParser reads one JSON dataset object.
@@ -116,6 +139,11 @@ type jsonParser struct {
 	labels     interner
 	hasFeature bool
 	hasTarget  bool
+
+	overrides Overrides
+	// special holds the feature cells that are not numbers (null, a
+	// string, a boolean), by their index in x, where x holds NaN.
+	special map[int]rcell
 }
 
 func (p *jsonParser) parse() error {
@@ -208,6 +236,26 @@ func (p *jsonParser) field(key string) error {
 		return p.names(key, &p.targetNames)
 	case "features":
 		return p.features()
+	case "categorical":
+		if !p.allowName {
+			break
+		}
+		return p.names(key, &p.overrides.Categorical)
+	case "numeric":
+		if !p.allowName {
+			break
+		}
+		return p.names(key, &p.overrides.Numeric)
+	case "datetime":
+		if !p.allowName {
+			break
+		}
+		return p.names(key, &p.overrides.Datetime)
+	case "ignore":
+		if !p.allowName {
+			break
+		}
+		return p.names(key, &p.overrides.Ignore)
 	case "targets":
 		return p.targets()
 	}
@@ -322,6 +370,21 @@ func (p *jsonParser) features() error {
 				// Counted to the end, to say how long the row is.
 				_, err := p.cell(r, i, false)
 				return err
+			}
+			// Only uploads take typed cells: a job's inline data stays numbers.
+			if c, _ := sc.skipSpace(); p.allowName && (c == 'n' || c == 't' || c == 'f' || c == '"') {
+				cell, err := (&recordsParser{sc: sc}).value(fmt.Sprintf("features[%d][%d]", r, i))
+				if err != nil {
+					return err
+				}
+				if err := p.m.take(levelBytes + int64(len(cell.s))); err != nil {
+					return err
+				}
+				if p.special == nil {
+					p.special = map[int]rcell{}
+				}
+				p.special[p.x.len()] = cell
+				return p.x.add(math.NaN())
 			}
 			v, err := p.cell(r, i, true)
 			if err != nil {
@@ -521,17 +584,82 @@ func (p *jsonParser) dataset(prefix string) (*store.Dataset, error) {
 		Meta: store.DatasetMeta{Name: p.name, Rows: rows, Features: nf, FeatureNames: names, TargetNames: tnames},
 		X:    x,
 	}
+	var featureSums []table.Summary
+	var warnings []string
+	if p.special != nil || p.overrides.any() {
+		if featureSums, warnings, err = p.typed(d, x, names, path); err != nil {
+			return nil, err
+		}
+	} else {
+		accs := make([]numAcc, nf)
+		for i, v := range x {
+			accs[i%nf].add(v)
+		}
+		featureSums, warnings = xSummaries(accs, names)
+	}
 	err = assemble(d, task, t, func(row, col int, msg string) *Error {
 		f := fmt.Sprintf("targets[%d]", row)
 		if t.k > 1 {
 			f += fmt.Sprintf("[%d]", col)
 		}
 		return &Error{Field: path(f), Message: msg}
-	})
+	}, p.allowName)
 	if err != nil {
 		return nil, err
 	}
+	d.Meta.Columns = append(featureSums, targetSummaries(d, make([]int, len(tnames)))...)
+	d.Meta.Warnings = append(warnings, d.Meta.Warnings...)
 	return d, nil
+}
+
+// typed reads the features as typed columns, for data with null, string
+// or boolean cells, or declared column types: x holds the numbers (NaN at
+// the special cells), row-major with len(names) a row.
+func (p *jsonParser) typed(d *store.Dataset, x []float64, names []string, path func(string) string) ([]table.Summary, []string, error) {
+	in := func(n string) bool { return slices.Contains(names, n) }
+	decl, err := p.overrides.resolve(in, names)
+	if err != nil {
+		var ie *Error
+		if errors.As(err, &ie) {
+			ie.Field = path(ie.Field)
+		}
+		return nil, nil, err
+	}
+	pos := make([]int, len(names))
+	for j := range pos {
+		pos[j] = j + 1
+	}
+	tb := newTableBuilder(p.m, map[string]bool{}, false, names, pos, decl)
+	tb.path = func(row int, b *colBuilder) string { return path(fmt.Sprintf("features[%d][%d]", row, b.pos-1)) }
+	k := len(names)
+	for j, b := range tb.cols {
+		if err := b.grow(p.m, p.rows); err != nil {
+			return nil, nil, err
+		}
+		for r := 0; r < p.rows; r++ {
+			i := r*k + j
+			cell, ok := p.special[i]
+			switch {
+			case !ok:
+				err = b.number(tb, x[i], "", r, 0)
+			case cell.kind == 0:
+				err = b.miss(tb)
+			default:
+				err = b.str(tb, cell.s, r, 0)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	tb.rows = p.rows
+	d.X = nil
+	sums, warnings, err := tb.features(d)
+	var ie *Error
+	if err != nil && errors.As(err, &ie) && ie.Field == "ignore" {
+		ie.Field = path("ignore")
+	}
+	return sums, warnings, err
 }
 
 func defaultNames(prefix string, n int) []string {

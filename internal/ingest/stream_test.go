@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/backpropd/backpropd/internal/engine"
 )
 
 // TestReadJSON: the streaming reader accepts the upload form and names
@@ -21,7 +23,7 @@ func TestReadJSON(t *testing.T) {
 		{"fields in any order, whitespace", "{\n \"targets\": [0.5, 1.5],\n \"features\": [[1, 2], [3, 4]],\n \"name\": \"n\"\n}\n", ""},
 		{"unknown field", `{"name":"n","features":[[1,2],[3,4]],"targets":[0.5,1.5],"bogus":1}`, "bogus"},
 		{"field twice", `{"name":"n","name":"m","features":[[1]],"targets":[1]}`, "name"},
-		{"string cell", `{"features":[[1,2],[3,"4"]],"targets":[1,2]}`, "features[1][1]"},
+		{"array cell", `{"features":[[1,2],[3,[4]]],"targets":[1,2]}`, "features[1][1]"},
 		{"1e999", `{"features":[[1],[1e999]],"targets":[1,2]}`, "features[1][0]"},
 		{"long row", `{"features":[[1,2],[3,4,5]],"targets":[1,2]}`, "features[1]"},
 		{"too many cells", `{"features":[[1,2],[3,4],[5,6]],"targets":[1,2,3]}`, "features[2]"},
@@ -122,8 +124,8 @@ func TestReserveRefusal(t *testing.T) {
 // TestCSVTargetErrorLines: a target error names the right line after a
 // quoted field that spans lines, though rows keep no line each.
 func TestCSVTargetErrorLines(t *testing.T) {
-	in := "a,b,y\n1,\"x\ny\",1\n2,z,2\n3,w,NaN\n"
-	_, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{Targets: []string{"b", "y"}})
+	in := "a,b,y\n1,\"x\ny\",1\n2,z,2\n3,w,oops\n"
+	_, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{Task: engine.TaskRegression})
 	var ie *Error
 	if !errors.As(err, &ie) || ie.Line != 5 {
 		t.Fatalf("err = %v, want an *Error on line 5", err)
