@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -89,5 +90,58 @@ func TestTypedDatasetToRawPredict(t *testing.T) {
 	mres.JSON(t, &mm)
 	if mm.Target != "species" || len(mm.Inputs) != 4 || mm.Inputs[0].Type != "category" || mm.EncodedWidth <= 4 {
 		t.Errorf("metadata target %q, %d inputs, width %d: %s", mm.Target, len(mm.Inputs), mm.EncodedWidth, mres.Body)
+	}
+}
+
+// TestUploadedTableToRawPredict: a CSV with text, blanks and dates,
+// uploaded as it is, trained, and predicted from raw rows in the same
+// form as the file's cells; dates parse on predict as on upload.
+func TestUploadedTableToRawPredict(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	var csv strings.Builder
+	csv.WriteString("island,bill_length_mm,date,species\n")
+	islands := []string{"Biscoe", "Dream", "Torgersen"}
+	for i := range 90 {
+		isl := islands[i%3]
+		bill := fmt.Sprintf("%.1f", 40+float64(i%7))
+		if i%10 == 9 {
+			bill = "NA"
+		}
+		fmt.Fprintf(&csv, "%s,%s,2008-%02d-%02d,%s\n", isl, bill, 1+i%12, 1+i%28, penguinsIslands[isl])
+	}
+	res := doRaw(t, env.h, http.MethodPost, "/v1/datasets?name=p&target=species", "text/csv", []byte(csv.String()))
+	if res.Status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", res.Status, res.Body)
+	}
+	var ds store.DatasetMeta
+	res.JSON(t, &ds)
+	job := submitJob(t, env, map[string]any{"model_name": "p", "dataset_id": ds.ID,
+		"network":  map[string]any{"hidden": []map[string]any{{"units": 8, "activation": "tanh"}}},
+		"training": map[string]any{"epochs": 30, "batch_size": 8, "optimizer": map[string]any{"name": "adam", "learning_rate": 0.05}}})
+	if done := waitJob(t, env, job.ID); done.Status != jobs.Succeeded {
+		t.Fatalf("job %s: %s", done.Status, done.Error)
+	}
+	res = doJSON(t, env.h, http.MethodPost, "/v1/models/p/predict", map[string]any{"inputs": []any{
+		map[string]any{"island": "Biscoe", "bill_length_mm": 41.5, "date": "2008-03-04"},
+		[]any{"Dream", nil, "2008/05/06"},
+		map[string]any{"island": "Torgersen"},
+	}})
+	if res.Status != http.StatusOK {
+		t.Fatalf("predict: %d %s", res.Status, res.Body)
+	}
+	var got typedPrediction
+	res.JSON(t, &got)
+	if want := []string{"Gentoo", "Chinstrap", "Adelie"}; !slices.Equal(got.Predictions, want) {
+		t.Errorf("predictions %v, want %v (the island decides)", got.Predictions, want)
+	}
+	mres := doJSON(t, env.h, http.MethodGet, "/v1/models/p", nil)
+	var mm modelMetaJSON
+	mres.JSON(t, &mm)
+	var kinds []string
+	for _, in := range mm.Inputs {
+		kinds = append(kinds, in.Name+":"+in.Type)
+	}
+	if want := []string{"island:category", "bill_length_mm:number", "date:datetime"}; !slices.Equal(kinds, want) || mm.Target != "species" {
+		t.Errorf("inputs %v, target %q; want %v and species", kinds, mm.Target, want)
 	}
 }
