@@ -125,7 +125,7 @@ func checkGradient(t *testing.T, hidden, outAct Activation, loss Loss, k int, to
 	}
 
 	net.forward(ws, rows, nil)
-	net.backward(ws, rows, nil)
+	net.backward(ws, rows, nil, nil)
 	got := append([]float64(nil), net.grads...)
 
 	x0 := append([]float64(nil), net.params...)

@@ -59,7 +59,7 @@ type MemoryEstimate struct {
 	Data int64
 	// Workspace is the per-batch buffers: every layer's activations for
 	// the forward pass and its deltas for the backward pass, batch rows
-	// each, plus the batch's inputs and targets.
+	// each, plus the batch's inputs and targets and the dropout masks.
 	Workspace int64
 	// Network is the weights and biases, their gradients and the
 	// optimizer's moment vectors.
@@ -93,9 +93,9 @@ const historyEntryBytes = 1 << 10
 //
 // TestEstimateMemoryBoundsMeasured holds it to within a factor of 2 above
 // the bytes actually allocated, for several shapes. It mirrors the
-// allocations in NewTrainer, newWorkspace, newNetwork, newOptimizer,
-// takeSnapshot, MarshalState, RestoreState and Model: every change to what
-// those allocate must update it, and that test.
+// allocations in NewTrainer, newWorkspace, newNetwork, newDropout,
+// newOptimizer, takeSnapshot, MarshalState, RestoreState and Model: every
+// change to what those allocate must update it, and that test.
 //
 // cfg need not be resolved or valid: it is resolved here, and sizes out of
 // range saturate at math.MaxInt64 instead of overflowing.
@@ -149,6 +149,9 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 	}
 	params = sat(params, mul(sat(in, 1), outs))
 	ws := mul(batch, sat(feats, mul(widths, 2), outs, 1), 8)
+	// Dropout masks: a byte per row of the batch and unit of a hidden
+	// layer with dropout (input dropout needs none).
+	ws = sat(ws, dropoutBytes(cfg.Network, batch))
 
 	// Network: parameters, gradients and the optimizer's moments.
 	moments := int64(0)
