@@ -119,11 +119,12 @@ type TrainingConfig struct {
 
 	Optimizer  OptimizerConfig `json:"optimizer"`   // default adam, lr 0.001
 	L2         float64         `json:"l2"`          // weight decay on weights, not biases
-	// L1 adds l1·Σ|w| over the weights (not the biases) to the objective:
-	// l1·sign(w) is added to each weight's gradient, 0 at w = 0.
-	L1 float64 `json:"l1,omitempty"`
 	LRSchedule ScheduleConfig  `json:"lr_schedule"` // default constant
 	ClipNorm   float64         `json:"clip_norm"`   // global gradient-norm clip; 0 is off
+	// L1 adds l1·Σ|w| over the weights (not the biases) to the objective:
+	// l1·sign(w) is added to each weight's gradient, 0 at w = 0. Like l2
+	// it is between 0 and 1.
+	L1 float64 `json:"l1,omitempty"`
 
 	// EarlyStopping defaults to on when there is validation data and to
 	// off (nil) without; asking for it without validation data is an error.
