@@ -48,12 +48,14 @@ type networkRequest struct {
 	OutputActivation *string        `json:"output_activation,omitempty"`
 	Loss             *string        `json:"loss,omitempty"`
 	Init             *string        `json:"init,omitempty"`
+	InputDropout     *float64       `json:"input_dropout,omitempty"`
 }
 
 type layerRequest struct {
 	Units      *int     `json:"units,omitempty"`
 	Activation *string  `json:"activation,omitempty"`
 	Slope      *float64 `json:"slope,omitempty"`
+	Dropout    *float64 `json:"dropout,omitempty"`
 }
 
 type trainingRequest struct {
@@ -64,6 +66,7 @@ type trainingRequest struct {
 	Standardize        *bool                 `json:"standardize,omitempty"`
 	Optimizer          optimizerRequest      `json:"optimizer"`
 	L2                 *float64              `json:"l2,omitempty"`
+	L1                 *float64              `json:"l1,omitempty"`
 	LRSchedule         scheduleRequest       `json:"lr_schedule"`
 	ClipNorm           *float64              `json:"clip_norm,omitempty"`
 	EarlyStopping      *earlyStoppingRequest `json:"early_stopping,omitempty"`
@@ -204,12 +207,13 @@ func (r *jobRequest) config() engine.Config {
 	if n.Hidden != nil {
 		c.Network.Hidden = make([]engine.LayerConfig, len(n.Hidden))
 		for i, l := range n.Hidden {
-			c.Network.Hidden[i] = engine.LayerConfig{Units: val(l.Units), Activation: engine.Activation(val(l.Activation)), Slope: clone(l.Slope)}
+			c.Network.Hidden[i] = engine.LayerConfig{Units: val(l.Units), Activation: engine.Activation(val(l.Activation)), Slope: clone(l.Slope), Dropout: val(l.Dropout)}
 		}
 	}
 	c.Network.OutputActivation = engine.Activation(val(n.OutputActivation))
 	c.Network.Loss = engine.Loss(val(n.Loss))
 	c.Network.Init = engine.Init(val(n.Init))
+	c.Network.InputDropout = val(n.InputDropout)
 
 	ct := &c.Training
 	ct.Epochs, ct.BatchSize = val(t.Epochs), val(t.BatchSize)
@@ -219,7 +223,7 @@ func (r *jobRequest) config() engine.Config {
 		Name: val(o.Name), LearningRate: val(o.LearningRate), Momentum: val(o.Momentum), Nesterov: val(o.Nesterov),
 		Beta1: clone(o.Beta1), Beta2: clone(o.Beta2), Rho: clone(o.Rho), Epsilon: val(o.Epsilon),
 	}
-	ct.L2, ct.ClipNorm = val(t.L2), val(t.ClipNorm)
+	ct.L2, ct.L1, ct.ClipNorm = val(t.L2), val(t.L1), val(t.ClipNorm)
 	s := t.LRSchedule
 	ct.LRSchedule = engine.ScheduleConfig{Name: val(s.Name), StepSize: val(s.StepSize), Gamma: val(s.Gamma), MinLR: val(s.MinLR)}
 	if es := t.EarlyStopping; es != nil {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 	"reflect"
 	"strings"
@@ -117,8 +118,8 @@ func TestJobRequestCheckTopLevel(t *testing.T) {
 // resolves, every given value kept and absent ones left unset for it.
 func TestJobRequestSpec(t *testing.T) {
 	body := `{"version":1,"model_name":"m","dataset_id":"d","validation":{"fraction":0.25},
-	  "network":{"hidden":[{"units":8,"activation":"leaky_relu","slope":0}],"loss":"mse"},
-	  "training":{"epochs":3,"shuffle":false,"seed":7,"optimizer":{"name":"adam","beta1":0},
+	  "network":{"hidden":[{"units":8,"activation":"leaky_relu","slope":0,"dropout":0.25}],"loss":"mse","input_dropout":0.1},
+	  "training":{"epochs":3,"shuffle":false,"seed":7,"l1":0.001,"optimizer":{"name":"adam","beta1":0},
 	    "lr_schedule":{"name":"cosine","min_lr":0.0001},"early_stopping":{"patience":0},"max_duration_seconds":60}}`
 	var req jobRequest
 	if err := decodeStrict([]byte(body), &req); err != nil {
@@ -128,12 +129,13 @@ func TestJobRequestSpec(t *testing.T) {
 		Version: 1, ModelName: "m", DatasetID: "stored",
 		Validation: &jobs.ValidationSpec{Fraction: 0.25},
 		Network: engine.NetworkConfig{
-			Hidden: []engine.LayerConfig{{Units: 8, Activation: engine.LeakyReLU, Slope: new(0.0)}},
-			Loss:   engine.MSE,
+			Hidden:       []engine.LayerConfig{{Units: 8, Activation: engine.LeakyReLU, Slope: new(0.0), Dropout: 0.25}},
+			Loss:         engine.MSE,
+			InputDropout: 0.1,
 		},
 		Training: jobs.TrainingSpec{
 			TrainingConfig: engine.TrainingConfig{
-				Epochs: 3, Shuffle: new(false), Seed: new(int64(7)),
+				Epochs: 3, Shuffle: new(false), Seed: new(int64(7)), L1: 0.001,
 				Optimizer:     engine.OptimizerConfig{Name: "adam", Beta1: new(0.0)},
 				LRSchedule:    engine.ScheduleConfig{Name: "cosine", MinLR: 0.0001},
 				EarlyStopping: &engine.EarlyStoppingConfig{Patience: new(0)},
@@ -264,4 +266,57 @@ func problemHas(p Problem, field, msg string) bool {
 		}
 	}
 	return false
+}
+
+// TestJobDropoutAndL1 submits jobs with dropout and L1 through the router:
+// an accepted one trains and shows the settings in its spec; out-of-range
+// values are a 400 naming the field
+// and the range, and store no job.
+func TestJobDropoutAndL1(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	ds := uploadIris(t, env)
+	j := submitJob(t, env, map[string]any{"model_name": "drop", "dataset_id": ds.ID,
+		"network":  map[string]any{"input_dropout": 0.1, "hidden": []any{map[string]any{"units": 16, "dropout": 0.5}, map[string]any{"units": 8}}},
+		"training": map[string]any{"epochs": 2, "l1": 0.0001}})
+	n := j.Spec.Network
+	if n.InputDropout != 0.1 || len(n.Hidden) != 2 || n.Hidden[0].Dropout != 0.5 || n.Hidden[1].Dropout != 0 || j.Spec.Training.L1 != 0.0001 {
+		t.Errorf("spec %+v, l1 %v; want input_dropout 0.1, dropout 0.5 and 0, l1 0.0001", n, j.Spec.Training.L1)
+	}
+	if done := waitJob(t, env, j.ID); done.Status != jobs.Succeeded {
+		t.Fatalf("job %s: %s", done.Status, done.Error)
+	}
+
+	before := doJSON(t, env.h, http.MethodGet, "/v1/jobs", nil).Body
+	bad := []struct {
+		name  string
+		body  map[string]any
+		field string
+	}{
+		{"dropout of 1", map[string]any{"network": map[string]any{"hidden": []any{map[string]any{"units": 4}, map[string]any{"units": 4, "dropout": 1}}}},
+			"network.hidden[1].dropout"},
+		{"negative dropout", map[string]any{"network": map[string]any{"hidden": []any{map[string]any{"units": 4, "dropout": -0.2}}}},
+			"network.hidden[0].dropout"},
+		{"input dropout above 1", map[string]any{"network": map[string]any{"input_dropout": 1.5}},
+			"network.input_dropout"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			body := map[string]any{"model_name": "x", "dataset_id": ds.ID}
+			for k, v := range tc.body {
+				body[k] = v
+			}
+			res := doJSON(t, env.h, http.MethodPost, "/v1/jobs", body)
+			p := res.Problem(t)
+			if res.Status != http.StatusBadRequest || !problemHas(p, tc.field, "must be at least 0 and below 1") {
+				t.Fatalf("%d %+v; want 400 on %s saying it must be at least 0 and below 1", res.Status, p, tc.field)
+			}
+		})
+	}
+	res := doJSON(t, env.h, http.MethodPost, "/v1/jobs", map[string]any{"model_name": "x", "dataset_id": ds.ID, "training": map[string]any{"l1": -1}})
+	if p := res.Problem(t); res.Status != http.StatusBadRequest || !problemHas(p, "training.l1", "must be between 0 and 1") {
+		t.Fatalf("l1 -1: %d %+v; want 400 on training.l1", res.Status, p)
+	}
+	if after := doJSON(t, env.h, http.MethodGet, "/v1/jobs", nil).Body; !bytes.Equal(after, before) {
+		t.Errorf("refused jobs changed the job list:\nbefore %s\nafter  %s", before, after)
+	}
 }

@@ -71,10 +71,31 @@ func mediumConfig(opt OptimizerConfig) Config {
 	}
 }
 
+// mediumDropoutConfig is mediumConfig with input dropout, dropout on both
+// hidden layers and L1: its masks come from the trainer's random stream.
+func mediumDropoutConfig(opt OptimizerConfig) Config {
+	c := mediumConfig(opt)
+	c.Network.InputDropout = 0.1
+	c.Network.Hidden[0].Dropout, c.Network.Hidden[1].Dropout = 0.5, 0.2
+	c.Training.L1 = 1e-4
+	return c
+}
+
 func mediumData() Data { return blobsData(400, 70, 5, 3) }
 
 func TestDeterminism(t *testing.T) {
-	cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"plain", mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
+		{"dropout and l1", mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
+	} {
+		t.Run(c.name, func(t *testing.T) { checkDeterminism(t, c.cfg) })
+	}
+}
+
+func checkDeterminism(t *testing.T, cfg Config) {
 	val := Validation{Fraction: 0.25}
 	a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: 1})
 	mustRun(t, a)
@@ -100,17 +121,22 @@ func TestDeterminism(t *testing.T) {
 // TestResume proves checkpoint-resume equivalence: a run stopped after
 // epoch k (from onEpoch), or cancelled in the middle of epoch k+1, and
 // resumed from MarshalState in a fresh Trainer, ends with weights and
-// history bit-identical to an uninterrupted run with the same seed.
+// history bit-identical to an uninterrupted run with the same seed; with
+// dropout too, whose masks come from the random stream the state holds.
 func TestResume(t *testing.T) {
-	opts := []OptimizerConfig{
-		{Name: "adam", LearningRate: 0.01},
-		{Name: "sgd", LearningRate: 0.05, Momentum: 0.9, Nesterov: true},
-		{Name: "rmsprop", LearningRate: 0.002},
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"adam", mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
+		{"sgd", mediumConfig(OptimizerConfig{Name: "sgd", LearningRate: 0.05, Momentum: 0.9, Nesterov: true})},
+		{"rmsprop", mediumConfig(OptimizerConfig{Name: "rmsprop", LearningRate: 0.002})},
+		{"adam with dropout and l1", mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
 	}
 	val := Validation{Fraction: 0.25}
-	for _, o := range opts {
-		t.Run(o.Name, func(t *testing.T) {
-			cfg := mediumConfig(o)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
 			ref := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{})
 			mustRun(t, ref)
 
@@ -443,22 +469,33 @@ func TestDivergenceNamesTheEpoch(t *testing.T) {
 
 // TestTrainStepAllocs shows that a training step (gather, forward,
 // backward, clip, update) allocates nothing once the trainer exists, on
-// one goroutine and with worker goroutines.
+// one goroutine and with worker goroutines, with and without dropout
+// (whose masks are allocated once, by NewTrainer).
 func TestTrainStepAllocs(t *testing.T) {
 	for _, threads := range []int{1, 2} {
-		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
-			tr := mustTrainer(t, mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001}), TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{Threads: threads})
-			pool := newGemmPool(threads)
-			defer pool.close()
-			full := tr.data.trainIdx[:tr.ws.rows]
-			partial := tr.data.trainIdx[:tr.ws.rows/3] // the last, short batch reuses the buffers
-			if n := testing.AllocsPerRun(20, func() {
-				tr.step(full, 0.001, pool)
-				tr.step(partial, 0.001, pool)
-			}); n != 0 {
-				t.Errorf("%v allocations per training step, want 0", n)
-			}
-		})
+		for _, drop := range []bool{false, true} {
+			t.Run(fmt.Sprintf("threads=%d/dropout=%v", threads, drop), func(t *testing.T) {
+				cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
+				if drop {
+					cfg = mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
+				}
+				checkTrainStepAllocs(t, cfg, threads)
+			})
+		}
+	}
+}
+
+func checkTrainStepAllocs(t *testing.T, cfg Config, threads int) {
+	tr := mustTrainer(t, cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{Threads: threads})
+	pool := newGemmPool(threads)
+	defer pool.close()
+	full := tr.data.trainIdx[:tr.ws.rows]
+	partial := tr.data.trainIdx[:tr.ws.rows/3] // the last, short batch reuses the buffers
+	if n := testing.AllocsPerRun(20, func() {
+		tr.step(full, 0.001, pool)
+		tr.step(partial, 0.001, pool)
+	}); n != 0 {
+		t.Errorf("%v allocations per training step, want 0", n)
 	}
 }
 

@@ -50,6 +50,11 @@ type LayerConfig struct {
 	// Slope is leaky_relu's negative slope; nil means 0.01. Rejected for
 	// other activations.
 	Slope *float64 `json:"slope,omitempty"`
+	// Dropout is the probability, 0 <= p < 1, that training zeroes each
+	// of the layer's outputs in a mini-batch; the kept ones are scaled by
+	// 1/(1-p) (inverted dropout), so prediction uses every unit as is.
+	// 0 turns it off.
+	Dropout float64 `json:"dropout,omitempty"`
 }
 
 // NetworkConfig is the architecture. Input and output widths come from the
@@ -59,6 +64,9 @@ type NetworkConfig struct {
 	OutputActivation Activation    `json:"output_activation"`
 	Loss             Loss          `json:"loss"`
 	Init             Init          `json:"init"`
+	// InputDropout is Dropout applied to the network's inputs (after
+	// preprocessing); 0 turns it off.
+	InputDropout float64 `json:"input_dropout,omitempty"`
 }
 
 // OptimizerConfig selects and tunes the weight-update rule.
@@ -113,6 +121,10 @@ type TrainingConfig struct {
 	L2         float64         `json:"l2"`          // weight decay on weights, not biases
 	LRSchedule ScheduleConfig  `json:"lr_schedule"` // default constant
 	ClipNorm   float64         `json:"clip_norm"`   // global gradient-norm clip; 0 is off
+	// L1 adds l1·Σ|w| over the weights (not the biases) to the objective:
+	// l1·sign(w) is added to each weight's gradient, 0 at w = 0. Like l2
+	// it is between 0 and 1.
+	L1 float64 `json:"l1,omitempty"`
 
 	// EarlyStopping defaults to on when there is validation data and to
 	// off (nil) without; asking for it without validation data is an error.
@@ -136,11 +148,12 @@ type TrainingConfig struct {
 // differs from its default: leaky_relu's slope, adam's beta1 and beta2,
 // rmsprop's rho, early stopping's patience, enabled and restore_best, and
 // shuffle, seed and standardize. Every other field is a plain value whose
-// zero means "unset": either its default is zero itself (momentum, l2,
-// clip_norm, min_lr, min_delta), or zero is outside its valid range (units,
-// epochs, batch_size, learning_rate, epsilon, step_size, gamma), so an
-// explicit zero there cannot be told from a missing value and callers that
-// see the request (the API's own request type) must refuse it themselves.
+// zero means "unset": either its default is zero itself (momentum, l2, l1,
+// clip_norm, dropout, input_dropout, min_lr, min_delta), or zero is
+// outside its valid range (units, epochs, batch_size, learning_rate,
+// epsilon, step_size, gamma), so an explicit zero there cannot be told
+// from a missing value and callers that see the request (the API's own
+// request type) must refuse it themselves.
 type Config struct {
 	Network  NetworkConfig  `json:"network"`
 	Training TrainingConfig `json:"training"`

@@ -192,6 +192,12 @@ func TestValidateRejects(t *testing.T) {
 		{"slope out of range", TaskRegression, 1, Limits{}, func(c *Config) {
 			c.Network.Hidden[0].Activation, c.Network.Hidden[0].Slope = LeakyReLU, ptr(1.5)
 		}, "network.hidden[0].slope", "less than 1"},
+		{"dropout of 1", TaskRegression, 1, Limits{}, func(c *Config) { c.Network.Hidden[1].Dropout = 1 }, "network.hidden[1].dropout", "must be at least 0 and below 1, got 1"},
+		{"dropout negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Network.Hidden[0].Dropout = -0.1 }, "network.hidden[0].dropout", "must be at least 0 and below 1, got -0.1"},
+		{"dropout NaN", TaskRegression, 1, Limits{}, func(c *Config) { c.Network.Hidden[0].Dropout = math.NaN() }, "network.hidden[0].dropout", "below 1, got NaN"},
+		{"input dropout of 1.5", TaskRegression, 1, Limits{}, func(c *Config) { c.Network.InputDropout = 1.5 }, "network.input_dropout", "must be at least 0 and below 1, got 1.5"},
+		{"l1 negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.L1 = -1e-3 }, "training.l1", "must be between 0 and 1, got -0.001"},
+		{"l1 infinite", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.L1 = math.Inf(1) }, "training.l1", "got +Inf"},
 		{"unknown output activation", TaskRegression, 1, Limits{}, func(c *Config) { c.Network.OutputActivation = "gelu" }, "network.output_activation", `"gelu"`},
 		{"multiclass without softmax", TaskMulticlass, 3, Limits{}, func(c *Config) { c.Network.OutputActivation, c.Network.Loss = Sigmoid, MSE }, "network.output_activation", "needs output_activation softmax"},
 		{"binary without sigmoid", TaskBinary, 1, Limits{}, func(c *Config) { c.Network.OutputActivation, c.Network.Loss = Identity, MSE }, "network.output_activation", "needs output_activation sigmoid"},

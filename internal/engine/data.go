@@ -493,14 +493,39 @@ func (s *scaler) row(dst, x []float64) {
 	}
 }
 
+// rowDrop is row with inverted dropout d: each value is written scaled by
+// 0 or 1/(1-p), drawn from rng, in the same pass.
+func (s *scaler) rowDrop(dst, x []float64, d *layerDrop, rng *rand.PCG) {
+	dst = dst[:len(x)]
+	if s == nil {
+		for j, v := range x {
+			dst[j] = v * d.factor(rng)
+		}
+		return
+	}
+	mean, inv := s.mean[:len(x)], s.inv[:len(x)]
+	for j, v := range x {
+		dst[j] = (v - mean[j]) * inv[j] * d.factor(rng)
+	}
+}
+
 // gather copies the rows idx of src, standardized, into the input buffer of
 // ws, and their targets into ws.y (one-hot for multiclass).
 // With class weights, ws.w gets each row's weight.
-func gather(ws *workspace, src *source, idx []int, sc *scaler, outputs int, weights []float64) {
+//
+// With drop non-nil (training), the inputs are dropped out as they are
+// written, with masks drawn from rng (see dropout).
+func gather(ws *workspace, src *source, idx []int, sc *scaler, outputs int, weights []float64, drop *layerDrop, rng *rand.PCG) {
 	f := src.features
 	x := ws.acts[0]
-	for r, row := range idx {
-		sc.row(x[r*f:r*f+f], src.x[row*f:row*f+f])
+	if drop != nil && drop.on() {
+		for r, row := range idx {
+			sc.rowDrop(x[r*f:r*f+f], src.x[row*f:row*f+f], drop, rng)
+		}
+	} else {
+		for r, row := range idx {
+			sc.row(x[r*f:r*f+f], src.x[row*f:row*f+f])
+		}
 	}
 	if weights != nil {
 		for r, row := range idx {

@@ -60,7 +60,7 @@ type MemoryEstimate struct {
 	Data int64
 	// Workspace is the per-batch buffers: every layer's activations for
 	// the forward pass and its deltas for the backward pass, batch rows
-	// each, plus the batch's inputs and targets.
+	// each, plus the batch's inputs and targets and the dropout masks.
 	Workspace int64
 	// Network is the weights and biases, their gradients and the
 	// optimizer's moment vectors.
@@ -94,9 +94,9 @@ const historyEntryBytes = 1 << 10
 //
 // TestEstimateMemoryBoundsMeasured holds it to within a factor of 2 above
 // the bytes actually allocated, for several shapes. It mirrors the
-// allocations in NewTrainer, newWorkspace, newNetwork, newOptimizer,
-// takeSnapshot, MarshalState, RestoreState and Model: every change to what
-// those allocate must update it, and that test.
+// allocations in NewTrainer, newWorkspace, newNetwork, newDropout,
+// newOptimizer, takeSnapshot, MarshalState, RestoreState and Model: every
+// change to what those allocate must update it, and that test.
 //
 // cfg need not be resolved or valid: it is resolved here, and sizes out of
 // range saturate at math.MaxInt64 instead of overflowing.
@@ -155,6 +155,9 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 	if useKernels() {
 		ws = sat(ws, kernels.WorkspaceBytes[float64]())
 	}
+	// Dropout masks: a byte per row of the batch and unit of a hidden
+	// layer with dropout (input dropout needs none).
+	ws = sat(ws, dropoutBytes(cfg.Network, batch))
 
 	// Network: parameters, gradients and the optimizer's moments.
 	moments := int64(0)

@@ -58,6 +58,16 @@ func memCfg(batch int, opt OptimizerConfig, units ...int) Config {
 	return c
 }
 
+// dropoutMemCfg is a config whose dropout masks (batch × 768 bytes) are
+// a visible part of its workspace.
+func dropoutMemCfg() Config {
+	c := memCfg(2048, OptimizerConfig{}, 512, 256)
+	c.Network.InputDropout = 0.2
+	c.Network.Hidden[0].Dropout, c.Network.Hidden[1].Dropout = 0.5, 0.3
+	c.Training.L1 = 1e-4
+	return c
+}
+
 // TestEstimateMemoryBoundsMeasured checks, for shapes where each part of
 // the estimate dominates in turn, that
 //
@@ -88,6 +98,8 @@ func TestEstimateMemoryBoundsMeasured(t *testing.T) {
 			func() (Data, Validation) { return memData(30000, 10, 0, 5, 4), Validation{Fraction: 0.2} }},
 		{"typed: 20000 rows, a number with blanks, a category, a datetime", TaskBinary, memCfg(64, adam, 64),
 			func() (Data, Validation) { return typedData(20000, 7), Validation{Fraction: 0.2} }},
+		{"dropout: batch 2048 into 512+256 units, both with dropout, input dropout", TaskRegression, dropoutMemCfg(),
+			func() (Data, Validation) { return memData(3*2048, 16, 1, 0, 8), Validation{} }},
 		{"separate validation set, rmsprop", TaskRegression, memCfg(128, OptimizerConfig{Name: optRMSProp}, 256),
 			func() (Data, Validation) {
 				v := memData(5000, 20, 1, 0, 6)
@@ -188,6 +200,24 @@ func TestEstimateMemoryOfTheCrashingSpec(t *testing.T) {
 	_, err = NewTrainer(cfg, TaskRegression, d, Validation{}, Options{Limits: Limits{MaxMemory: 1 << 30}})
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "training.batch_size") {
 		t.Errorf("NewTrainer = %v, want a validation error on training.batch_size", err)
+	}
+}
+
+// TestEstimateMemoryCountsDropoutMasks: dropout adds exactly its masks, a
+// byte per batch row and unit of each hidden layer with dropout (here
+// 256 × (64 + 16)), to the workspace; input dropout and L1 add nothing.
+func TestEstimateMemoryCountsDropoutMasks(t *testing.T) {
+	d := DataShape{Rows: 1000, Features: 10, Outputs: 1, TargetColumns: 1}
+	plain := memCfg(256, OptimizerConfig{}, 64, 32, 16)
+	drop := memCfg(256, OptimizerConfig{}, 64, 32, 16)
+	drop.Network.InputDropout, drop.Training.L1 = 0.5, 0.01
+	drop.Network.Hidden[0].Dropout, drop.Network.Hidden[2].Dropout = 0.5, 0.1
+	a, b := EstimateMemory(plain, TaskRegression, d), EstimateMemory(drop, TaskRegression, d)
+	if got, want := b.Workspace-a.Workspace, int64(256*(64+16)); got != want {
+		t.Errorf("dropout adds %d bytes to the workspace, want %d", got, want)
+	}
+	if b.Total-a.Total != b.Workspace-a.Workspace {
+		t.Errorf("dropout changes the total by %d and the workspace by %d", b.Total-a.Total, b.Workspace-a.Workspace)
 	}
 }
 

@@ -19,8 +19,9 @@ const modelMagic = "BPDMODEL"
 // older build does.
 //
 // Format 2 adds typed inputs (the header's inputs, width and target),
-// the preprocessing and class_weight settings of the configuration and
-// the summary's encoded_width. A model that uses none of them is still
+// the preprocessing, class_weight, dropout, input_dropout and l1 settings
+// of the configuration and the summary's encoded_width. A model that uses
+// none of them is still
 // written as format 1, which it is byte for byte, so that the files of
 // numeric models stay readable by builds that know only format 1 and a
 // decoded format 1 file re-encodes to its input.
@@ -60,7 +61,8 @@ type modelHeader struct {
 // version is the oldest format that holds h.
 func (h *modelHeader) version() uint32 {
 	if h.Inputs != nil || h.Width != 0 || h.Target != "" || h.Summary.EncodedWidth != 0 ||
-		h.Config.Preprocessing != nil || h.Config.Training.ClassWeight != nil {
+		h.Config.Preprocessing != nil || h.Config.Training.ClassWeight != nil ||
+		h.Config.Network.usesDropout() || h.Config.Training.L1 != 0 {
 		return 2
 	}
 	return 1

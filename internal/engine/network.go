@@ -187,9 +187,20 @@ func newWorkspace(net *network, rows int, training bool) *workspace {
 // output is ws.acts[len(layers)]. One GEMM per layer, then bias and
 // activation in one pass.
 func (net *network) forward(ws *workspace, rows int, pool *gemmPool) []float64 {
+	return net.forwardDrop(ws, rows, pool, nil, nil)
+}
+
+// forwardDrop is forward with the hidden layers' dropout drop (nil for
+// none), its masks drawn from src (see biasActivateDrop). Input dropout
+// is applied by gather, which writes the inputs.
+func (net *network) forwardDrop(ws *workspace, rows int, pool *gemmPool, drop *dropout, src *rand.PCG) []float64 {
 	for i, l := range net.layers {
 		in, out := ws.acts[i], ws.acts[i+1]
 		pool.gemm(false, false, rows, l.out, l.in, in, l.in, l.w, l.out, 0, out, l.out)
+		if drop != nil && i < len(drop.hidden) && drop.hidden[i].on() {
+			biasActivateDrop(out, l.b, rows, l.out, l.act, l.slope, &drop.hidden[i], src)
+			continue
+		}
 		biasActivate(out, l.b, rows, l.out, l.act, l.slope)
 	}
 	return ws.acts[len(net.layers)][:rows*net.outputs()]
@@ -198,8 +209,8 @@ func (net *network) forward(ws *workspace, rows int, pool *gemmPool) []float64 {
 // backward computes the loss of the last forward pass against ws.y and the
 // gradient of that mean loss with respect to every parameter into
 // net.grads. Per layer: dW = A_inᵀ·dZ and dA_in = dZ·Wᵀ by GEMM, db = dZᵀ·1
-// by GEMV.
-func (net *network) backward(ws *workspace, rows int, pool *gemmPool) (loss float64) {
+// by GEMV. drop is the dropout of that forward pass, nil for none.
+func (net *network) backward(ws *workspace, rows int, pool *gemmPool, drop *dropout) (loss float64) {
 	last := len(net.layers) - 1
 	lo := net.layers[last]
 	loss = lossGrad(ws.deltas[last], ws.acts[last+1], ws.y, ws.w, rows, lo.out, net.loss, lo.act, lo.slope)
@@ -212,6 +223,10 @@ func (net *network) backward(ws *workspace, rows int, pool *gemmPool) (loss floa
 		if i > 0 {
 			prev := net.layers[i-1]
 			pool.gemm(false, true, rows, l.in, l.out, dz, l.out, l.w, l.out, 0, ws.deltas[i-1], l.in)
+			if drop != nil && drop.hidden[i-1].on() {
+				activationGradDrop(ws.deltas[i-1], in, rows, l.in, prev.act, prev.slope, &drop.hidden[i-1])
+				continue
+			}
 			activationGrad(ws.deltas[i-1], in, rows, l.in, prev.act, prev.slope)
 		}
 	}

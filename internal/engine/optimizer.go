@@ -16,10 +16,12 @@ import (
 //   - rmsprop: s ← ρ·s + (1-ρ)·g²; p ← p - lr·g/(√s + ε).
 //
 // L2 weight decay adds l2·w to the gradient of every weight (not of the
-// biases) before the update, the gradient of (l2/2)·Σw².
+// biases) before the update, the gradient of (l2/2)·Σw²; L1 adds
+// l1·sign(w), the subgradient of l1·Σ|w| that is 0 at w = 0.
 type optimizer struct {
 	cfg  OptimizerConfig
 	l2   float64
+	l1   float64
 	segs []segment
 	step int64
 	// beta1, beta2 and rho are the config's values, read once so that the
@@ -31,18 +33,18 @@ type optimizer struct {
 	m, v []float64
 }
 
-// segment is a stretch of the parameter vector with one decay rate: a
-// layer's weights (l2) or biases (0).
+// segment is a stretch of the parameter vector with one pair of
+// regularization rates: a layer's weights (l2, l1) or biases (0, 0).
 type segment struct {
 	off, n int
-	l2     float64
+	l2, l1 float64
 }
 
-func newOptimizer(cfg OptimizerConfig, l2 float64, net *network) *optimizer {
-	o := &optimizer{cfg: cfg, l2: l2, beta1: orZero(cfg.Beta1), beta2: orZero(cfg.Beta2), rho: orZero(cfg.Rho)}
+func newOptimizer(cfg OptimizerConfig, l2, l1 float64, net *network) *optimizer {
+	o := &optimizer{cfg: cfg, l2: l2, l1: l1, beta1: orZero(cfg.Beta1), beta2: orZero(cfg.Beta2), rho: orZero(cfg.Rho)}
 	off := 0
 	for _, l := range net.layers {
-		o.segs = append(o.segs, segment{off, len(l.w), l2}, segment{off + len(l.w), len(l.b), 0})
+		o.segs = append(o.segs, segment{off, len(l.w), l2, l1}, segment{off + len(l.w), len(l.b), 0, 0})
 		off += len(l.w) + len(l.b)
 	}
 	params := len(net.params)
@@ -112,6 +114,9 @@ func (o *optimizer) updateRange(net *network, lo, hi int, lr, c1, c2 float64) {
 	for _, s := range o.segs {
 		a, b := max(lo, s.off), min(hi, s.off+s.n)
 		if a < b {
+			if s.l1 != 0 {
+				addL1(net.grads[a:b], net.params[a:b], s.l1)
+			}
 			o.apply(a, net.params[a:b], net.grads[a:b], lr, s.l2, c1, c2)
 		}
 	}
@@ -173,6 +178,21 @@ func (o *optimizer) apply(off int, p, g []float64, lr, l2, c1, c2 float64) {
 			gi += l2 * p[i]
 			s[i] = rho*s[i] + (1-rho)*gi*gi
 			p[i] -= lr * gi / (math.Sqrt(s[i]) + eps)
+		}
+	}
+}
+
+// addL1 adds l1·sign(w) to the gradient g of the weights w, in place:
+// +l1 for a positive weight, -l1 for a negative one, nothing at 0. Like
+// L2 it comes after clipping, so clip_norm bounds the loss's gradient only.
+func addL1(g, w []float64, l1 float64) {
+	g = g[:len(w)]
+	for i, v := range w {
+		switch {
+		case v > 0:
+			g[i] += l1
+		case v < 0:
+			g[i] -= l1
 		}
 	}
 }

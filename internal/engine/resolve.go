@@ -257,6 +257,7 @@ func (n NetworkConfig) validate(p *problems, task Task, outputs int, lim Limits)
 		case !knownActivation(l.Activation):
 			p.add(f+".activation", "unknown activation %q (want identity, relu, leaky_relu, sigmoid or tanh)", l.Activation)
 		}
+		dropoutRange(p, f+".dropout", l.Dropout)
 		if l.Slope != nil {
 			switch {
 			case l.Activation != LeakyReLU:
@@ -266,6 +267,8 @@ func (n NetworkConfig) validate(p *problems, task Task, outputs int, lim Limits)
 			}
 		}
 	}
+
+	dropoutRange(p, "network.input_dropout", n.InputDropout)
 
 	out := n.OutputActivation
 	if !knownActivation(out) && out != Softmax {
@@ -302,6 +305,14 @@ func (n NetworkConfig) validate(p *problems, task Task, outputs int, lim Limits)
 	case Glorot, He:
 	default:
 		p.add("network.init", "unknown initialization %q (want glorot or he)", n.Init)
+	}
+}
+
+// dropoutRange checks a dropout probability: at least 0 and below 1,
+// since dropping every unit leaves nothing to scale up.
+func dropoutRange(p *problems, field string, v float64) {
+	if !(v >= 0 && v < 1) {
+		p.add(field, "must be at least 0 and below 1, got %v", v)
 	}
 }
 
@@ -349,6 +360,9 @@ func (t TrainingConfig) validate(p *problems, lim Limits) {
 	}
 	if !finite(t.L2) || t.L2 < 0 || t.L2 > 1 {
 		p.add("training.l2", "must be between 0 and 1, got %v", t.L2)
+	}
+	if !finite(t.L1) || t.L1 < 0 || t.L1 > 1 {
+		p.add("training.l1", "must be between 0 and 1, got %v", t.L1)
 	}
 	if !finite(t.ClipNorm) || t.ClipNorm < 0 {
 		p.add("training.clip_norm", "must be a finite number >= 0 (0 turns clipping off), got %v", t.ClipNorm)

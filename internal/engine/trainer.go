@@ -59,6 +59,7 @@ type Trainer struct {
 	scaler  *scaler
 	net     *network
 	ws      *workspace
+	drop    *dropout // nil without dropout
 	opt     *optimizer
 	pcg     *rand.PCG
 	rng     *rand.Rand
@@ -148,7 +149,8 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	if pr.classWeights != nil {
 		t.ws.w = make([]float64, t.ws.rows)
 	}
-	t.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, t.net)
+	t.drop = newDropout(cfg.Network, t.net, t.ws.rows)
+	t.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, cfg.Training.L1, t.net)
 	t.pcg = rand.NewPCG(uint64(*cfg.Training.Seed), trainStream)
 	t.rng = rand.New(t.pcg)
 	t.perm = make([]int, len(pr.trainIdx))
@@ -325,16 +327,21 @@ func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) erro
 	return nil
 }
 
-// step trains on one mini-batch: gather, forward, backward, clip, update.
+// step trains on one mini-batch: gather, forward, backward, clip, update,
+// with dropout when configured.
 func (t *Trainer) step(idx []int, lr float64, pool *gemmPool) (loss float64, correct, judged int) {
 	n := len(idx)
 	outs := t.data.outputs
-	gather(t.ws, t.data.train, idx, t.scaler, outs, t.data.classWeights)
-	out := t.net.forward(t.ws, n, pool)
+	var in *layerDrop
+	if t.drop != nil {
+		in = &t.drop.input
+	}
+	gather(t.ws, t.data.train, idx, t.scaler, outs, t.data.classWeights, in, t.pcg)
+	out := t.net.forwardDrop(t.ws, n, pool, t.drop, t.pcg)
 	if t.classifier() {
 		correct, judged = countCorrect(out, t.ws.y, n, outs, t.net.layers[len(t.net.layers)-1].act)
 	}
-	loss = t.net.backward(t.ws, n, pool)
+	loss = t.net.backward(t.ws, n, pool, t.drop)
 	if c := t.cfg.Training.ClipNorm; c > 0 {
 		clipGradients(t.net.grads, c)
 	}
@@ -353,7 +360,7 @@ func (t *Trainer) evaluate(pool *gemmPool) (loss, accuracy float64) {
 	for s := 0; s < len(idx); s += t.ws.rows {
 		chunk := idx[s:min(s+t.ws.rows, len(idx))]
 		n := len(chunk)
-		gather(t.ws, t.data.val, chunk, t.scaler, outs, t.data.classWeights)
+		gather(t.ws, t.data.val, chunk, t.scaler, outs, t.data.classWeights, nil, nil)
 		out := t.net.forward(t.ws, n, pool)
 		sum += lossOnly(out, t.ws.y, t.ws.w, n, outs, t.net.loss) * float64(n)
 		if t.classifier() {

@@ -44,7 +44,7 @@ func TestOptimizerSteps(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			net := newNetwork([]layerSpec{{In: 1, Out: 1, Activation: Identity}}, MSE, []float64{0.5, 0.2}, true)
-			o := newOptimizer(c.cfg, c.l2, net)
+			o := newOptimizer(c.cfg, c.l2, 0, net)
 			for range 2 {
 				net.grads[0], net.grads[1] = gw, gb
 				o.update(net, lr, nil)
@@ -66,7 +66,7 @@ func TestOptimizerSteps(t *testing.T) {
 func TestAdamBeta1Step(t *testing.T) {
 	const lr, g1, g2, b2, eps = 0.1, 0.3, -0.1, 0.999, 1e-8
 	net := newNetwork([]layerSpec{{In: 1, Out: 1, Activation: Identity}}, MSE, []float64{0.5, 0.2}, true)
-	o := newOptimizer(OptimizerConfig{Name: "adam", Beta1: ptr(0.0), Beta2: ptr(b2), Epsilon: eps}, 0, net)
+	o := newOptimizer(OptimizerConfig{Name: "adam", Beta1: ptr(0.0), Beta2: ptr(b2), Epsilon: eps}, 0, 0, net)
 	for _, g := range []float64{g1, g2} {
 		net.grads[0], net.grads[1] = g, 0
 		o.update(net, lr, nil)
