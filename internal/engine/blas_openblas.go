@@ -11,9 +11,9 @@ import "github.com/backpropd/backpropd/internal/openblas"
 //     openblas.SetThreads (call it once at startup with
 //     openblas.ThreadsFor(workers), so that workers × threads never
 //     exceeds the cores);
-//   - Adam's update runs on openblas.Adam, the same bits as adamGo, eight
-//     (AVX-512) or four (AVX) lanes at a time: in Go it cost as much as
-//     the products.
+//   - Adam's update runs on openblas.Adam, the same bits as kernels.Adam
+//     and the plain Go loop, eight (AVX-512) or four (AVX) lanes at a
+//     time: in Go it cost as much as the products.
 //
 // Package-level variables are initialized before init runs, so the engine
 // looks the implementation up at call time (blas64.Implementation()), never

@@ -3,6 +3,8 @@ package engine
 import (
 	"math"
 	"sync/atomic"
+
+	"github.com/backpropd/backpropd/internal/kernels"
 )
 
 // optimizer updates a network's parameters from its gradients. Every update
@@ -232,17 +234,10 @@ func learningRate(t TrainingConfig, epoch int) float64 {
 
 // adamUpdate applies one Adam step to the parameter segment p with
 // gradients g and moments m and v; step is lr/(1-β1ᵗ) and c2 is
-// √(1-β2ᵗ). A build with a vector kernel may replace it, provided the
-// kernel gives the same bits (the resume and determinism tests compare
-// bits).
-var adamUpdate = adamGo
-
-func adamGo(p, g, m, v []float64, b1, b2, l2, step, c2, eps float64) {
-	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
-	for i, gi := range g {
-		gi += l2 * p[i]
-		m[i] = b1*m[i] + (1-b1)*gi
-		v[i] = b2*v[i] + (1-b2)*gi*gi
-		p[i] -= step * m[i] / (math.Sqrt(v[i])/c2 + eps)
-	}
-}
+// √(1-β2ᵗ). kernels.Adam runs it with AVX2 or AVX-512 where the CPU has
+// them, with the bits of the plain Go loop
+// (gi += l2·p; m = b1·m + (1-b1)·gi; v = b2·v + (1-b2)·gi·gi;
+// p -= step·m/(√v/c2 + eps)) at every level. A build with another vector
+// kernel may replace it, provided the kernel gives the same bits (the
+// resume and determinism tests compare bits).
+var adamUpdate = kernels.Adam

@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// adamGo is the engine's Adam loop (internal/engine/optimizer.go), the
-// oracle for Adam.
+// adamGo is the plain Go loop of Adam's update that the engine's default
+// build runs through kernels.Adam (internal/kernels/adam.go), the oracle for
+// Adam.
 func adamGo(p, g, m, v []float64, b1, b2, l2, step, c2, eps float64) {
 	for i, gi := range g[:len(p)] {
 		gi += l2 * p[i]

@@ -1,9 +1,11 @@
-// Command asm generates the GEMM micro-kernels of package kernels with avo:
-// ../gemm_amd64.s and its Go declarations ../stubs_amd64.go. Run it through
+// Command asm generates the assembly of package kernels with avo: with
+// -kernels gemm (the default) the GEMM micro-kernels, ../gemm_amd64.s and
+// their Go declarations ../stubs_amd64.go; with -kernels adam the Adam steps
+// (see adam.go), ../adam_amd64.s and ../adam_stubs_amd64.go. Run it through
 // go generate in package kernels; it is a module of its own so that building
 // the service never needs avo.
 //
-// Every kernel computes one MR×NR block of C from packed panels:
+// Every GEMM micro-kernel computes one MR×NR block of C from packed panels:
 //
 //	acc[r][j] = Σ_{p<k} a[p*MR+r] · b[p*NR+j]    (p ascending, one FMA per p)
 //	C[r*ldc+j] = acc[r][j]            if accumulate == 0
@@ -15,7 +17,9 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"os"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -44,8 +48,28 @@ type kernel struct {
 	comment  string
 }
 
+// which selects the kernels of one output file: "gemm" for the
+// micro-kernels, "adam" for the Adam steps.
+var which = flag.String("kernels", "gemm", "kernels to generate: gemm or adam")
+
 func main() {
+	flag.Parse()
 	ConstraintExpr("amd64")
+	switch *which {
+	case "gemm":
+		gemmKernels()
+	case "adam":
+		for _, k := range adamKernels() {
+			k.generate()
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "asm: -kernels %q: want gemm or adam\n", *which)
+		os.Exit(2)
+	}
+	Generate()
+}
+
+func gemmKernels() {
 	ks := []kernel{
 		{name: "dkernAVX2", elem: "float64", size: 8, mr: 6, vecs: 2, lanes: 4, vec: YMM,
 			bcast: VBROADCASTSD, fma: VFMADD231PD, add: VADDPD, mov: VMOVUPD, zero: VXORPD,
@@ -63,7 +87,6 @@ func main() {
 	for _, k := range ks {
 		k.generate()
 	}
-	Generate()
 }
 
 func (kn kernel) generate() {
