@@ -201,11 +201,56 @@ func FuzzJobHandler(f *testing.F) {
 func fuzzModelEnv(f *testing.F) http.Handler {
 	e := newModelEnv(f)
 	e.putModel("iris", mustTrain(f, "classifier"))
-	rec := serveBounded(f, e.h, http.MethodPost, "/v1/models/iris/predict", "application/json", []byte(`{"inputs":[[5.1,3.5,1.4,0.2]]}`))
-	if rec.Code != http.StatusOK {
-		f.Fatalf("warm-up prediction: %d %s", rec.Code, rec.Body)
+	e.putModel("typed", mustTrain(f, "typed"))
+	for _, warm := range []struct{ path, body string }{
+		{"/v1/models/iris/predict", `{"inputs":[[5.1,3.5,1.4,0.2]]}`},
+		{"/v1/models/typed/predict", `{"inputs":[["Dream",45,"2008-03-01",0]]}`},
+	} {
+		rec := serveBounded(f, e.h, http.MethodPost, warm.path, "application/json", []byte(warm.body))
+		if rec.Code != http.StatusOK {
+			f.Fatalf("warm-up prediction %s: %d %s", warm.path, rec.Code, rec.Body)
+		}
 	}
 	return e.h
+}
+
+// typedPredictSeeds are bodies for the typed model of fuzzModelEnv
+// (island, bill_length_mm, date, input; penguinsLike): raw object and
+// array rows, missing cells, unseen levels and cells of the wrong type.
+var typedPredictSeeds = []string{
+	`{"inputs":[{"island":"Dream","bill_length_mm":45.1,"date":"2008-03-01","input":0}]}`,
+	`{"inputs":[["Biscoe",null,"2009-07-14T10:30:00Z",1],[null,null,null,null]]}`,
+	`{"instances":[{"island":"Atlantis"},{}]}`,
+	`{"inputs":[{"island":true,"bill_length_mm":1e308,"input":-1e308}]}`,
+	`{"inputs":[{"bill_length_mm":"45"}]}`,
+	`{"inputs":[{"date":20080301}]}`,
+	`{"inputs":[{"date":"2008-02-30"}]}`,
+	`{"inputs":[{"island":["Dream"]}]}`,
+	`{"inputs":[{"species":"Adelie","flipper":1}]}`,
+	`{"inputs":[["Dream",45]]}`,
+	`{"inputs":[7,"x",null]}`,
+}
+
+// typedV2Seeds are /v2 bodies for the same model: one tensor per column,
+// with nulls, wrong datatypes, shapes and the 2-D matrix it does not take.
+var typedV2Seeds = []string{
+	`{"inputs":[{"name":"island","shape":[2],"datatype":"BYTES","data":["Dream",null]},{"name":"bill_length_mm","shape":[2],"datatype":"FP64","data":[45,null]},{"name":"date","shape":[2],"datatype":"BYTES","data":["2008-03-01","2009-07-14 10:30:00"]},{"name":"input","shape":[2],"datatype":"INT8","data":[0,1]}]}`,
+	`{"inputs":[{"name":"island","shape":[1],"datatype":"FP64","data":[1]}]}`,
+	`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}`,
+	`{"inputs":[{"name":"island","shape":[1000000000],"datatype":"BYTES","data":["Dream"]}]}`,
+	`{"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":[["Dream"]]},{"name":"island","shape":[1],"datatype":"BYTES","data":["x"]}]}`,
+}
+
+// hostileTypedSeeds returns the bodies the hostile-input table sends with
+// method to path, "{typed}" read as the fuzz servers' typed model.
+func hostileTypedSeeds(method, path string) [][]byte {
+	var out [][]byte
+	for _, h := range hostileInputs {
+		if h.method == method && strings.ReplaceAll(h.path, "{typed}", "typed") == path {
+			out = append(out, []byte(h.body))
+		}
+	}
+	return out
 }
 
 // FuzzPredictHandler posts arbitrary bodies to POST
@@ -235,23 +280,47 @@ func FuzzPredictHandler(f *testing.F) {
 	}
 	h := fuzzModelEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec := serveBounded(t, h, http.MethodPost, "/v1/models/iris/predict", "application/json", body)
-		reencodeStable[predictRequest](t, body)
-		if rec.Code != http.StatusOK {
-			checkProblem(t, rec, body)
-			return
-		}
-		var res struct {
-			Predictions   []json.RawMessage `json:"predictions"`
-			Probabilities [][]float64       `json:"probabilities"`
-		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
-			t.Fatalf("200 with a body that is not JSON: %v: %s", err, rec.Body)
-		}
-		if len(res.Predictions) == 0 || len(res.Probabilities) != len(res.Predictions) {
-			t.Fatalf("200 with %d predictions and %d probability rows", len(res.Predictions), len(res.Probabilities))
-		}
+		checkPredictAnswer(t, h, "/v1/models/iris/predict", body)
 	})
+}
+
+// FuzzPredictTyped is FuzzPredictHandler for the typed model, whose rows
+// hold raw cells: POST /v1/models/typed/predict.
+func FuzzPredictTyped(f *testing.F) {
+	for _, s := range typedPredictSeeds {
+		f.Add([]byte(s))
+	}
+	for _, b := range hostileTypedSeeds(http.MethodPost, "/v1/models/typed/predict") {
+		f.Add(b)
+	}
+	h := fuzzModelEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkPredictAnswer(t, h, "/v1/models/typed/predict", body)
+	})
+}
+
+// checkPredictAnswer posts body to path and checks the properties of the
+// predict fuzz targets: 200 with one prediction and one probability row
+// per input row, or a 4xx problem; bounded allocation; stable re-encoding
+// of the decoded request.
+func checkPredictAnswer(t *testing.T, h http.Handler, path string, body []byte) {
+	t.Helper()
+	rec := serveBounded(t, h, http.MethodPost, path, "application/json", body)
+	reencodeStable[predictRequest](t, body)
+	if rec.Code != http.StatusOK {
+		checkProblem(t, rec, body)
+		return
+	}
+	var res struct {
+		Predictions   []json.RawMessage `json:"predictions"`
+		Probabilities [][]float64       `json:"probabilities"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+		t.Fatalf("200 with a body that is not JSON: %v: %s", err, rec.Body)
+	}
+	if len(res.Predictions) == 0 || len(res.Probabilities) != len(res.Predictions) {
+		t.Fatalf("200 with %d predictions and %d probability rows", len(res.Predictions), len(res.Probabilities))
+	}
 }
 
 // FuzzV2Infer posts arbitrary bodies to POST /v2/models/iris/infer.
@@ -280,35 +349,59 @@ func FuzzV2Infer(f *testing.F) {
 	}
 	h := fuzzModelEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec := serveBounded(t, h, http.MethodPost, "/v2/models/iris/infer", "application/json", body)
-		reencodeStable[v2InferRequest](t, body)
-		if rec.Code != http.StatusOK {
-			if rec.Code < 400 || rec.Code >= 500 {
-				t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
-			}
-			var e struct {
-				Error string `json:"error"`
-			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
-				t.Fatalf("status %d without an error message: %s", rec.Code, rec.Body)
-			}
-			return
-		}
-		var res struct {
-			Outputs []struct {
-				Name  string `json:"name"`
-				Shape []int  `json:"shape"`
-			} `json:"outputs"`
-		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || len(res.Outputs) == 0 {
-			t.Fatalf("200 with %s (err %v), want output tensors", rec.Body, err)
-		}
-		for _, o := range res.Outputs {
-			if o.Name == "output" && (len(o.Shape) != 2 || o.Shape[0] < 1 || o.Shape[1] != 3) {
-				t.Fatalf("output shape %v, want [rows, 3]", o.Shape)
-			}
-		}
+		checkV2Answer(t, h, "/v2/models/iris/infer", body)
 	})
+}
+
+// FuzzV2InferTyped is FuzzV2Infer for the typed model, which takes one
+// tensor per column: POST /v2/models/typed/infer.
+func FuzzV2InferTyped(f *testing.F) {
+	for _, s := range typedV2Seeds {
+		f.Add([]byte(s))
+	}
+	for _, b := range hostileTypedSeeds(http.MethodPost, "/v2/models/typed/infer") {
+		f.Add(b)
+	}
+	h := fuzzModelEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkV2Answer(t, h, "/v2/models/typed/infer", body)
+	})
+}
+
+// checkV2Answer posts body to path and checks the properties of the /v2
+// fuzz targets: 200 with an output tensor of shape [rows, 3], or a 4xx
+// with the protocol's {"error": "..."} body; bounded allocation; stable
+// re-encoding of the decoded request.
+func checkV2Answer(t *testing.T, h http.Handler, path string, body []byte) {
+	t.Helper()
+	rec := serveBounded(t, h, http.MethodPost, path, "application/json", body)
+	reencodeStable[v2InferRequest](t, body)
+	if rec.Code != http.StatusOK {
+		if rec.Code < 400 || rec.Code >= 500 {
+			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+			t.Fatalf("status %d without an error message: %s", rec.Code, rec.Body)
+		}
+		return
+	}
+	var res struct {
+		Outputs []struct {
+			Name  string `json:"name"`
+			Shape []int  `json:"shape"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || len(res.Outputs) == 0 {
+		t.Fatalf("200 with %s (err %v), want output tensors", rec.Body, err)
+	}
+	for _, o := range res.Outputs {
+		if o.Name == "output" && (len(o.Shape) != 2 || o.Shape[0] < 1 || o.Shape[1] != 3) {
+			t.Fatalf("output shape %v, want [rows, 3]", o.Shape)
+		}
+	}
 }
 
 // FuzzDatasetUpload posts arbitrary CSV bodies with arbitrary query

@@ -55,9 +55,10 @@ type hostile struct {
 	name   string
 	method string
 	// path may hold {ds} (the iris dataset's id), {rds} (the regression
-	// dataset's), {job} (the finished job's) and {model} (its model's
-	// name). It is sent verbatim: percent escapes, backslashes and dots
-	// reach the server as written.
+	// dataset's), {job} (the finished job's), {model} (its model's
+	// name) and {typed} (a classifier of a typed table, penguinsLike). It
+	// is sent verbatim: percent escapes, backslashes and dots reach the
+	// server as written.
 	path   string
 	ct     string // Content-Type; "" sends none
 	body   string // may hold the same placeholders
@@ -439,6 +440,19 @@ var hostileInputs = []hostile{
 	{"predict 25 empty array rows", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[` + strings.Repeat(`[],`, 24) + `[]]}`, 400, "has 0 values"},
 	{"predict 10,000 unknown keys", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[{` + unknownKeys(10000) + `}]}`, 400, "reading stops after 20"},
 	{"predict 100 KB unknown key", "POST", "/v1/models/{model}/predict", jsonCT, `{"inputs":[{"` + strings.Repeat("k", 100<<10) + `":1}]}`, 400, `"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"…`},
+	// Predict rows of a typed model ({typed}: island, bill_length_mm, date,
+	// input) with cells of the wrong type, huge cells and many keys.
+	{"predict typed string in a number column", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[{"island":"Dream"},{"bill_length_mm":"45.1"}]}`, 400, "inputs[1].bill_length_mm"},
+	{"predict typed number in a datetime column", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[["Dream",45,20080301,0]]}`, 400, "inputs[0][2]"},
+	{"predict typed object in a category column", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[{"island":{"name":"Dream"}}]}`, 400, "inputs[0].island"},
+	{"predict typed date out of range", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[{"date":"99999-01-01"}]}`, 400, "is not a date"},
+	{"predict typed 100 KB date cell", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[{"date":"` + strings.Repeat("9", 100<<10) + `"}]}`, 400, "inputs[0].date"},
+	{"predict typed 1 MB cell", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[{"island":"` + strings.Repeat("x", 1<<20) + `"}]}`, 413, "limit"},
+	{"predict typed 10,000 unknown keys", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[{` + unknownKeys(10000) + `}]}`, 400, "reading stops after 20"},
+	{"predict typed the target column", "POST", "/v1/models/{typed}/predict", jsonCT, `{"inputs":[{"species":"Adelie"}]}`, 400, "inputs[0].species"},
+	{"v2 typed FP64 for a category", "POST", "/v2/models/{typed}/infer", jsonCT, `{"inputs":[{"name":"island","shape":[1],"datatype":"FP64","data":[1]}]}`, 400, "inputs[0].datatype"},
+	{"v2 typed string in a number column", "POST", "/v2/models/{typed}/infer", jsonCT, strings.Replace(typedV2(`"2008-03-01"`), `"data":[45]`, `"data":["45"]`, 1), 400, "inputs[1].data[0]"},
+	{"v2 typed shape past the data", "POST", "/v2/models/{typed}/infer", jsonCT, strings.ReplaceAll(typedV2(`"2008-03-01"`), `"shape":[1]`, `"shape":[9999]`), 400, "more elements than the data can hold"},
 	// HTTP: one byte over each limit, and at the limit (not 413).
 	{"job at the request limit", "POST", "/v1/jobs", jsonCT, padTo(hardReqLimit, `{"model_name":"h"}`), 400, "dataset_id"},
 	{"job one byte over", "POST", "/v1/jobs", jsonCT, padTo(hardReqLimit+1, `{"model_name":"h"}`), 413, "limit"},
@@ -606,10 +620,16 @@ func newHardEnv(t *testing.T) *hardEnv {
 	if err != nil {
 		t.Fatalf("seed model file: %v", err)
 	}
+	typed := mustTrain(t, "typed")
+	typedMeta := importedMeta("typed", typed.model)
+	typedMeta.Imported = false
+	if _, err := env.store.PutModel(context.Background(), typedMeta, typed.file); err != nil {
+		t.Fatalf("seed typed model: %v", err)
+	}
 	srv := httptest.NewServer(env.h)
 	t.Cleanup(srv.Close)
 	return &hardEnv{testEnv: env, url: srv.URL,
-		vals: strings.NewReplacer(append([]string{"{ds}", ds.ID, "{rds}", rds.ID, "{job}", job.ID, "{model}", "iris"},
+		vals: strings.NewReplacer(append([]string{"{ds}", ds.ID, "{rds}", rds.ID, "{job}", job.ID, "{model}", "iris", "{typed}", "typed"},
 			craftedModelFiles(t, file)...)...)}
 }
 

@@ -59,6 +59,14 @@ type servedModel struct {
 	// many bad rows does not rebuild it.
 	names       []string
 	featureList string
+	// typed says the model takes raw typed cells (engine.Model.Typed);
+	// inputs are then its input columns (nil for a model of numeric
+	// features, whose inputs are its names, so that a model of a million
+	// features does not keep a million descriptions). target is its
+	// target column's name.
+	typed  bool
+	inputs []engine.InputColumn
+	target string
 }
 
 func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error) {
@@ -76,6 +84,10 @@ func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error)
 		sm.featureIndex[n] = i
 	}
 	sm.names, sm.featureList = names, nameList(names)
+	sm.typed, sm.target = m.Typed(), m.TargetName()
+	if sm.typed {
+		sm.inputs = m.Inputs()
+	}
 	return sm, nil
 }
 

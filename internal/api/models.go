@@ -7,11 +7,13 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // maxVersionDigits keeps a version inside int on every platform.
@@ -133,7 +135,83 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, modelError(err, name, version))
 		return
 	}
-	writeJSON(w, http.StatusOK, meta)
+	sm, err := s.servedModel(r, name, meta.Version)
+	if err != nil {
+		if status, _, _, _ := statusOf(err); status < 500 || clientGone(r, err) {
+			s.writeError(w, r, err)
+			return
+		}
+		// The stored metadata still describes a model whose file does not
+		// load; its inputs, which come from the file, are left out.
+		s.logger.ErrorContext(r.Context(), "model metadata without inputs: the model does not load",
+			"request_id", RequestID(r.Context()), "model", name, "version", meta.Version, "err", s.redact(err.Error()))
+		writeJSON(w, http.StatusOK, modelMetaBody{ModelMeta: meta})
+		return
+	}
+	writeJSON(w, http.StatusOK, newModelMetaBody(meta, sm))
+}
+
+// modelMetaBody is the body of GET /v1/models/{name}[/versions/{version}]:
+// the stored metadata, and what a client needs to build a prediction
+// request or a form: the input columns, the target column's name and the
+// width the inputs encode to.
+type modelMetaBody struct {
+	store.ModelMeta
+	// Inputs and EncodedWidth are absent only when the model file does
+	// not load.
+	Inputs       []modelInput `json:"inputs,omitempty"`
+	Target       string       `json:"target,omitempty"`
+	EncodedWidth int          `json:"encoded_width,omitempty"`
+}
+
+// modelInput is one input column of a model, as its metadata lists it.
+type modelInput struct {
+	Name string     `json:"name"`
+	Type table.Kind `json:"type"`
+	// Levels are a category's kept levels; any other value is accepted
+	// and predicted as "other".
+	Levels []string `json:"levels,omitempty"`
+	// Range is a number's or datetime's training range, when known.
+	Range   *inputRange `json:"range,omitempty"`
+	HasTime bool        `json:"has_time,omitempty"`
+	// Nullable says a cell may be null or absent at predict: every input
+	// of a typed model, none of a model of numeric features.
+	Nullable bool `json:"nullable"`
+	// MissingInTraining says the training split had missing cells here.
+	MissingInTraining bool `json:"missing_in_training"`
+}
+
+// inputRange is the range of an input's training cells: numbers, or for
+// datetimes RFC 3339 strings.
+type inputRange struct {
+	Min any `json:"min"`
+	Max any `json:"max"`
+}
+
+func newModelMetaBody(meta store.ModelMeta, sm *servedModel) modelMetaBody {
+	inputs := sm.inputs
+	if !sm.typed {
+		inputs = sm.model.Inputs()
+	}
+	body := modelMetaBody{ModelMeta: meta, Inputs: make([]modelInput, len(inputs)),
+		Target: sm.target, EncodedWidth: sm.model.EncodedWidth()}
+	for j, in := range inputs {
+		mi := modelInput{Name: in.Name, Type: in.Kind, Levels: in.Levels, HasTime: in.HasTime,
+			Nullable: sm.typed, MissingInTraining: in.Missing}
+		if in.Min != nil && in.Max != nil {
+			mi.Range = &inputRange{Min: *in.Min, Max: *in.Max}
+			if in.Kind == table.Datetime {
+				mi.Range = &inputRange{Min: rfc3339(*in.Min), Max: rfc3339(*in.Max)}
+			}
+		}
+		body.Inputs[j] = mi
+	}
+	return body
+}
+
+// rfc3339 renders Unix seconds as an RFC 3339 time in UTC.
+func rfc3339(sec float64) string {
+	return table.FormatDatetime(sec).Format(time.RFC3339Nano)
 }
 
 // deleteModel serves DELETE /v1/models/{name}: every version goes.

@@ -253,6 +253,11 @@ func train(kind string) (*trainedModel, error) {
 		data, task = twoClasses(blobs(60), false), engine.TaskBinary
 	case "multilabel":
 		data, task = twoClasses(blobs(60), true), engine.TaskBinary
+	case "typed":
+		data, task = penguinsLike(90), engine.TaskMulticlass
+	case "inputcol":
+		data, task = linear(40, 1), engine.TaskRegression
+		data.FeatureNames = []string{"input", "b"}
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/backpropd/backpropd/internal/engine"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 // predictRequest is the body of POST /v1/models/{name}[/versions/{version}]/predict.
@@ -241,6 +242,9 @@ type predictBuffers struct {
 	out    []float64
 	labels []string
 	body   []byte
+	// warnings are the response's warnings (typed models only).
+	warnings []string
+	call     predictCall
 }
 
 var predictPool = sync.Pool{New: func() any { return new(predictBuffers) }}
@@ -255,6 +259,7 @@ func putPredictBuffers(b *predictBuffers) {
 		return
 	}
 	clear(b.labels)
+	clear(b.warnings)
 	predictPool.Put(b)
 }
 
@@ -296,14 +301,20 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		raw, field = req.Instances, "instances"
 	}
 	sm, rows, err := s.predictRows(r, name, version, field, buf,
-		func(sm *servedModel, x []float64, limit int) ([]float64, int, error) {
-			return decodeRows(raw, field, sm, x, limit)
+		func(sm *servedModel, buf *predictBuffers, limit int) (int, error) {
+			if sm.typed {
+				return decodeTypedRows(raw, field, sm, buf)
+			}
+			var err error
+			var rows int
+			buf.x, rows, err = decodeRows(raw, field, sm, buf.x, limit)
+			return rows, err
 		})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows)
+	buf.body = appendPrediction(buf.body[:0], sm, buf.out, buf.labels, rows, buf.warnings)
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["Content-Length"] = []string{strconv.Itoa(len(buf.body))}
@@ -311,13 +322,66 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.body)
 }
 
-// rowDecoder reads the rows of one prediction request for sm's model,
-// appending each row's features to x in the model's column order, and
-// returns the extended x and the row count. It refuses more than limit
-// rows, and every value that is not a finite number, with a 400 *Error
-// naming the row and column. /v1 and /v2 each have one; predictRows runs
-// it once the model is known.
-type rowDecoder func(sm *servedModel, x []float64, limit int) ([]float64, int, error)
+// rowDecoder reads the rows of one prediction request for sm's model and
+// returns the row count. For a model of numeric features it appends each
+// row's features to buf.x in the model's column order, refusing more than
+// limit rows, and every value that is not a finite number, with a 400
+// *Error naming the row and column. For a typed model (sm.typed) it counts
+// the rows first, has buf.columns reserve and make the input columns for
+// them, and fills those with the raw cells, refusing a cell of the wrong
+// type with a 400 naming the row and column. /v1 and /v2 each have one;
+// predictRows runs it once the model is known.
+type rowDecoder func(sm *servedModel, buf *predictBuffers, limit int) (int, error)
+
+// predictCall is the state of one prediction that predictRows keeps in
+// the request's (pooled) buffers, so that the numeric path allocates
+// nothing for it.
+type predictCall struct {
+	s       *Server
+	sm      *servedModel
+	field   string
+	limit   int
+	release func() // of the memory reservation, if one was made
+	cols    []table.Column
+}
+
+// reserve takes the prediction's memory for rows rows from the server's
+// budget: the model's buffers and, per row, one 8-byte slot per input and
+// output (a category cell's int32 code fits in its slot).
+func (b *predictBuffers) reserve(rows int) error {
+	c := &b.call
+	if c.s.cfg.Memory == nil {
+		return nil
+	}
+	m := c.sm.model
+	need := m.PredictMemory(rows) + 8*int64(rows)*int64(m.Features()+m.Outputs())
+	release, ok := c.s.cfg.Memory.TryReserve(need)
+	if !ok {
+		return atMemoryBudget(need)
+	}
+	c.release = release
+	return nil
+}
+
+// columns checks a typed request's row count (at least one, at most the
+// limit), reserves the prediction's memory and returns the model's input
+// columns, rows cells long, every cell missing. A decoder calls it once.
+func (b *predictBuffers) columns(rows int) ([]table.Column, error) {
+	c := &b.call
+	switch {
+	case rows > c.limit:
+		return nil, tooManyRows(c.field, c.limit)
+	case rows == 0:
+		return nil, invalidField(c.field, "must hold at least one row")
+	case c.cols != nil:
+		return nil, fmt.Errorf("predict with %s version %d: columns made twice", c.sm.meta.Name, c.sm.meta.Version)
+	}
+	if err := b.reserve(rows); err != nil {
+		return nil, err
+	}
+	c.cols = c.sm.newColumns(rows)
+	return c.cols, nil
+}
 
 // predictRows is the prediction core of /v1 and /v2, between each
 // surface's request decoder and response encoder. It resolves the model
@@ -334,9 +398,15 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 	if err != nil {
 		return nil, 0, err
 	}
+	buf.warnings = buf.warnings[:0]
+	buf.call = predictCall{s: s, sm: sm, field: field, limit: s.cfg.MaxPredictRows}
+	defer buf.endCall()
+	m := sm.model
+	outputs := m.Outputs()
 	limit := s.cfg.MaxPredictRows
 	var rows int
-	buf.x, rows, err = decode(sm, buf.x[:0], limit)
+	buf.x = buf.x[:0]
+	rows, err = decode(sm, buf, limit)
 	switch {
 	case err != nil:
 		return nil, 0, err
@@ -345,23 +415,29 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 	case rows == 0:
 		return nil, 0, invalidField(field, "must hold at least one row")
 	}
-	m := sm.model
-	if len(buf.x) != rows*m.Features() {
-		return nil, 0, fmt.Errorf("predict with %s version %d: %d values decoded for %d rows of %d features",
-			name, sm.meta.Version, len(buf.x), rows, m.Features())
-	}
-	outputs := m.Outputs()
-	if s.cfg.Memory != nil {
-		need := m.PredictMemory(rows) + 8*int64(rows)*int64(m.Features()+outputs)
-		release, ok := s.cfg.Memory.TryReserve(need)
-		if !ok {
-			return nil, 0, atMemoryBudget(need)
+	cols := buf.call.cols
+	if sm.typed {
+		if cols == nil || cols[0].Len() != rows {
+			return nil, 0, fmt.Errorf("predict with %s version %d: %d rows decoded without their columns", name, sm.meta.Version, rows)
 		}
-		defer release()
+	} else {
+		if len(buf.x) != rows*m.Features() {
+			return nil, 0, fmt.Errorf("predict with %s version %d: %d values decoded for %d rows of %d features",
+				name, sm.meta.Version, len(buf.x), rows, m.Features())
+		}
+		if err := buf.reserve(rows); err != nil {
+			return nil, 0, err
+		}
 	}
 	buf.out = grow(buf.out, rows*outputs)
 	start := time.Now()
-	if err := m.Predict(buf.out, buf.x, rows); err != nil {
+	if sm.typed {
+		unseen, err := m.PredictColumns(buf.out, cols)
+		if err != nil {
+			return nil, 0, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err)
+		}
+		buf.warnings = appendUnseenWarnings(buf.warnings, sm, unseen, rows)
+	} else if err := m.Predict(buf.out, buf.x, rows); err != nil {
 		return nil, 0, fmt.Errorf("predict with %s version %d: %w", name, sm.meta.Version, err)
 	}
 	if sm.classes != nil {
@@ -381,6 +457,15 @@ func (s *Server) predictRows(r *http.Request, name string, version int, field st
 		s.observer.ObservePrediction(name, rows, elapsed)
 	}
 	return sm, rows, nil
+}
+
+// endCall releases the call's memory reservation and drops its
+// references, so that pooled buffers keep no model or columns alive.
+func (b *predictBuffers) endCall() {
+	if b.call.release != nil {
+		b.call.release()
+	}
+	b.call = predictCall{}
 }
 
 // jsonContentType is the Content-Type header value of predict responses,

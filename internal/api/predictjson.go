@@ -211,8 +211,9 @@ func (s *jsonScan) number() (float64, string) {
 // classes) and the classes. Regression with one output gets a number per
 // row and with several an array per row. A multi-label model (binary task
 // over numeric 0/1 target columns, no classes) gets, per row, the
-// probability of each label being 1, in the order of "targets".
-func appendPrediction(b []byte, sm *servedModel, out []float64, labels []string, rows int) []byte {
+// probability of each label being 1, in the order of "targets". warnings,
+// when there are any, follow as "warnings": a list of strings.
+func appendPrediction(b []byte, sm *servedModel, out []float64, labels []string, rows int, warnings []string) []byte {
 	outputs := sm.model.Outputs()
 	b = append(b, `{"model_name":"`...)
 	b = append(b, sm.meta.Name...)
@@ -271,6 +272,16 @@ func appendPrediction(b []byte, sm *servedModel, out []float64, labels []string,
 			}
 			b = append(b, ']')
 		}
+	}
+	if len(warnings) > 0 {
+		b = append(b, `,"warnings":[`...)
+		for i, w := range warnings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, w)
+		}
+		b = append(b, ']')
 	}
 	return append(b, "}\n"...)
 }

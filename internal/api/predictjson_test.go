@@ -253,7 +253,7 @@ func checkEncodePrediction(t *testing.T, served map[string]*servedModel, label s
 	}
 	for _, tc := range tests {
 		sm := served[tc.kind]
-		body := appendPrediction(nil, sm, tc.out, tc.labels, tc.rows)
+		body := appendPrediction(nil, sm, tc.out, tc.labels, tc.rows, nil)
 		var got encodedPrediction
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatalf("%s: the response is not JSON: %v: %s", tc.kind, err, body)

@@ -8,12 +8,17 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The /v2 routes speak the Open Inference Protocol's HTTP/REST binding (the
 // "V2" protocol of KServe, Triton and Seldon; ../shared/specs), so that their
-// clients can call backpropd unchanged. A backpropd model has one input
-// tensor, "input" ([rows, features]), and the output tensors "output"
+// clients can call backpropd unchanged. A model takes one input tensor per
+// input column, named after it, of shape [rows]: BYTES for categories and
+// date-times, a number type for numbers (v2DecodeColumns). A model of
+// numeric features also takes them as one 2-D tensor, "input" ([rows,
+// features]), told apart from a column named "input" by its two
+// dimensions. The output tensors are "output"
 // ([rows, outputs], FP64: class probabilities for classifiers, values for
 // regression) and, for classifiers, "label" ([rows], BYTES). Errors are the
 // protocol's {"error": "..."} objects, not problem+json.
@@ -104,7 +109,7 @@ func (s *Server) v2ModelMetadata(w http.ResponseWriter, r *http.Request) {
 		Name:     name,
 		Versions: make([]string, len(versions.Versions)),
 		Platform: v2Platform,
-		Inputs:   []v2Tensor{{Name: v2Input, Datatype: "FP64", Shape: []int{-1, sm.model.Features()}}},
+		Inputs:   v2InputTensors(sm),
 		Outputs:  []v2Tensor{{Name: v2Output, Datatype: "FP64", Shape: []int{-1, sm.model.Outputs()}}},
 		Properties: map[string]string{
 			"task":    string(sm.model.Task()),
@@ -178,6 +183,7 @@ type v2InferResponse struct {
 	ModelName    string           `json:"model_name"`
 	ModelVersion string           `json:"model_version"`
 	ID           string           `json:"id,omitempty"`
+	Parameters   map[string]any   `json:"parameters,omitempty"`
 	Outputs      []v2OutputTensor `json:"outputs"`
 }
 
@@ -238,13 +244,18 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	var wantOutput, wantLabel bool
 	bodyLen := len(buf.in)
 	sm, rows, err := s.predictRows(r, name, version, "inputs[0].data", buf,
-		func(sm *servedModel, x []float64, limit int) ([]float64, int, error) {
+		func(sm *servedModel, buf *predictBuffers, limit int) (int, error) {
 			var err error
 			wantOutput, wantLabel, err = v2SelectOutputs(req.Outputs, sm.classes != nil)
 			if err != nil {
-				return x, 0, err
+				return 0, err
 			}
-			return v2DecodeInputs(req.Inputs, sm.model.Features(), bodyLen, limit, x)
+			if !sm.typed && v2IsMatrix(req.Inputs, sm) {
+				var rows int
+				buf.x, rows, err = v2DecodeInputs(req.Inputs, sm.model.Features(), bodyLen, limit, buf.x)
+				return rows, err
+			}
+			return v2DecodeColumns(req.Inputs, sm, bodyLen, limit, buf)
 		})
 	if err != nil {
 		s.v2WriteError(w, r, err)
@@ -261,6 +272,11 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	if wantLabel {
 		resp.Outputs = append(resp.Outputs, v2OutputTensor{Name: v2Label, Datatype: "BYTES",
 			Shape: []int{rows}, Data: buf.labels[:rows]})
+	}
+	if len(buf.warnings) > 0 {
+		// A parameter's value is a string, number or boolean: the
+		// warnings go as one string.
+		resp.Parameters = map[string]any{"warnings": strings.Join(buf.warnings, "; ")}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -295,11 +311,13 @@ func v2SelectOutputs(req []v2RequestedOuput, classifier bool) (output, label boo
 // could hold is refused before anything is allocated for it.
 func v2DecodeInputs(inputs []v2InferInput, features, bodyLen, maxRows int, x []float64) ([]float64, int, error) {
 	if len(inputs) != 1 {
-		return nil, 0, invalidField("inputs", "must hold exactly one tensor, named %q; got %d", v2Input, len(inputs))
+		return nil, 0, invalidField("inputs", "must hold exactly one tensor, named %q, or one 1-D tensor per feature, named after it; got %d",
+			v2Input, len(inputs))
 	}
 	in := inputs[0]
 	if in.Name != v2Input {
-		return nil, 0, invalidField("inputs[0].name", "the model's input tensor is named %q, not %q", v2Input, in.Name)
+		return nil, 0, invalidField("inputs[0].name", "the model's input tensor is named %q, not %q (or give one 1-D tensor per feature, named after it)",
+			v2Input, in.Name)
 	}
 	rng, ok := v2Datatypes[in.Datatype]
 	if !ok {

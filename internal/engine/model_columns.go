@@ -36,6 +36,12 @@ type InputColumn struct {
 	Missing bool `json:"missing"`
 }
 
+// Typed reports whether the model was trained on typed columns: it then
+// takes raw cells, missing ones included, through PredictColumns (or, when
+// every input is a number, through Predict with NaN for a missing cell).
+// A model of numeric features takes finite numbers only.
+func (m *Model) Typed() bool { return m.inputs != nil }
+
 // Inputs lists the input columns the model takes, in order: the typed
 // columns it was trained on, or, for numeric features, one number column
 // per feature.
