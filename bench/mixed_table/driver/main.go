@@ -76,6 +76,11 @@ func run(server, mixed, numeric string, batch int, dur time.Duration) error {
 	if err := train(url, "mixed", id); err != nil {
 		return err
 	}
+	width, err := encodedWidth(url, "mixed")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("mixed_encoded_width %d\n", width)
 	objRows, err := objectRows(mixed, batch)
 	if err != nil {
 		return err
@@ -188,6 +193,20 @@ func train(url, name, id string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// encodedWidth reads the number of network inputs from the model's
+// metadata.
+func encodedWidth(url, model string) (int, error) {
+	res, err := http.Get(url + "/v1/models/" + model)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	var m struct {
+		EncodedWidth int `json:"encoded_width"`
+	}
+	return m.EncodedWidth, json.NewDecoder(res.Body).Decode(&m)
 }
 
 // readRows reads the header and the first n records of a CSV.
