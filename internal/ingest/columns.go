@@ -114,6 +114,9 @@ type colBuilder struct {
 	examples  []string
 	firstLine int
 	firstRow  int
+	// notDate is set once a text cell of a column declared ignored does
+	// not read as a date, so that its summary still names its type.
+	notDate bool
 }
 
 // tableBuilder collects the typed features of an upload.
@@ -303,6 +306,11 @@ func (b *colBuilder) str(t *tableBuilder, s string, row, line int) error {
 	b.rows++
 	switch b.decl {
 	case declIgnore:
+		b.text++
+		if !b.notDate {
+			_, _, ok := table.ParseDatetime(s)
+			b.notDate = !ok
+		}
 		return nil
 	case declCategory:
 		return b.code(t, s)
@@ -403,7 +411,14 @@ func (b *colBuilder) finish(t *tableBuilder) colResult {
 	}
 	switch b.decl {
 	case declIgnore:
-		return ignore(table.Number, "declared in ignore")
+		kind := table.Number
+		switch {
+		case b.text == present && present > 0 && !b.notDate:
+			kind = table.Datetime
+		case b.text > 0:
+			kind = table.Category
+		}
+		return ignore(kind, "declared in ignore")
 	case declCategory:
 		return b.category(s, "declared categorical")
 	case declNumber:

@@ -537,3 +537,16 @@ func TestDistinctSet(t *testing.T) {
 		}
 	}
 }
+
+// TestIgnoredColumnsKeepTheirType: a column declared ignored is still
+// reported with the type its cells have.
+func TestIgnoredColumnsKeepTheirType(t *testing.T) {
+	in := "n,txt,when,mixed,kept,y\n1,a,2024-01-01,1,5,p\n2,b,2024-01-02,x,6,q\n,c,,2,7,p\n"
+	d := mustCSV(t, in, CSVOptions{Overrides: Overrides{Ignore: []string{"n", "txt", "when", "mixed"}}})
+	for name, want := range map[string]table.Kind{"n": table.Number, "txt": table.Category, "when": table.Datetime, "mixed": table.Category} {
+		s := column(t, d, name)
+		if s.Role != table.Ignored || s.Type != want {
+			t.Errorf("%s: role %s, type %s; want ignored, %s", name, s.Role, s.Type, want)
+		}
+	}
+}
