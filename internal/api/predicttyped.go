@@ -221,12 +221,14 @@ func decodeTypedRows(raw []byte, field string, sm *servedModel, buf *predictBuff
 
 // appendUnseenWarnings appends a warning per category column with cells
 // whose level the model did not keep (unseen[j] of them, of rows): they
-// were predicted as the column's "other" level.
+// were encoded as the column's "other" level, which the model has only
+// when training folded some levels into it, and otherwise as none of its
+// levels.
 func appendUnseenWarnings(w []string, sm *servedModel, unseen []int, rows int) []string {
 	for j, n := range unseen {
 		if n > 0 {
 			w = append(w, fmt.Sprintf("column %s: %d of %d rows hold a level the model did not keep "+
-				"(not seen in training, or too rare there); they were predicted as its \"other\" level",
+				"(not seen in training, or too rare there); they were encoded as its \"other\" level, or as none of its levels where the model keeps no \"other\"",
 				engine.QuoteName(sm.inputs[j].Name), n, rows))
 		}
 	}
