@@ -13,6 +13,7 @@ import (
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
+	"github.com/backpropd/backpropd/internal/table"
 )
 
 func TestReadCSV(t *testing.T) {
@@ -225,12 +226,19 @@ func FuzzReadCSV(f *testing.F) {
 func checkDataset(t *testing.T, d *store.Dataset) {
 	t.Helper()
 	m := d.Meta
-	if m.Rows < 1 || m.Features < 1 || len(d.X) != m.Rows*m.Features || len(m.FeatureNames) != m.Features {
-		t.Fatalf("inconsistent shape: %+v, len(X) %d", m, len(d.X))
+	if m.Rows < 1 || m.Features < 1 || len(m.FeatureNames) != m.Features {
+		t.Fatalf("inconsistent shape: %+v", m)
 	}
-	for _, v := range d.X {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			t.Fatalf("non-finite feature %v", v)
+	if d.Columns != nil {
+		checkColumns(t, d)
+	} else {
+		if len(d.X) != m.Rows*m.Features {
+			t.Fatalf("inconsistent shape: %+v, len(X) %d", m, len(d.X))
+		}
+		for _, v := range d.X {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("non-finite feature %v", v)
+			}
 		}
 	}
 	switch m.Task {
@@ -321,4 +329,31 @@ func manyColumns(n int) string {
 		names[i] = fmt.Sprintf("c%d", i)
 	}
 	return strings.Join(names, ",")
+}
+
+// checkColumns checks the typed features of d: one column per feature,
+// named after it, Rows cells long, with category codes inside their level
+// table and no infinite number (NaN is a missing cell).
+func checkColumns(t *testing.T, d *store.Dataset) {
+	t.Helper()
+	m := d.Meta
+	if d.X != nil || len(d.Columns) != m.Features {
+		t.Fatalf("typed dataset with %d columns and %d X values for %d features", len(d.Columns), len(d.X), m.Features)
+	}
+	for i := range d.Columns {
+		c := &d.Columns[i]
+		if c.Name != m.FeatureNames[i] || c.Len() != m.Rows {
+			t.Fatalf("column %d is %q with %d cells; want %q with %d", i, c.Name, c.Len(), m.FeatureNames[i], m.Rows)
+		}
+		for _, code := range c.Codes {
+			if code < table.Missing || int(code) >= len(c.Levels) {
+				t.Fatalf("column %q: code %d outside %d levels", c.Name, code, len(c.Levels))
+			}
+		}
+		for _, v := range c.Values {
+			if math.IsInf(v, 0) {
+				t.Fatalf("column %q: infinite value", c.Name)
+			}
+		}
+	}
 }
