@@ -6,10 +6,12 @@
 # corpus. A crasher lands in the package's testdata/fuzz and must be
 # committed as a regression case.
 set -euo pipefail
-go test -run '^$' -fuzz '^FuzzReadCSV$' -fuzztime "${FUZZTIME:-15s}" ./internal/ingest/
-go test -run '^$' -fuzz '^FuzzJSONRecords$' -fuzztime "${FUZZTIME:-15s}" ./internal/ingest/
-go test -run '^$' -fuzz '^FuzzJobRequest$' -fuzztime "${FUZZTIME:-15s}" ./internal/api/
-go test -run '^$' -fuzz '^FuzzPredictJSON$' -fuzztime "${FUZZTIME:-15s}" ./internal/api/
-go test -run '^$' -fuzz '^FuzzPredictTyped$' -fuzztime "${FUZZTIME:-15s}" ./internal/api/
-go test -run '^$' -fuzz '^FuzzV2InferTyped$' -fuzztime "${FUZZTIME:-15s}" ./internal/api/
-go test -run '^$' -fuzz '^FuzzValidModelName$' -fuzztime "${FUZZTIME:-15s}" ./internal/store/
+# shellcheck source=../lib/fuzz.sh
+. "$(dirname "$0")/../lib/fuzz.sh"
+fuzz ./internal/ingest/ FuzzReadCSV "${FUZZTIME:-15s}"
+fuzz ./internal/ingest/ FuzzJSONRecords "${FUZZTIME:-15s}"
+fuzz ./internal/api/ FuzzJobRequest "${FUZZTIME:-15s}"
+fuzz ./internal/api/ FuzzPredictJSON "${FUZZTIME:-15s}"
+fuzz ./internal/api/ FuzzPredictTyped "${FUZZTIME:-15s}"
+fuzz ./internal/api/ FuzzV2InferTyped "${FUZZTIME:-15s}"
+fuzz ./internal/store/ FuzzValidModelName "${FUZZTIME:-15s}"
