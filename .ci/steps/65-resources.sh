@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Resources: the full resource battery against the built binary with
-# --memory-limit 2GiB: every attack of the hostile-client review at full
+# --memory-limit 2GiB: every attack a hostile client with a valid token could make, at full
 # size (a 1,048,576-row dataset with oversized job specs, uploads
 # announcing 2 GiB, a 50 MiB JSON dataset (under the
 # cell cap of 8.4 million at that memory limit), 8 parallel 50 MiB CSV

@@ -130,7 +130,7 @@ func TestRoundETA(t *testing.T) {
 		in   float64
 		want string // as encoding/json prints it
 	}{
-		{1.2345678901234567, "1.2"}, // 16 significant digits, as the defect showed
+		{1.2345678901234567, "1.2"}, // 16 significant digits, as an unrounded ETA prints
 		{0.04, "0"},
 		{9.94, "9.9"},
 		{9.96, "10"}, // rounds up across the boundary to tenths' last step

@@ -121,7 +121,7 @@ func needProc(t *testing.T) {
 
 // watchdog samples the server's VmRSS every 50 ms and asks /healthz every
 // 100 ms, recording the peak resident size of each phase and the slowest
-// /healthz answer. On a machine shared with other work the test process
+// /healthz answer. On a loaded machine the test process
 // itself may not run for a while, which would count against the server: a
 // third goroutine records the test process's own scheduling stalls, and an
 // answer's latency is the time it took less the stalls the test process
@@ -420,8 +420,8 @@ func oneOf(tb testing.TB, what string, status int, b []byte, want ...int) {
 	}
 }
 
-// TestResourceBattery runs every attack of the hostile-client review
-// against the binary, with --memory-limit 2GiB and a token, while a
+// TestResourceBattery runs every attack a hostile client with a valid
+// token could make against the binary, with --memory-limit 2GiB and a token, while a
 // watchdog samples its resident size every 50 ms and asks /healthz: the
 // server stays up and answers /healthz in under a second throughout, each
 // attack gets its 4xx or 503 or completes, the peak resident size stays
