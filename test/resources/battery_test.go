@@ -1048,7 +1048,14 @@ func attackEventStreams(t *testing.T, bt *battery) {
 	if want := min(sc.streams, sc.maxStreams); served != want || served+counts[http.StatusServiceUnavailable] != sc.streams {
 		t.Errorf("answers to %d streams: %v; want %d served (--max-event-streams %d) and the rest 503", sc.streams, counts, want, sc.maxStreams)
 	}
-	if bound := int64(served)*256<<10 + 64<<20; peak-before > bound {
+	// The bound is 256 KiB a stream plus 64 MiB, plus the collector's
+	// headroom: the job keeps training meanwhile, and with GOGC=100 the
+	// heap may grow by as much as its live size (at most the RSS before
+	// the streams) before a collection, whatever the streams hold. A copy
+	// of the history per stream still exceeds it in the full run (about
+	// 2.9 MB a stream at 20,000 epochs); internal/api's
+	// TestEventStreamsShareHistory measures the live heap a stream holds.
+	if bound := int64(served)*256<<10 + 64<<20 + before; peak-before > bound {
 		t.Errorf("RSS rose by %d bytes for %d unread streams, more than %d", peak-before, served, bound)
 	}
 	for _, conn := range conns {
