@@ -10,27 +10,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backpropd/backpropd/test/internal/serverproc"
 )
 
 // The binary's safe defaults, checked here because
 // this package builds the binary.
 
-// cleanEnv is the environment without any BACKPROPD_ setting.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BACKPROPD_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
-
 // TestDefaultBindIsLoopback: --help states the default address, and it is
 // a loopback one.
 func TestDefaultBindIsLoopback(t *testing.T) {
 	cmd := exec.Command(serverBin, "--help")
-	cmd.Env = cleanEnv()
+	cmd.Env = serverproc.Env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
@@ -51,7 +42,7 @@ func TestNonLoopbackNeedsToken(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, serverBin, "--addr", addr, "--data-dir", t.TempDir())
-			cmd.Env = cleanEnv()
+			cmd.Env = serverproc.Env()
 			out, err := cmd.CombinedOutput()
 			if err == nil || cmd.ProcessState == nil || cmd.ProcessState.ExitCode() == 0 {
 				t.Fatalf("started on %s without a token (%v):\n%s", addr, err, out)

@@ -9,13 +9,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/backpropd/backpropd/test/internal/serverproc"
 )
 
 // serverBin is cmd/server built once for all the tests in this package.
@@ -32,11 +30,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	serverBin = filepath.Join(dir, "backpropd")
-	build := exec.Command("go", "build", "-o", serverBin, "github.com/backpropd/backpropd/cmd/server")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build cmd/server:", err)
+	if serverBin, err = serverproc.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
@@ -48,116 +43,30 @@ var extraEnv []string
 
 // server is one run of the backpropd binary.
 type server struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, once done is closed
-
-	mu   sync.Mutex
-	logs bytes.Buffer // stderr: the JSON log
+	*serverproc.Proc
+	t   testing.TB
+	url string
 }
 
 // startServer runs the binary on dataDir, listening on a free loopback
 // port, and waits until /healthz answers. extra are more flags.
 func startServer(tb testing.TB, dataDir string, extra ...string) *server {
 	tb.Helper()
-	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--workers", "2",
-		"--queue-size", "32", "--shutdown-timeout", "6s", "--log-format", "json"}, extra...)
-	cmd := exec.Command(serverBin, args...)
-	cmd.Env = cleanEnv(extraEnv...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &server{t: tb, cmd: cmd, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", serverBin, err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			s.mu.Lock()
-			s.logs.Write(line)
-			s.logs.WriteByte('\n')
-			s.mu.Unlock()
-			var l struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(line, &l) == nil && l.Msg == "backpropd listening" {
-				select {
-				case addr <- l.Addr:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	tb.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-	case <-s.done:
-		tb.Fatalf("the server exited at start (%v):\n%s", s.err, s.Logs())
-	case <-time.After(30 * time.Second):
-		tb.Fatalf("the server did not log its address within 30 s:\n%s", s.Logs())
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		res, err := http.Get(s.url + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("/healthz did not answer 200 within 10 s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Logs returns what the server has logged so far.
-func (s *server) Logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
+	args := append([]string{"--workers", "2", "--queue-size", "32", "--shutdown-timeout", "6s"}, extra...)
+	p := serverproc.Start(tb, serverBin, dataDir, serverproc.Env(extraEnv...), args...)
+	return &server{Proc: p, t: tb, url: p.URL}
 }
 
 // kill sends SIGKILL and waits for the process to die.
-func (s *server) kill() {
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-}
+func (s *server) kill() { s.Kill() }
 
 // terminate sends SIGTERM and returns how long the process took to exit
 // and its exit code, failing after limit.
 func (s *server) terminate(limit time.Duration) (time.Duration, int) {
 	s.t.Helper()
 	start := time.Now()
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(limit):
-		s.kill()
-		s.t.Fatalf("no exit within %v of SIGTERM:\n%s", limit, s.Logs())
-	}
-	return time.Since(start), s.cmd.ProcessState.ExitCode()
+	code := s.Terminate(limit)
+	return time.Since(start), code
 }
 
 // call sends a request and decodes a JSON answer into out (when not nil).

@@ -155,6 +155,12 @@ func (p *Proc) Exited() (bool, error) {
 	}
 }
 
+// Kill sends SIGKILL and waits for the process to die.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
 // Terminate sends SIGTERM and waits up to limit for the exit, then kills
 // the process and fails the test. It returns the exit code.
 func (p *Proc) Terminate(limit time.Duration) int {
