@@ -36,6 +36,23 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// Main builds cmd/server once into a temporary directory, sets *bin to
+// the binary, runs the package's tests and returns their exit code, for a
+// TestMain: os.Exit(serverproc.Main(m, &serverBin)).
+func Main(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "backpropd-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // Env is the test process's environment without any BACKPROPD_ variable,
 // so that a developer's settings do not reach the server, plus extra.
 func Env(extra ...string) []string {
