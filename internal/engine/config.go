@@ -43,6 +43,18 @@ const (
 	He     Init = "he"     // He uniform
 )
 
+// Precision is the floating-point type a network's weights, activations
+// and gradients are stored and multiplied in.
+type Precision string
+
+// Precisions. float32 halves the memory and model files and doubles the
+// SIMD lanes; float64 is what training did before Precision existed, and
+// what an empty Precision means.
+const (
+	Float32 Precision = "float32"
+	Float64 Precision = "float64"
+)
+
 // LayerConfig is one hidden dense layer.
 type LayerConfig struct {
 	Units      int        `json:"units"`
@@ -125,6 +137,11 @@ type TrainingConfig struct {
 	// l1·sign(w) is added to each weight's gradient, 0 at w = 0. Like l2
 	// it is between 0 and 1.
 	L1 float64 `json:"l1,omitempty"`
+	// Precision is float32 or float64; empty means float64, so that a
+	// stored config from before the field existed trains, resumes and
+	// predicts as it did. Resolve leaves it as it is: the service's job
+	// resolution picks float32 for new jobs.
+	Precision Precision `json:"precision,omitempty"`
 
 	// EarlyStopping defaults to on when there is validation data and to
 	// off (nil) without; asking for it without validation data is an error.

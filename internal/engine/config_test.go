@@ -198,6 +198,7 @@ func TestValidateRejects(t *testing.T) {
 		{"input dropout of 1.5", TaskRegression, 1, Limits{}, func(c *Config) { c.Network.InputDropout = 1.5 }, "network.input_dropout", "must be at least 0 and below 1, got 1.5"},
 		{"l1 negative", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.L1 = -1e-3 }, "training.l1", "must be between 0 and 1, got -0.001"},
 		{"l1 infinite", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.L1 = math.Inf(1) }, "training.l1", "got +Inf"},
+		{"precision unknown", TaskRegression, 1, Limits{}, func(c *Config) { c.Training.Precision = "float16" }, "training.precision", `must be "float32" or "float64", got "float16"`},
 		{"unknown output activation", TaskRegression, 1, Limits{}, func(c *Config) { c.Network.OutputActivation = "gelu" }, "network.output_activation", `"gelu"`},
 		{"multiclass without softmax", TaskMulticlass, 3, Limits{}, func(c *Config) { c.Network.OutputActivation, c.Network.Loss = Sigmoid, MSE }, "network.output_activation", "needs output_activation softmax"},
 		{"binary without sigmoid", TaskBinary, 1, Limits{}, func(c *Config) { c.Network.OutputActivation, c.Network.Loss = Identity, MSE }, "network.output_activation", "needs output_activation sigmoid"},

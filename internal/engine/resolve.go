@@ -341,6 +341,14 @@ func (n NetworkConfig) numParams(features, outputs int) (params int64, ok bool) 
 	return params + (in+1)*int64(outputs), true
 }
 
+// precision is the Precision training runs in: empty means Float64.
+func (t TrainingConfig) precision() Precision {
+	if t.Precision == "" {
+		return Float64
+	}
+	return t.Precision
+}
+
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 func (t TrainingConfig) validate(p *problems, lim Limits) {
@@ -363,6 +371,11 @@ func (t TrainingConfig) validate(p *problems, lim Limits) {
 	}
 	if !finite(t.L1) || t.L1 < 0 || t.L1 > 1 {
 		p.add("training.l1", "must be between 0 and 1, got %v", t.L1)
+	}
+	switch t.Precision {
+	case "", Float32, Float64:
+	default:
+		p.add("training.precision", "must be %q or %q, got %s", Float32, Float64, QuoteName(string(t.Precision)))
 	}
 	if !finite(t.ClipNorm) || t.ClipNorm < 0 {
 		p.add("training.clip_norm", "must be a finite number >= 0 (0 turns clipping off), got %v", t.ClipNorm)
