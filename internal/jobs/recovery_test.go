@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
 )
 
@@ -413,5 +414,102 @@ func TestTimeLimitSpentBeforeRestart(t *testing.T) {
 	}
 	if _, err := st2.ModelMeta(context.Background(), "spent", got.ModelVersion); err != nil {
 		t.Errorf("model of the resumed job: %v", err)
+	}
+}
+
+// TestVersion1JobsKeepFloat64 crashes a manager with one job of a version
+// 1 spec interrupted after epoch 3 and one queued, rewrites both records'
+// specs as a build from before training.precision wrote them (no version,
+// no precision), and restarts. The interrupted job resumes from its
+// checkpoint, which it could not if its config, and so the checkpoint's
+// fingerprint, had changed; both keep their spec as it was, and their
+// models are float64 ones, while a job submitted now is float32.
+func TestVersion1JobsKeepFloat64(t *testing.T) {
+	dir := t.TempDir()
+	st1 := openStore(t, dir)
+	t.Cleanup(func() { st1.Close() })
+	cs := &crashStore{Store: st1}
+	g := newGate()
+	m1 := newManager(t, cs, testOptions(), testHooks{afterEpoch: stopAt(g, "old", 3)})
+
+	bin := mustDataset(t, st1, binaryData(40))
+	s := smallSpec("old", bin, resumeEpochs)
+	s.Version = 1
+	crashed := mustSubmit(t, m1, s)
+	s = smallSpec("old-queued", bin, 2)
+	s.Version = 1
+	queued := mustSubmit(t, m1, s)
+	g.await(t)
+	cs.dead.Store(true) // the process dies here
+
+	st2 := openStore(t, dir)
+	t.Cleanup(func() { st2.Close() })
+	for _, id := range []string{crashed.ID, queued.ID} {
+		rec := storedJob(t, st2, id)
+		var spec map[string]any
+		if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := spec["training"].(map[string]any)["precision"]; ok || spec["version"] != float64(1) {
+			t.Fatalf("stored spec %s: want version 1 without training.precision", rec.Spec)
+		}
+		delete(spec, "version")
+		b, err := json.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Spec = b
+		if err := st2.PutJob(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var mu sync.Mutex
+	epochs := map[string][]int{}
+	m2 := newManager(t, st2, testOptions(), testHooks{afterEpoch: func(_ context.Context, id, _ string, e int) {
+		mu.Lock()
+		epochs[id] = append(epochs[id], e)
+		mu.Unlock()
+	}})
+	fresh := mustSubmit(t, m2, smallSpec("new", bin, 2))
+
+	precision := func(j Job) engine.Precision {
+		t.Helper()
+		m, err := engine.DecodeModel(modelFile(t, st2, j.ModelName, j.ModelVersion))
+		if err != nil {
+			t.Fatalf("decode model of %s: %v", j.ModelName, err)
+		}
+		return m.Config().Training.Precision
+	}
+	for _, id := range []string{crashed.ID, queued.ID} {
+		got := waitTerminal(t, m2, id)
+		if got.Status != Succeeded {
+			t.Fatalf("%s ended %s: %q", got.ModelName, got.Status, got.Error)
+		}
+		if got.Spec.Version != 1 || got.Spec.Training.Precision != "" {
+			t.Errorf("%s: spec version %d precision %q after the restart, want version 1 without precision",
+				got.ModelName, got.Spec.Version, got.Spec.Training.Precision)
+		}
+		if p := precision(got); p != "" {
+			t.Errorf("%s: model trained with precision %q, want none (float64)", got.ModelName, p)
+		}
+		if rec := storedJob(t, st2, id); bytes.Contains(rec.Spec, []byte("precision")) {
+			t.Errorf("%s: stored spec %s gained a precision", got.ModelName, rec.Spec)
+		}
+	}
+	mu.Lock()
+	resumed := slices.Clone(epochs[crashed.ID])
+	mu.Unlock()
+	if want := []int{4, 5, 6}; !slices.Equal(resumed, want) {
+		t.Errorf("epochs trained after the restart %v, want %v: the checkpoint after epoch 3 was not resumed", resumed, want)
+	}
+
+	j := waitTerminal(t, m2, fresh.ID)
+	if j.Status != Succeeded || j.Spec.Version != SpecVersion || j.Spec.Training.Precision != engine.Float32 {
+		t.Fatalf("new job: %s, spec version %d precision %q; want succeeded, %d, float32",
+			j.Status, j.Spec.Version, j.Spec.Training.Precision, SpecVersion)
+	}
+	if p := precision(j); p != engine.Float32 {
+		t.Errorf("new job's model has precision %q, want float32", p)
 	}
 }

@@ -15,8 +15,11 @@ import (
 // *engine.ValidationError whose field paths start at the request root
 // ("model_name", "validation.fraction", "network.hidden[0].units",
 // "training.max_duration_seconds"). Other errors are the store's. The
-// resolved spec has Version SpecVersion; a spec of a newer version is
-// refused on "version". Resolving a resolved spec changes nothing.
+// resolved spec has Version SpecVersion and a training.precision
+// (DefaultPrecision when it has none), except that a version 1 spec
+// without training.precision stays version 1 with none, which means
+// float64; a spec of a newer version is refused on "version". Resolving a
+// resolved spec changes nothing.
 //
 // A job whose engine.EstimateMemory exceeds Options.JobMaxMemory is refused
 // with errors on the fields to change (training.batch_size,
@@ -35,9 +38,18 @@ func (m *Manager) resolve(ctx context.Context, s Spec) (Spec, int64, error) {
 
 	switch {
 	case s.Version < 0 || s.Version > SpecVersion:
-		add("version", "must be %d, the job spec version this server reads, or left out; got %d", SpecVersion, s.Version)
+		add("version", "must be between 1 and %d, the job spec versions this server reads, or left out; got %d", SpecVersion, s.Version)
+	case s.Version == 1 && s.Training.Precision == "":
+		// As it was written before precision existed: float64, with the
+		// config (and so the checkpoint fingerprint) it had then.
 	default:
+		// A version 1 spec that names its precision means the same at
+		// version 2, and an older build, which would ignore the field,
+		// refuses it there.
 		s.Version = SpecVersion
+		if s.Training.Precision == "" {
+			s.Training.Precision = DefaultPrecision(s.Version)
+		}
 	}
 
 	// The store's name rule, checked here so that the error names the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +114,94 @@ func TestResolveFillsDefaults(t *testing.T) {
 	}
 }
 
+// TestResolvePrecision: a new spec without training.precision gets
+// float32, an explicit one is kept, and a version 1 spec (written before
+// the field existed) without one stays version 1 with none, which the
+// engine trains in float64; the config JSON of such a spec, of which a
+// checkpoint's fingerprint is taken, is the one it had. Resolving the
+// resolved spec again changes nothing.
+func TestResolvePrecision(t *testing.T) {
+	e := newEnv(t, Options{Workers: 1, MaxDuration: time.Hour}, testHooks{})
+	bin := mustDataset(t, e.st, binaryData(40))
+	tests := []struct {
+		name          string
+		version       int
+		precision     engine.Precision
+		wantVersion   int
+		wantPrecision engine.Precision
+	}{
+		{"new spec", 0, "", SpecVersion, engine.Float32},
+		{"new spec asking float64", 0, engine.Float64, SpecVersion, engine.Float64},
+		{"new spec asking float32", 0, engine.Float32, SpecVersion, engine.Float32},
+		{"version 2 spec", 2, "", 2, engine.Float32},
+		{"version 2 spec asking float64", 2, engine.Float64, 2, engine.Float64},
+		{"version 1 spec", 1, "", 1, ""},
+		{"version 1 spec asking float64", 1, engine.Float64, SpecVersion, engine.Float64},
+		{"version 1 spec asking float32", 1, engine.Float32, SpecVersion, engine.Float32},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := smallSpec("m", bin, 3)
+			s.Version, s.Training.Precision = tt.version, tt.precision
+			got, err := e.m.Resolve(context.Background(), s)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if got.Version != tt.wantVersion || got.Training.Precision != tt.wantPrecision {
+				t.Errorf("resolved version %d precision %q, want %d %q", got.Version, got.Training.Precision, tt.wantVersion, tt.wantPrecision)
+			}
+			again, err := e.m.Resolve(context.Background(), got)
+			if err != nil {
+				t.Fatalf("Resolve of the resolved spec: %v", err)
+			}
+			if !reflect.DeepEqual(again, got) {
+				t.Errorf("resolving the resolved spec changed it:\n got %+v\nwant %+v", again, got)
+			}
+			b, err := encodeSpec(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored struct {
+				Version  int `json:"version"`
+				Training map[string]json.RawMessage
+			}
+			if err := json.Unmarshal(b, &stored); err != nil {
+				t.Fatal(err)
+			}
+			_, hasPrecision := stored.Training["precision"]
+			if stored.Version != tt.wantVersion || hasPrecision != (tt.wantPrecision != "") {
+				t.Errorf("stored spec %s: want version %d, precision present %v", b, tt.wantVersion, tt.wantPrecision != "")
+			}
+		})
+	}
+
+	t.Run("unknown precision", func(t *testing.T) {
+		s := smallSpec("m", bin, 3)
+		s.Training.Precision = "float16"
+		_, err := e.m.Resolve(context.Background(), s)
+		if f := fieldsOf(t, err); !slices.Contains(f, "training.precision") {
+			t.Fatalf("fields %v, want training.precision", f)
+		}
+		var ve *engine.ValidationError
+		errors.As(err, &ve)
+		for _, fe := range ve.Errors {
+			if fe.Field == "training.precision" && (!strings.Contains(fe.Message, `"float32"`) || !strings.Contains(fe.Message, `"float64"`)) {
+				t.Errorf("training.precision: %q does not name float32 and float64", fe.Message)
+			}
+		}
+	})
+}
+
+// TestDefaultPrecision: float64 only for the version written before
+// training.precision existed.
+func TestDefaultPrecision(t *testing.T) {
+	for v, want := range map[int]engine.Precision{0: engine.Float32, 1: engine.Float64, 2: engine.Float32} {
+		if got := DefaultPrecision(v); got != want {
+			t.Errorf("DefaultPrecision(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
+
 // TestParameterCap: a network over the server's parameter cap is refused
 // before anything is written or run.
 func TestParameterCap(t *testing.T) {
@@ -157,15 +246,16 @@ func TestLoadSpecVersions(t *testing.T) {
 	}{
 		{"no version", `{"model_name":"m","dataset_id":"d","network":{"hidden":[{"units":4,"activation":"relu"}]},"training":{"epochs":3}}`, false},
 		{"version 1", `{"version":1,"model_name":"m","dataset_id":"d","training":{"epochs":3}}`, false},
-		{"version 2", `{"version":2,"model_name":"m","dataset_id":"d","training":{"epochs":3}}`, true},
+		{"version 2", `{"version":2,"model_name":"m","dataset_id":"d","training":{"epochs":3,"precision":"float32"}}`, false},
+		{"version 3", `{"version":3,"model_name":"m","dataset_id":"d","training":{"epochs":3}}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &store.JobRecord{ID: "j", ModelName: "m", DatasetID: "d", Status: string(Queued), Spec: json.RawMessage(tt.spec)}
 			j, err := loadJob(rec)
 			if tt.wantErr {
-				if err == nil || !strings.Contains(err.Error(), "spec version 2") {
-					t.Fatalf("loadJob = %v, want an error naming spec version 2", err)
+				if err == nil || !strings.Contains(err.Error(), "spec version 3") {
+					t.Fatalf("loadJob = %v, want an error naming spec version 3", err)
 				}
 				return
 			}
@@ -174,6 +264,13 @@ func TestLoadSpecVersions(t *testing.T) {
 			}
 			if j.spec.ModelName != "m" || j.spec.Training.Epochs != 3 {
 				t.Errorf("loaded spec %+v, want model m with 3 epochs", j.spec)
+			}
+			// A spec without a version is version 1, and says so.
+			if j.spec.Version < 1 {
+				t.Errorf("loaded spec version %d, want 1 or more", j.spec.Version)
+			}
+			if tt.name == "no version" && j.spec.Version != 1 {
+				t.Errorf("a spec without a version loaded as version %d, want 1", j.spec.Version)
 			}
 		})
 	}

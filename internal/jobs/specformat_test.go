@@ -10,9 +10,8 @@ import (
 )
 
 // TestSpecRecordCarriesVersion checks that a stored spec carries its
-// version, even when the spec given had none (one loaded from a record
-// written before specs carried it), and that loadJob decodes it back to
-// the spec that was encoded, with that version.
+// version, SpecVersion when the spec given had none, and that loadJob
+// decodes it back to the spec that was encoded, with that version.
 func TestSpecRecordCarriesVersion(t *testing.T) {
 	seed := int64(7)
 	s := Spec{
@@ -38,5 +37,31 @@ func TestSpecRecordCarriesVersion(t *testing.T) {
 	s.Version = SpecVersion
 	if !reflect.DeepEqual(j.spec, s) {
 		t.Errorf("decoded spec %+v, want %+v", j.spec, s)
+	}
+}
+
+// TestVersion1SpecStaysVersion1: a version 1 spec, as loaded from a record
+// written before training.precision existed, is encoded as version 1
+// without a precision, so that it keeps meaning float64 and an older
+// build reads it as it did.
+func TestVersion1SpecStaysVersion1(t *testing.T) {
+	j, err := loadJob(&store.JobRecord{ID: "x", Status: string(Queued),
+		Spec: []byte(`{"model_name":"m","dataset_id":"d","network":{"hidden":[{"units":3,"activation":"relu"}]},"training":{"epochs":2,"max_duration_seconds":60}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := encodeSpec(j.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Version  int `json:"version"`
+		Training map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.Training["precision"]; v.Version != 1 || ok {
+		t.Errorf("re-encoded version 1 spec %s: want version 1 and no training.precision", b)
 	}
 }

@@ -77,8 +77,11 @@ const SpecVersion = store.JobSpecVersion
 // records store it. The API turns inline data into a hidden stored dataset
 // before calling Submit, so DatasetID is always set here.
 type Spec struct {
-	// Version is the encoding's version: 0 (absent, as in records written
-	// before specs carried one) means 1. Resolve sets SpecVersion.
+	// Version is the encoding's version. In a stored spec 0 (absent, as
+	// in records written before specs carried one) means 1, and loadSpec
+	// sets 1; in a spec given to Submit it means SpecVersion. Resolve
+	// sets SpecVersion, except on a version 1 spec without
+	// training.precision (see DefaultPrecision), which stays version 1.
 	Version    int                  `json:"version,omitempty"`
 	ModelName  string               `json:"model_name"`
 	DatasetID  string               `json:"dataset_id"`
@@ -91,8 +94,25 @@ type Spec struct {
 	Preprocessing *engine.PreprocessingConfig `json:"preprocessing,omitempty"`
 }
 
+// DefaultPrecision is training.precision for a spec of version v that
+// leaves it out: float32 for a new job (v 0, or 2 and up), as PyTorch and
+// Keras default to; float64 for a version 1 spec, written before the field
+// existed, which trained in float64. The engine reads an empty precision
+// as float64, so a version 1 spec keeps it empty: writing "float64" in
+// would change the config its checkpoint's fingerprint is of, and an
+// interrupted job would no longer resume.
+func DefaultPrecision(v int) engine.Precision {
+	if v == 1 {
+		return engine.Float64
+	}
+	return engine.Float32
+}
+
 // loadSpec decodes a stored spec, refusing one written in a newer
-// version than this server reads rather than misreading its fields.
+// version than this server reads rather than misreading its fields. A
+// spec without a version is version 1, and is given it, so that the job's
+// spec says which defaults it was resolved with and is resubmitted as
+// version 1.
 func loadSpec(b []byte) (Spec, error) {
 	var s Spec
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -100,6 +120,9 @@ func loadSpec(b []byte) (Spec, error) {
 	}
 	if s.Version < 0 || s.Version > SpecVersion {
 		return Spec{}, fmt.Errorf("spec version %d: this server reads versions up to %d", s.Version, SpecVersion)
+	}
+	if s.Version == 0 {
+		s.Version = 1
 	}
 	return s, nil
 }

@@ -34,7 +34,10 @@ const (
 	// The spec's content belongs to internal/jobs, which writes this
 	// version and bumps it here when an older build would misread a spec
 	// (a new option whose absence does not mean what an older build does).
-	JobSpecVersion = 1
+	// Version 2 added training.precision, float32 for new jobs: an older
+	// build would ignore the field and train such a spec in float64.
+	// Version 1 specs, without it, still train in float64.
+	JobSpecVersion = 2
 	// datasetFormat is a dataset: <id>.meta carries it for the pair, and
 	// it covers the layout of <id>.data (dataset.go), which is read only
 	// after the metadata. Version 2 added typed feature columns; version 1

@@ -12,8 +12,8 @@ import (
 )
 
 // JobRecord is the durable record of a training job. Spec is the resolved
-// job spec as JSON (owned by internal/jobs), whose "version" field is
-// JobSpecVersion; History entries are JSON owned by internal/jobs too. The
+// job spec as JSON (owned by internal/jobs), whose "version" field is at
+// most JobSpecVersion; History entries are JSON owned by internal/jobs too. The
 // stored record also has a "format" field, jobFormat, that the store
 // writes and checks itself.
 //
