@@ -293,7 +293,7 @@ var hostileInputs = []hostile{
 	{"epsilon zero", "POST", "/v1/jobs", jsonCT, training(`"optimizer":{"name":"adam","epsilon":0}`), 400, "training.optimizer.epsilon"},
 	{"empty loss", "POST", "/v1/jobs", jsonCT, irisJob(`,"network":{"loss":""}`), 400, "network.loss"},
 	{"layer without units", "POST", "/v1/jobs", jsonCT, hidden(`{"activation":"relu"}`), 400, "network.hidden[0].units"},
-	{"spec version from the future", "POST", "/v1/jobs", jsonCT, irisJob(`,"version":2`), 400, "version"},
+	{"spec version from the future", "POST", "/v1/jobs", jsonCT, irisJob(`,"version":3`), 400, "version"},
 	{"spec version as string", "POST", "/v1/jobs", jsonCT, irisJob(`,"version":"1"`), 400, "version"},
 	{"batch size negative", "POST", "/v1/jobs", jsonCT, training(`"batch_size":-64`), 400, "training.batch_size"},
 	{"batch size absurd", "POST", "/v1/jobs", jsonCT, training(`"batch_size":1000000000000`), 400, "training.batch_size"},

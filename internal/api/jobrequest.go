@@ -72,6 +72,9 @@ type trainingRequest struct {
 	EarlyStopping      *earlyStoppingRequest `json:"early_stopping,omitempty"`
 	MaxDurationSeconds *float64              `json:"max_duration_seconds,omitempty"`
 	ClassWeight        *engine.ClassWeight   `json:"class_weight,omitempty"`
+	// Precision nil takes jobs.DefaultPrecision of the request's version;
+	// the engine refuses a value other than float32 and float64.
+	Precision *string `json:"precision,omitempty"`
 }
 
 type optimizerRequest struct {
@@ -155,6 +158,7 @@ func (r *jobRequest) check() []FieldError {
 	refuseZero(&fields, "training.lr_schedule.name", t.LRSchedule.Name, dt.LRSchedule.Name)
 	refuseZero(&fields, "training.lr_schedule.step_size", t.LRSchedule.StepSize, dt.LRSchedule.StepSize)
 	refuseZero(&fields, "training.lr_schedule.gamma", t.LRSchedule.Gamma, dt.LRSchedule.Gamma)
+	refuseZero(&fields, "training.precision", t.Precision, string(jobs.DefaultPrecision(val(r.Version))))
 	if p := r.Preprocessing; p != nil {
 		if p.Scaling != nil && t.Standardize != nil {
 			// A spec that names both could contradict itself; one field
@@ -224,6 +228,7 @@ func (r *jobRequest) config() engine.Config {
 		Beta1: clone(o.Beta1), Beta2: clone(o.Beta2), Rho: clone(o.Rho), Epsilon: val(o.Epsilon),
 	}
 	ct.L2, ct.L1, ct.ClipNorm = val(t.L2), val(t.L1), val(t.ClipNorm)
+	ct.Precision = engine.Precision(val(t.Precision))
 	s := t.LRSchedule
 	ct.LRSchedule = engine.ScheduleConfig{Name: val(s.Name), StepSize: val(s.StepSize), Gamma: val(s.Gamma), MinLR: val(s.MinLR)}
 	if es := t.EarlyStopping; es != nil {

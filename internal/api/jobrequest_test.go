@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -51,7 +52,10 @@ func TestJobRequestCheck(t *testing.T) {
 		{"empty loss", `,"network":{"loss":""}`, "network.loss", "mse for regression, binary_cross_entropy for binary, cross_entropy for multiclass"},
 		{"empty init", `,"network":{"init":""}`, "network.init", `default ("glorot")`},
 		{"version 1", `,"version":1`, "", ""},
-		{"version 0", `,"version":0`, "version", "default (1)"},
+		{"version 0", `,"version":0`, "version", "default (2)"},
+		{"empty precision", `,"training":{"precision":""}`, "training.precision", `default ("float32")`},
+		{"empty precision of a version 1 spec", `,"version":1,"training":{"precision":""}`, "training.precision", `default ("float64")`},
+		{"precision float64", `,"training":{"precision":"float64"}`, "", ""},
 		{"validation fraction 0 means none", `,"validation":{"fraction":0}`, "", ""},
 		{"scaling alone", `,"preprocessing":{"scaling":"minmax"}`, "", ""},
 		{"standardize alone", `,"training":{"standardize":false}`, "", ""},
@@ -119,7 +123,7 @@ func TestJobRequestCheckTopLevel(t *testing.T) {
 func TestJobRequestSpec(t *testing.T) {
 	body := `{"version":1,"model_name":"m","dataset_id":"d","validation":{"fraction":0.25},
 	  "network":{"hidden":[{"units":8,"activation":"leaky_relu","slope":0,"dropout":0.25}],"loss":"mse","input_dropout":0.1},
-	  "training":{"epochs":3,"shuffle":false,"seed":7,"l1":0.001,"optimizer":{"name":"adam","beta1":0},
+	  "training":{"epochs":3,"shuffle":false,"seed":7,"l1":0.001,"precision":"float64","optimizer":{"name":"adam","beta1":0},
 	    "lr_schedule":{"name":"cosine","min_lr":0.0001},"early_stopping":{"patience":0},"max_duration_seconds":60}}`
 	var req jobRequest
 	if err := decodeStrict([]byte(body), &req); err != nil {
@@ -135,7 +139,7 @@ func TestJobRequestSpec(t *testing.T) {
 		},
 		Training: jobs.TrainingSpec{
 			TrainingConfig: engine.TrainingConfig{
-				Epochs: 3, Shuffle: new(false), Seed: new(int64(7)), L1: 0.001,
+				Epochs: 3, Shuffle: new(false), Seed: new(int64(7)), L1: 0.001, Precision: engine.Float64,
 				Optimizer:     engine.OptimizerConfig{Name: "adam", Beta1: new(0.0)},
 				LRSchedule:    engine.ScheduleConfig{Name: "cosine", MinLR: 0.0001},
 				EarlyStopping: &engine.EarlyStoppingConfig{Patience: new(0)},
@@ -319,4 +323,74 @@ func TestJobDropoutAndL1(t *testing.T) {
 	if after := doJSON(t, env.h, http.MethodGet, "/v1/jobs", nil).Body; !bytes.Equal(after, before) {
 		t.Errorf("refused jobs changed the job list:\nbefore %s\nafter  %s", before, after)
 	}
+}
+
+// TestJobPrecision submits jobs through the router: a job that leaves
+// training.precision out is float32, one that asks for float64 keeps it,
+// and a version 1 spec without it stays version 1 with none (float64). The
+// model each trains says its precision in its metadata. An unknown
+// precision is a 400 on training.precision naming the values allowed.
+func TestJobPrecision(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	ds := uploadIris(t, env)
+	tests := []struct {
+		name          string
+		body          map[string]any
+		wantVersion   int
+		wantPrecision engine.Precision // in the resolved spec
+		wantModel     string           // the model metadata's precision
+	}{
+		{"default", map[string]any{"training": map[string]any{"epochs": 1}}, jobs.SpecVersion, engine.Float32, "float32"},
+		{"float64", map[string]any{"training": map[string]any{"epochs": 1, "precision": "float64"}}, jobs.SpecVersion, engine.Float64, "float64"},
+		{"float32", map[string]any{"training": map[string]any{"epochs": 1, "precision": "float32"}}, jobs.SpecVersion, engine.Float32, "float32"},
+		{"version 1", map[string]any{"version": 1, "training": map[string]any{"epochs": 1}}, 1, "", "float64"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("p%d", i)
+			tt.body["model_name"], tt.body["dataset_id"] = name, ds.ID
+			j := submitJob(t, env, tt.body)
+			if j.Spec.Version != tt.wantVersion || j.Spec.Training.Precision != tt.wantPrecision {
+				t.Errorf("spec version %d precision %q, want %d %q", j.Spec.Version, j.Spec.Training.Precision, tt.wantVersion, tt.wantPrecision)
+			}
+			if done := waitJob(t, env, j.ID); done.Status != jobs.Succeeded {
+				t.Fatalf("job ended %s: %s", done.Status, done.Error)
+			}
+			res := doJSON(t, env.h, http.MethodGet, "/v1/models/"+name, nil)
+			var meta struct {
+				Precision *string `json:"precision"`
+			}
+			res.JSON(t, &meta)
+			if res.Status != http.StatusOK || meta.Precision == nil || *meta.Precision != tt.wantModel {
+				t.Errorf("GET model: %d %s, want precision %q", res.Status, res.Body, tt.wantModel)
+			}
+		})
+	}
+
+	t.Run("unknown", func(t *testing.T) {
+		before := snapshotDir(t, env.dir)
+		res := doJSON(t, env.h, http.MethodPost, "/v1/jobs", map[string]any{"model_name": "bad", "dataset_id": ds.ID,
+			"training": map[string]any{"precision": "float16"}})
+		if res.Status != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400: %s", res.Status, res.Body)
+		}
+		p := res.Problem(t)
+		found := false
+		for _, e := range p.Errors {
+			if e.Field == "training.precision" {
+				found = true
+				for _, s := range []string{`"float32"`, `"float64"`, `"float16"`} {
+					if !strings.Contains(e.Message, s) {
+						t.Errorf("training.precision: %q does not say %s", e.Message, s)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("problem %+v has no error on training.precision", p)
+		}
+		if after := snapshotDir(t, env.dir); !reflect.DeepEqual(after, before) {
+			t.Errorf("a refused job changed the data directory")
+		}
+	})
 }

@@ -254,7 +254,7 @@ func TestJobValidationNamesFields(t *testing.T) {
 		{"explicit empty output activation", `{"network":{"output_activation":""}}`, "network.output_activation"},
 		{"explicit zero step size", `{"training":{"lr_schedule":{"name":"step","step_size":0}}}`, "training.lr_schedule.step_size"},
 		{"layer without units", `{"network":{"hidden":[{"activation":"tanh"}]}}`, "network.hidden[0].units"},
-		{"newer spec version", `{"version":2}`, "version"},
+		{"newer spec version", `{"version":3}`, "version"},
 		{"absurd epochs", `{"training":{"epochs":1000000000000}}`, "training.epochs"},
 		{"negative batch", `{"training":{"batch_size":-5}}`, "training.batch_size"},
 		{"zero units", `{"network":{"hidden":[{"units":4},{"units":0}]}}`, "network.hidden[1].units"},

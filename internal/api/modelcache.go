@@ -67,6 +67,9 @@ type servedModel struct {
 	typed  bool
 	inputs []engine.InputColumn
 	target string
+	// precision is what the model computes in: its config's, float64
+	// for a model from before precision existed, whose config has none.
+	precision engine.Precision
 }
 
 func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error) {
@@ -85,6 +88,10 @@ func newServedModel(meta store.ModelMeta, m *engine.Model) (*servedModel, error)
 	}
 	sm.names, sm.featureList = names, nameList(names)
 	sm.typed, sm.target = m.Typed(), m.TargetName()
+	sm.precision = m.Config().Training.Precision
+	if sm.precision == "" {
+		sm.precision = engine.Float64
+	}
 	if sm.typed {
 		sm.inputs = m.Inputs()
 	}

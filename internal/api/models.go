@@ -157,11 +157,15 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 // width the inputs encode to.
 type modelMetaBody struct {
 	store.ModelMeta
-	// Inputs and EncodedWidth are absent only when the model file does
-	// not load.
+	// Inputs, EncodedWidth and Precision are absent only when the model
+	// file does not load.
 	Inputs       []modelInput `json:"inputs,omitempty"`
 	Target       string       `json:"target,omitempty"`
 	EncodedWidth int          `json:"encoded_width,omitempty"`
+	// Precision is the floating-point type the model's weights are in and
+	// it predicts in: float32 or float64 (a model trained before
+	// training.precision existed).
+	Precision engine.Precision `json:"precision,omitempty"`
 }
 
 // modelInput is one input column of a model, as its metadata lists it.
@@ -194,7 +198,7 @@ func newModelMetaBody(meta store.ModelMeta, sm *servedModel) modelMetaBody {
 		inputs = sm.model.Inputs()
 	}
 	body := modelMetaBody{ModelMeta: meta, Inputs: make([]modelInput, len(inputs)),
-		Target: sm.target, EncodedWidth: sm.model.EncodedWidth()}
+		Target: sm.target, EncodedWidth: sm.model.EncodedWidth(), Precision: sm.precision}
 	for j, in := range inputs {
 		mi := modelInput{Name: in.Name, Type: in.Kind, Levels: in.Levels, HasTime: in.HasTime,
 			Nullable: sm.typed, MissingInTraining: in.Missing}
