@@ -149,8 +149,10 @@ func TestMaxCellsFor(t *testing.T) {
 	fitsAll := func(cells, limit int64) bool {
 		numeric := engine.DataShape{Rows: int(cells), Features: 1, Outputs: 1, TargetColumns: 1, ValFraction: true}
 		labels := engine.DataShape{Rows: int(cells), Features: 1, Outputs: 1, Labels: true, LabelBytes: maxCapLabelBytes, ValFraction: true}
-		return engine.EstimateMemory(engine.Config{}, engine.TaskRegression, numeric).Total <= limit &&
-			engine.EstimateMemory(engine.Config{}, engine.TaskBinary, labels).Total <= limit
+		// A job that sets no option: float32 (jobs.DefaultPrecision).
+		cfg := engine.Config{Training: engine.TrainingConfig{Precision: engine.Float32}}
+		return engine.EstimateMemory(cfg, engine.TaskRegression, numeric).Total <= limit &&
+			engine.EstimateMemory(cfg, engine.TaskBinary, labels).Total <= limit
 	}
 	for _, limit := range []int64{64 << 20, 1 << 30, 8 << 30} {
 		cells := MaxCellsFor(limit)

@@ -209,6 +209,12 @@ func (m *Manager) estimate(ctx context.Context, s Spec) (est engine.MemoryEstima
 	return estimateMemory(cfg, task, meta, valMeta, s.Validation, width), cfg, true
 }
 
+// defaultConfig is the engine config, unresolved, of a new job that sets
+// no option: the engine's defaults, in the job's default precision.
+func defaultConfig() engine.Config {
+	return engine.Config{Training: engine.TrainingConfig{Precision: DefaultPrecision(SpecVersion)}}
+}
+
 // maxCapLabelBytes is the class-label length MaxCellsFor allows for.
 // Longer labels only make a dataset at the cap heavier per row; Submit's
 // memory check still holds each job to its own estimate.
@@ -229,8 +235,8 @@ func MaxCellsFor(jobMaxMemory int64) int64 {
 	fits := func(cells int64) bool {
 		numeric := engine.DataShape{Rows: int(cells), Features: 1, Outputs: 1, TargetColumns: 1, ValFraction: true}
 		labels := engine.DataShape{Rows: int(cells), Features: 1, Outputs: 1, Labels: true, LabelBytes: maxCapLabelBytes, ValFraction: true}
-		return engine.EstimateMemory(engine.Config{}, engine.TaskRegression, numeric).Total <= jobMaxMemory &&
-			engine.EstimateMemory(engine.Config{}, engine.TaskBinary, labels).Total <= jobMaxMemory
+		return engine.EstimateMemory(defaultConfig(), engine.TaskRegression, numeric).Total <= jobMaxMemory &&
+			engine.EstimateMemory(defaultConfig(), engine.TaskBinary, labels).Total <= jobMaxMemory
 	}
 	lo, hi := int64(0), DefaultMaxCells+1 // fits(lo), and hi is past the cap
 	for hi-lo > 1 {
