@@ -70,6 +70,12 @@
 // the job again on restart and stores one more version: model writes are
 // at-least-once.
 //
+// A recovered job trains with its stored spec, which is never resolved
+// again: the engine config, of which a checkpoint's fingerprint is taken,
+// is the one the job began with. A default that changed since (a version 1
+// spec has no training.precision, and trains in float64 where a new job
+// gets float32) does not reach it.
+//
 // A clean Shutdown cancels running jobs with a shutdown cause, writes a
 // checkpoint at their last epoch boundary and records them as queued with
 // the attempt given back, so a clean restart does not count against the
