@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving and ingest benchmark: backpropd's POST /v1/models/{name}/predict
 # under 64 concurrent connections (wrk) against a bare net/http handler, and
-# the upload of Fashion-MNIST as CSV (MB/s, server peak RSS). One command
+# the upload of Fashion-MNIST as CSV (MB/s, server peak RSS). The summary
+# holds each model's single-row ratio against the 0.7× target. One command
 # from a clean clone:
 #
 #   bash bench/predict_load/run.sh
