@@ -19,6 +19,8 @@
 #               and its row says "server default"
 #   SCHEDULE    learning-rate schedule on both sides (default constant)
 #   SEED        random seed (default 1)
+#   ROUNDS      repeat every run, interleaved; the summary takes each
+#               contender's fastest (default 1; more on a shared machine)
 #   TRAIN_ROWS  0 = all 60,000 (default); fewer for a smoke run
 #   TAGS        go build tags for the server and the engine-direct binary,
 #               e.g. TAGS=openblas
@@ -30,6 +32,7 @@ THREADS="${THREADS:-2 1}"
 PRECISIONS="${PRECISIONS:-float32 float64}"
 SCHEDULE="${SCHEDULE:-constant}"
 SEED="${SEED:-1}"
+ROUNDS="${ROUNDS:-1}"
 TRAIN_ROWS="${TRAIN_ROWS:-0}"
 TAGS="${TAGS:-}"
 DATA="${DATA:-/usr/share/datasets/fashion-mnist}"
@@ -69,5 +72,5 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$out/driver" -server "$out/backpropd" -engine "$out/engine" -train-csv "$train_csv" -test-csv "$test_csv" \
   -data "$DATA" -epochs "$EPOCHS" -threads "$THREADS" -precisions "$PRECISIONS" -schedule "$SCHEDULE" \
-  -seed "$SEED" -train-rows "$TRAIN_ROWS" | tee "$out/results.txt"
+  -seed "$SEED" -train-rows "$TRAIN_ROWS" -rounds "$ROUNDS" | tee "$out/results.txt"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

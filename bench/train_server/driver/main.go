@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ type result struct {
 type config struct {
 	server, engine, trainCSV, testCSV, data, work, schedule string
 	threads, precisions                                     []string
-	epochs, batch, trainRows                                int
+	epochs, batch, trainRows, rounds                        int
 	seed                                                    int64
 }
 
@@ -77,6 +78,7 @@ func main() {
 	flag.IntVar(&c.batch, "batch", 64, "mini-batch size")
 	flag.IntVar(&c.trainRows, "train-rows", 0, "rows of the training CSV, passed to the engine-direct runs (0: all)")
 	flag.Int64Var(&c.seed, "seed", 1, "random seed")
+	flag.IntVar(&c.rounds, "rounds", 1, "repeat every run, interleaved; the summary takes each contender's fastest")
 	flag.Parse()
 	c.threads, c.precisions = strings.Fields(threads), strings.Fields(precisions)
 	if err := run(c); err != nil {
@@ -102,35 +104,77 @@ func run(c config) error {
 	cores := runtime.NumCPU()
 	datasetID, datasetRows := "", 0
 	var server, direct []result
+	for round := 1; round <= c.rounds; round++ {
+		if c.rounds > 1 {
+			fmt.Fprintf(os.Stderr, "round %d of %d\n", round, c.rounds)
+		}
+		s, d, err := runRound(c, dataDir, &datasetID, &datasetRows, testX, testLabels, features, cores)
+		if err != nil {
+			return err
+		}
+		server, direct = append(server, s...), append(direct, d...)
+	}
+	summary(best(server), best(direct))
+	return nil
+}
+
+// best keeps the fastest run of every (threads, precision): on a shared
+// machine the fastest is the least disturbed.
+func best(runs []result) []result {
+	var out []result
+	for _, r := range runs {
+		i := slices.IndexFunc(out, func(o result) bool { return o.Threads == r.Threads && o.Precision == r.Precision })
+		switch {
+		case i < 0:
+			out = append(out, r)
+		case speed(r) > speed(out[i]):
+			out[i] = r
+		}
+	}
+	return out
+}
+
+// speed is the figure the ratio compares.
+func speed(r result) float64 {
+	if r.AllEpochs > 0 {
+		return r.AllEpochs
+	}
+	return r.SamplesPerSecond
+}
+
+func runRound(c config, dataDir string, datasetID *string, datasetRows *int, testX []float64, testLabels []string, features, cores int) (server, direct []result, err error) {
 	for _, ts := range c.threads {
 		t, err := strconv.Atoi(ts)
 		if err != nil || t < 1 || t > cores {
-			return fmt.Errorf("-threads: %q is not a thread count from 1 to %d", ts, cores)
+			return nil, nil, fmt.Errorf("-threads: %q is not a thread count from 1 to %d", ts, cores)
 		}
 		workers := cores / t
 		srv, err := bpdclient.Start(c.server, []string{"--data-dir", dataDir, "--workers", strconv.Itoa(workers), "--log-format", "json"},
 			filepath.Join(c.work, fmt.Sprintf("server-w%d.log", workers)))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		if datasetID == "" {
+		if *datasetID == "" {
 			fmt.Fprintf(os.Stderr, "uploading %s\n", c.trainCSV)
 			d, err := srv.UploadCSV(c.trainCSV, "name=fashion&target=label&task=multiclass")
 			if err != nil {
 				srv.Stop()
-				return err
+				return nil, nil, err
 			}
-			datasetID, datasetRows = d.ID, d.Rows
+			*datasetID, *datasetRows = d.ID, d.Rows
 		}
 		ran := map[string]bool{}
 		for _, p := range c.precisions {
-			r, err := trainOnServer(c, srv, datasetID, datasetRows, t, workers, p, testX, testLabels, features)
+			if ran[serverDefault] {
+				break // the server takes no training.precision: one default run is enough
+			}
+			r, err := trainOnServer(c, srv, *datasetID, *datasetRows, t, workers, p, testX, testLabels, features)
 			if err != nil {
 				srv.Stop()
-				return err
+				return nil, nil, err
 			}
 			if ran[r.Precision] {
-				continue // the server refused the field twice: one default run is enough
+				continue
 			}
 			ran[r.Precision] = true
 			server = append(server, r)
@@ -140,14 +184,13 @@ func run(c config) error {
 		if c.engine != "" {
 			r, err := trainDirect(c, t)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			direct = append(direct, r)
 			emit(r)
 		}
 	}
-	summary(server, direct)
-	return nil
+	return server, direct, nil
 }
 
 func emit(r result) {
