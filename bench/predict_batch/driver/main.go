@@ -142,6 +142,9 @@ func run(c config) error {
 	var allTorch []torchRun
 	trained := map[string]bool{}
 	for _, p := range c.precisionNames {
+		if trained["server default"] {
+			break // the server takes no training.precision: one default model is enough
+		}
 		model := "fashion-" + p
 		fmt.Fprintf(os.Stderr, "training %s (%d epoch(s)), precision %s\n", model, c.epochs, p)
 		job, _, used, refusal, err := srv.TrainPrecision(func(prec string) map[string]any {
