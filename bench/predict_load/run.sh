@@ -49,7 +49,8 @@ if [ ! -s "$csv" ]; then
 fi
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$out/driver" -server "$out/backpropd" -baseline "$out/baseline" -fashion-csv "$csv" \
   -iris-csv examples/iris.csv -duration "$DURATION" -conns "$CONNS" -wrk-threads "$WRK_THREADS" -rounds "$ROUNDS" \
   -fashion-epochs "$FASHION_EPOCHS"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
