@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving and ingest benchmark: backpropd's POST /v1/models/{name}/predict
 # under 64 concurrent connections (wrk) against a bare net/http handler, and
-# the upload of Fashion-MNIST as CSV (MB/s, server peak RSS). One command
+# the upload of Fashion-MNIST as CSV (MB/s, server peak RSS). The summary
+# holds each model's single-row ratio against the 0.7× target. One command
 # from a clean clone:
 #
 #   bash bench/predict_load/run.sh
@@ -48,7 +49,8 @@ if [ ! -s "$csv" ]; then
 fi
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$out/driver" -server "$out/backpropd" -baseline "$out/baseline" -fashion-csv "$csv" \
   -iris-csv examples/iris.csv -duration "$DURATION" -conns "$CONNS" -wrk-threads "$WRK_THREADS" -rounds "$ROUNDS" \
   -fashion-epochs "$FASHION_EPOCHS"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
