@@ -103,7 +103,7 @@ func checkDeterminism(t *testing.T, cfg Config) {
 		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
 			b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: threads})
 			mustRun(t, b)
-			requireSameBits(t, "weights", b.net.params, a.net.params)
+			requireSameBits(t, "weights", paramsOf(b), paramsOf(a))
 			requireSameHistory(t, b.History(), a.History())
 		})
 	}
@@ -112,7 +112,7 @@ func checkDeterminism(t *testing.T, cfg Config) {
 		c.Training.Seed = seed(2)
 		b := mustTrainer(t, c, TaskMulticlass, mediumData(), val, Options{})
 		mustRun(t, b)
-		if sameBits(b.net.params, a.net.params) < 0 {
+		if sameBits(paramsOf(b), paramsOf(a)) < 0 {
 			t.Fatal("seed 2 gave the same weights as seed 1")
 		}
 	})
@@ -162,7 +162,7 @@ func TestResume(t *testing.T) {
 					t.Fatal(err)
 				}
 				mustRun(t, b)
-				requireSameBits(t, "weights", b.net.params, ref.net.params)
+				requireSameBits(t, "weights", paramsOf(b), paramsOf(ref))
 				requireSameHistory(t, b.History(), ref.History())
 			})
 
@@ -198,12 +198,12 @@ func TestResume(t *testing.T) {
 						t.Fatalf("restored EpochsDone = %d, want 4 (the last completed epoch)", b.EpochsDone())
 					}
 					mustRun(t, b)
-					requireSameBits(t, "weights after restore", b.net.params, ref.net.params)
+					requireSameBits(t, "weights after restore", paramsOf(b), paramsOf(ref))
 					requireSameHistory(t, b.History(), ref.History())
 
 					a.afterBatch = nil // the same trainer, run again, rewinds to epoch 4
 					mustRun(t, a)
-					requireSameBits(t, "weights after re-Run", a.net.params, ref.net.params)
+					requireSameBits(t, "weights after re-Run", paramsOf(a), paramsOf(ref))
 				})
 			}
 		})
@@ -237,11 +237,11 @@ func TestRestoreStateRejects(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := mustTrainer(t, c.cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{})
-			before := slices.Clone(b.net.params)
+			before := slices.Clone(paramsOf(b))
 			if err := b.RestoreState(c.state); err == nil {
 				t.Fatal("RestoreState accepted it")
 			}
-			requireSameBits(t, "weights after a rejected state", b.net.params, before)
+			requireSameBits(t, "weights after a rejected state", paramsOf(b), before)
 		})
 	}
 }
@@ -276,7 +276,7 @@ func TestCancellationLatency(t *testing.T) {
 					} else {
 						tr.Stop()
 					}
-					atStop = slices.Clone(tr.net.params)
+					atStop = slices.Clone(paramsOf(tr))
 					after = 0
 				} else if after >= 0 {
 					after++
@@ -299,7 +299,7 @@ func TestCancellationLatency(t *testing.T) {
 				t.Error("EarlyStopped = true after a Stop")
 			}
 			// Stop keeps the weights trained so far, mid-epoch included.
-			requireSameBits(t, "model weights after Stop", tr.Model().net.params, atStop)
+			requireSameBits(t, "model weights after Stop", paramsOf(tr.Model()), atStop)
 		})
 	}
 }
@@ -319,7 +319,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 	tr := mustTrainer(t, cfg, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
 	var weights [][]float64
 	err := tr.Run(context.Background(), func(Epoch) bool {
-		weights = append(weights, slices.Clone(tr.net.params))
+		weights = append(weights, slices.Clone(paramsOf(tr)))
 		return false
 	})
 	if err != nil {
@@ -339,7 +339,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 		t.Errorf("stopped after %d epochs; want best epoch %d + patience 4 = %d", got, best+1, want)
 	}
 	m := tr.Model()
-	requireSameBits(t, "model weights", m.net.params, weights[best])
+	requireSameBits(t, "model weights", paramsOf(m), weights[best])
 	if s := m.Summary(); s.ValLoss == nil || *s.ValLoss != *h[best].ValLoss || !s.StoppedEarly {
 		t.Errorf("summary %+v does not describe the best epoch %d", s, best+1)
 	}
@@ -355,10 +355,10 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 		c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: ptr(4), RestoreBest: boolp(false)}
 		tr := mustTrainer(t, c, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
 		var last []float64
-		if err := tr.Run(context.Background(), func(Epoch) bool { last = slices.Clone(tr.net.params); return false }); err != nil {
+		if err := tr.Run(context.Background(), func(Epoch) bool { last = slices.Clone(paramsOf(tr)); return false }); err != nil {
 			t.Fatal(err)
 		}
-		requireSameBits(t, "model weights", tr.Model().net.params, last)
+		requireSameBits(t, "model weights", paramsOf(tr.Model()), last)
 		if got, want := tr.ModelEpoch(), len(tr.History()); got != want {
 			t.Errorf("ModelEpoch = %d; want the last epoch %d", got, want)
 		}
@@ -423,7 +423,7 @@ func TestAdamBeta1Zero(t *testing.T) {
 	if first, last := h[0].Loss, h[len(h)-1].Loss; !(last < first/2) {
 		t.Errorf("beta1 0: training loss went from %v to %v; want it at least halved", first, last)
 	}
-	if sameBits(zero.net.params, dflt.net.params) < 0 {
+	if sameBits(paramsOf(zero), paramsOf(dflt)) < 0 {
 		t.Error("beta1 0 gave the same weights as the default beta1 0.9")
 	}
 }
@@ -487,13 +487,13 @@ func TestTrainStepAllocs(t *testing.T) {
 
 func checkTrainStepAllocs(t *testing.T, cfg Config, threads int) {
 	tr := mustTrainer(t, cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{Threads: threads})
-	pool := newGemmPool(threads)
-	defer pool.close()
-	full := tr.data.trainIdx[:tr.ws.rows]
-	partial := tr.data.trainIdx[:tr.ws.rows/3] // the last, short batch reuses the buffers
+	tr.core.start(threads)
+	defer tr.core.stop()
+	full := tr.data.trainIdx[:tr.batch]
+	partial := tr.data.trainIdx[:tr.batch/3] // the last, short batch reuses the buffers
 	if n := testing.AllocsPerRun(20, func() {
-		tr.step(full, 0.001, pool)
-		tr.step(partial, 0.001, pool)
+		tr.core.step(tr, full, 0.001)
+		tr.core.step(tr, partial, 0.001)
 	}); n != 0 {
 		t.Errorf("%v allocations per training step, want 0", n)
 	}
@@ -539,11 +539,11 @@ func FuzzRestoreState(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, in := range [][]byte{b, fixCRC(b)} {
 			tr := mustTrainer(t, cfg, TaskBinary, d, val, Options{})
-			before := slices.Clone(tr.net.params)
+			before := slices.Clone(paramsOf(tr))
 			var err error
 			allocbound.Check(t, "RestoreState", len(in), decodeBound, func() { err = tr.RestoreState(in) })
 			if err != nil {
-				requireSameBits(t, "weights after a rejected state", tr.net.params, before)
+				requireSameBits(t, "weights after a rejected state", paramsOf(tr), before)
 				if tr.EpochsDone() != 0 || len(tr.History()) != 0 {
 					t.Fatal("a rejected state changed the epoch or history")
 				}

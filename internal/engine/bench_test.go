@@ -35,10 +35,10 @@ func BenchmarkTrainStep(b *testing.B) {
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
 			tr := benchTrainer(b, threads)
-			pool := newGemmPool(threads)
-			defer pool.close()
+			tr.core.start(threads)
+			defer tr.core.stop()
 			idx := tr.data.trainIdx
-			batch := tr.ws.rows
+			batch := tr.batch
 			b.ReportAllocs()
 			b.ResetTimer()
 			s := 0
@@ -46,7 +46,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				if s+batch > len(idx) {
 					s = 0
 				}
-				tr.step(idx[s:s+batch], 0.001, pool)
+				tr.core.step(tr, idx[s:s+batch], 0.001)
 				s += batch
 			}
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")

@@ -32,7 +32,7 @@ func TestDropoutIsInverted(t *testing.T) {
 		}
 		src := rand.NewPCG(3, 4)
 		for r := range rows {
-			(*scaler)(nil).rowDrop(in[r*cols:r*cols+cols], ones, &d, src)
+			scaleRowDrop(nil, in[r*cols:r*cols+cols], ones, &d, src)
 		}
 		for _, c := range []struct {
 			name string

@@ -69,7 +69,7 @@ func TestGemm(t *testing.T) {
 				}
 				var first []float64
 				for _, threads := range []int{1, 2, 4} {
-					pool := newGemmPool(threads)
+					pool := newGemmPool[float64](threads)
 					c := append([]float64(nil), c0...)
 					pool.gemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, n)
 					pool.close()
@@ -130,11 +130,11 @@ func TestGemmKeepsGonumSerial(t *testing.T) {
 
 	const threads = 3
 	tr := benchTrainer(t, threads)
-	pool := newGemmPool(threads)
+	tr.core.start(threads)
 	for range 3 {
-		tr.step(tr.data.trainIdx[:tr.ws.rows], 0.001, pool)
+		tr.core.step(tr, tr.data.trainIdx[:tr.batch], 0.001)
 	}
-	pool.close()
+	tr.core.stop()
 	if useKernels() && rec.calls != 0 {
 		t.Errorf("training made %d Dgemm calls on a CPU with kernels level %v; want its products on package kernels", rec.calls, kernels.Active())
 	}

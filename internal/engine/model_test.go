@@ -48,7 +48,7 @@ func TestModelRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeModel: %v", err)
 			}
-			requireSameBits(t, "weights", got.net.params, m.net.params)
+			requireSameBits(t, "weights", paramsOf(got), paramsOf(m))
 			requireSameBits(t, "means", got.mean, m.mean)
 			requireSameBits(t, "standard deviations", got.std, m.std)
 			if again := mustMarshal(t, got); !bytes.Equal(again, b) {
@@ -94,7 +94,7 @@ func TestDecodeModelRejects(t *testing.T) {
 	// with a correct checksum, so the checks behind the checksum are hit.
 	version := binary.LittleEndian.Uint32(good[8:])
 	rebuild := func(h []byte, floats []float64) []byte { return encodeContainer(modelMagic, version, h, floats) }
-	params := readFloats(ptr(good[16+hdrLen+8:]), (len(good)-16-hdrLen-12)/8)
+	params := readFloats[float64](ptr(good[16+hdrLen+8:]), (len(good)-16-hdrLen-12)/8)
 	withNaN := slices.Clone(params)
 	withNaN[3] = math.NaN()
 	cases := []struct {

@@ -18,8 +18,8 @@ func untrainedModel(tb testing.TB, features int, hidden []LayerConfig) *Model {
 	cfg := Config{Network: NetworkConfig{Hidden: hidden}}.Resolve(TaskRegression, false)
 	specs := architecture(cfg.Network, features, 1)
 	m := newModel(TaskRegression, cfg, Summary{}, features, defaultNames("x", features), []string{"y"}, nil, nil, nil,
-		specs, cfg.Network.Loss, nil, nil)
-	m.net.initialize(rand.New(rand.NewPCG(1, 2)), Glorot)
+		specs, cfg.Network.Loss, nil, nil, nil)
+	m.n64.initialize(rand.New(rand.NewPCG(1, 2)), Glorot)
 	return m
 }
 
@@ -98,9 +98,9 @@ func TestChunkedPredictMatchesForward(t *testing.T) {
 		if err := m.Predict(got, x, rows); err != nil {
 			t.Fatal(err)
 		}
-		ws := newWorkspace(m.net, rows, false)
+		ws := newWorkspace(m.n64, rows, false)
 		copy(ws.acts[0], x)
-		want := m.net.forward(ws, rows, nil)
+		want := m.n64.forward(ws, rows, nil)
 		for i := range want {
 			if d := math.Abs(got[i] - want[i]); d > 1e-12*math.Max(1, math.Abs(want[i])) {
 				t.Fatalf("rows=%d: output %d is %v, forward gives %v", rows, i, got[i], want[i])
@@ -123,7 +123,7 @@ func TestChunkRows(t *testing.T) {
 // withNames is m with other names, for files a client might craft.
 func withNames(m *Model, features, targets, classes []string) *Model {
 	return newModel(m.task, m.cfg, m.summary, m.features, features, targets, classes,
-		m.mean, m.std, m.specs, m.cfg.Network.Loss, slices.Clone(m.net.params), m.inputs)
+		m.mean, m.std, m.specs, m.cfg.Network.Loss, slices.Clone(paramsOf(m)), nil, m.inputs)
 }
 
 func TestImportModel(t *testing.T) {
