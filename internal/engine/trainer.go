@@ -46,6 +46,9 @@ type Options struct {
 	Limits Limits
 }
 
+// maxThreads caps Options.Threads.
+const maxThreads = 256
+
 // trainStream is the PCG stream for initialization and shuffling.
 const trainStream = 0x9e3779b97f4a7c15
 
@@ -132,12 +135,12 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	if err := CheckMemory(cfg, EstimateMemory(cfg, task, shapeOf(train, val, pr)), opt.Limits.MaxMemory); err != nil {
+	if err := CheckMemory(cfg, EstimateMemory(cfg, task, shapeOf(train, val, pr, opt.Threads)), opt.Limits.MaxMemory); err != nil {
 		return nil, err
 	}
 
 	pr.encode(train, val)
-	t := &Trainer{cfg: cfg, task: task, threads: min(max(opt.Threads, 1), 256), data: pr}
+	t := &Trainer{cfg: cfg, task: task, threads: min(max(opt.Threads, 1), maxThreads), data: pr}
 	t.scaler = newScaler(pr.mean, pr.std)
 	t.batch = min(cfg.Training.BatchSize, len(pr.trainIdx))
 	t.keepBest = t.restoresBest()
