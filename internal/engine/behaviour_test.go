@@ -90,9 +90,18 @@ func TestDeterminism(t *testing.T) {
 	}{
 		{"plain", mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
 		{"dropout and l1", mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
+		{"float32", inFloat32(mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
+		{"float32 dropout and l1", inFloat32(mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
 	} {
 		t.Run(c.name, func(t *testing.T) { checkDeterminism(t, c.cfg) })
 	}
+}
+
+// inFloat32 is cfg trained in float32.
+func inFloat32(cfg Config) Config {
+	cfg = cfg.clone()
+	cfg.Training.Precision = Float32
+	return cfg
 }
 
 func checkDeterminism(t *testing.T, cfg Config) {
@@ -132,6 +141,10 @@ func TestResume(t *testing.T) {
 		{"sgd", mediumConfig(OptimizerConfig{Name: "sgd", LearningRate: 0.05, Momentum: 0.9, Nesterov: true})},
 		{"rmsprop", mediumConfig(OptimizerConfig{Name: "rmsprop", LearningRate: 0.002})},
 		{"adam with dropout and l1", mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
+		{"float32 adam", inFloat32(mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
+		{"float32 sgd", inFloat32(mediumConfig(OptimizerConfig{Name: "sgd", LearningRate: 0.05, Momentum: 0.9, Nesterov: true}))},
+		{"float32 rmsprop", inFloat32(mediumConfig(OptimizerConfig{Name: "rmsprop", LearningRate: 0.002}))},
+		{"float32 adam with dropout and l1", inFloat32(mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
 	}
 	val := Validation{Fraction: 0.25}
 	for _, c := range cases {
@@ -470,17 +483,20 @@ func TestDivergenceNamesTheEpoch(t *testing.T) {
 // TestTrainStepAllocs shows that a training step (gather, forward,
 // backward, clip, update) allocates nothing once the trainer exists, on
 // one goroutine and with worker goroutines, with and without dropout
-// (whose masks are allocated once, by NewTrainer).
+// (whose masks are allocated once, by NewTrainer), in both precisions.
 func TestTrainStepAllocs(t *testing.T) {
-	for _, threads := range []int{1, 2} {
-		for _, drop := range []bool{false, true} {
-			t.Run(fmt.Sprintf("threads=%d/dropout=%v", threads, drop), func(t *testing.T) {
-				cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
-				if drop {
-					cfg = mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
-				}
-				checkTrainStepAllocs(t, cfg, threads)
-			})
+	for _, p := range []Precision{Float64, Float32} {
+		for _, threads := range []int{1, 2} {
+			for _, drop := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/threads=%d/dropout=%v", p, threads, drop), func(t *testing.T) {
+					cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
+					if drop {
+						cfg = mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
+					}
+					cfg.Training.Precision = p
+					checkTrainStepAllocs(t, cfg, threads)
+				})
+			}
 		}
 	}
 }

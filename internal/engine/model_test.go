@@ -37,6 +37,8 @@ func trainedModels(tb testing.TB) map[string]*Model {
 		"regression-no-hidden": mustRun(tb, mustTrainer(tb, short(Config{Network: NetworkConfig{Hidden: []LayerConfig{}},
 			Training: TrainingConfig{Standardize: boolp(false)}}), TaskRegression, sineData(20), Validation{}, Options{})),
 		"multilabel": mustRun(tb, mustTrainer(tb, short(Config{Network: NetworkConfig{Hidden: hidden(3, Sigmoid, 1)}}), TaskBinary, multi, Validation{}, Options{})),
+		"float32": mustRun(tb, mustTrainer(tb, short(Config{Network: NetworkConfig{Hidden: hidden(4, Tanh, 1)}, Training: TrainingConfig{Precision: Float32}}),
+			TaskMulticlass, blobsData(40, 2, 3, 2), Validation{}, Options{})),
 	}
 }
 

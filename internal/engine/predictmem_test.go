@@ -122,8 +122,15 @@ func TestChunkRows(t *testing.T) {
 
 // withNames is m with other names, for files a client might craft.
 func withNames(m *Model, features, targets, classes []string) *Model {
+	var p64 []float64
+	var p32 []float32
+	if m.n32 != nil {
+		p32 = slices.Clone(m.n32.params)
+	} else {
+		p64 = slices.Clone(m.n64.params)
+	}
 	return newModel(m.task, m.cfg, m.summary, m.features, features, targets, classes,
-		m.mean, m.std, m.specs, m.cfg.Network.Loss, slices.Clone(paramsOf(m)), nil, m.inputs)
+		m.mean, m.std, m.specs, m.cfg.Network.Loss, p64, p32, m.inputs)
 }
 
 func TestImportModel(t *testing.T) {
