@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/backpropd/backpropd/internal/kernels"
 )
 
 // TestFloat32TracksFloat64 trains the same network on the same seed and
@@ -116,7 +118,8 @@ func TestFloat32ModelFile(t *testing.T) {
 
 // TestFloat32PredictMemory: a float32 model's inference buffers are
 // float32, 4 bytes a value, plus one float64 row of inputs to encode
-// into; Predict allocates no more than PredictMemory says (64 KiB
+// into and, where passes run on package kernels, float32 packing
+// buffers; Predict allocates no more than PredictMemory says (64 KiB
 // allowed for the workspace's own small allocations).
 func TestFloat32PredictMemory(t *testing.T) {
 	hidden := []LayerConfig{{Units: 4096, Activation: ReLU}, {Units: 8, Activation: Tanh}}
@@ -127,10 +130,14 @@ func TestFloat32PredictMemory(t *testing.T) {
 		m64.specs, cfg.Network.Loss, nil, widenedTo32(paramsOf(m64)), nil)
 	const rows = 256
 	chunk := int64(chunkRows(4096))
-	if got, want := m.PredictMemory(rows), chunk*4096*4*2+3*8; got != want {
+	var pack32, pack64 int64
+	if useKernels() {
+		pack32, pack64 = kernels.WorkspaceBytes[float32](), kernels.WorkspaceBytes[float64]()
+	}
+	if got, want := m.PredictMemory(rows), chunk*4096*4*2+3*8+pack32; got != want {
 		t.Errorf("float32 PredictMemory(%d) = %d, want %d", rows, got, want)
 	}
-	if got, want := m64.PredictMemory(rows), chunk*4096*8*2; got != want {
+	if got, want := m64.PredictMemory(rows), chunk*4096*8*2+pack64; got != want {
 		t.Errorf("float64 PredictMemory(%d) = %d, want %d", rows, got, want)
 	}
 	x := make([]float64, rows*3)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/backpropd/backpropd/internal/kernels"
 	"github.com/backpropd/backpropd/internal/table"
 )
 
@@ -321,7 +322,7 @@ func predictRows[T float](m *Model, net *network[T], pool *sync.Pool, dst, x []f
 				scaleRow(m.scaler, in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
 			}
 		}
-		widen(dst[s*k:(s+n)*k], net.infer(ws, n))
+		widen(dst[s*k:(s+n)*k], net.inferRows(ws, n))
 	}
 }
 
@@ -337,17 +338,28 @@ func widen[T float](dst []float64, src []T) {
 // two activation buffers of chunk × widest values of the model's
 // precision (8 bytes for float64, 4 for float32), where chunk is the rows
 // run at once (at most 256, fewer for wide models) and widest the widest
-// layer, inputs included, and for float32 one float64 row of inputs that
-// typed cells are encoded into. Callers add their own inputs and outputs.
+// layer, inputs included; for float32 one float64 row of inputs that
+// typed cells are encoded into; and, where passes of that many rows run
+// on package kernels, one set of packing buffers
+// (kernels.WorkspaceBytes). Callers add their own inputs and outputs.
 func (m *Model) PredictMemory(rows int) int64 {
 	chunk := m.chunk
 	if rows <= min(smallRows, m.chunk) {
 		chunk = min(smallRows, m.chunk)
 	}
+	kern := useKernels() && min(rows, chunk) >= inferKernelRows
 	if m.n32 != nil {
-		return int64(chunk)*int64(m.net.widest())*4*2 + int64(m.net.inputs())*8
+		n := int64(chunk)*int64(m.net.widest())*4*2 + int64(m.net.inputs())*8
+		if kern {
+			n += kernels.WorkspaceBytes[float32]()
+		}
+		return n
 	}
-	return int64(chunk) * int64(m.net.widest()) * 8 * 2
+	n := int64(chunk) * int64(m.net.widest()) * 8 * 2
+	if kern {
+		n += kernels.WorkspaceBytes[float64]()
+	}
+	return n
 }
 
 // errNoClasses is returned by Labels for models without class labels.

@@ -130,7 +130,7 @@ func predictColumnsIn[T float](m *Model, net *network[T], pool *sync.Pool, enc *
 			enc.row(row, cols, s+r)
 			scaleRow(m.scaler, ws.a[r*w:(r+1)*w], row)
 		}
-		widen(dst[s*k:(s+n)*k], net.infer(ws, n))
+		widen(dst[s*k:(s+n)*k], net.inferRows(ws, n))
 	}
 }
 
