@@ -532,29 +532,37 @@ func TestPredictAllocs(t *testing.T) {
 
 // FuzzRestoreState: RestoreState never panics on damaged input, allocates
 // at most decodeBound (model_test.go), and a rejected state leaves the
-// trainer as it was. Seeds: a valid state and
-// truncations of it; each input is also tried with its checksum repaired.
+// trainer as it was. Seeds: a valid state of each precision and
+// truncations of them; each input is also tried with its checksum
+// repaired, on a float64 and a float32 trainer.
 func FuzzRestoreState(f *testing.F) {
 	cfg := Config{
 		Network:  NetworkConfig{Hidden: hidden(3, Tanh, 1)},
 		Training: TrainingConfig{Epochs: 3, BatchSize: 4, Optimizer: OptimizerConfig{Name: "sgd", LearningRate: 0.1, Momentum: 0.5}},
 	}
+	cfgs := []Config{cfg, inFloat32(cfg)}
 	d := moonsData(20, 0.1, 1)
 	val := Validation{Fraction: 0.25}
-	a := mustTrainer(f, cfg, TaskBinary, d, val, Options{})
-	if err := a.Run(context.Background(), func(e Epoch) bool { return e.Epoch == 2 }); err != nil {
-		f.Fatal(err)
-	}
-	state, err := a.MarshalState()
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, cut := range []int{len(state), len(state) - 1, len(state) / 2, 20, 0} {
-		f.Add(state[:cut])
+	for _, cfg := range cfgs {
+		a := mustTrainer(f, cfg, TaskBinary, d, val, Options{})
+		if err := a.Run(context.Background(), func(e Epoch) bool { return e.Epoch == 2 }); err != nil {
+			f.Fatal(err)
+		}
+		state, err := a.MarshalState()
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, cut := range []int{len(state), len(state) - 1, len(state) / 2, 20, 0} {
+			f.Add(state[:cut])
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, in := range [][]byte{b, fixCRC(b)} {
-			tr := mustTrainer(t, cfg, TaskBinary, d, val, Options{})
+		for _, try := range []struct {
+			in  []byte
+			cfg Config
+		}{{b, cfgs[0]}, {fixCRC(b), cfgs[0]}, {b, cfgs[1]}, {fixCRC(b), cfgs[1]}} {
+			in := try.in
+			tr := mustTrainer(t, try.cfg, TaskBinary, d, val, Options{})
 			before := slices.Clone(paramsOf(tr))
 			var err error
 			allocbound.Check(t, "RestoreState", len(in), decodeBound, func() { err = tr.RestoreState(in) })
