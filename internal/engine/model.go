@@ -64,8 +64,8 @@ const (
 	smallRows    = 16
 	predictChunk = 256
 	// maxChunkValues bounds chunk rows × widest layer, so that one
-	// inference buffer holds at most 2^20 values (8 MiB in float64, 4 in
-	// float32) and a prediction's two at most 16 MiB, however wide the
+	// inference buffer holds at most 2^20 values (8 MiB in float64, 4 MiB
+	// in float32) and a prediction's two at most 16 MiB, however wide the
 	// model.
 	maxChunkValues = 1 << 20
 )
