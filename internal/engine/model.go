@@ -302,6 +302,8 @@ func (m *Model) Predict(dst, x []float64, rows int) error {
 func predictRows[T float](m *Model, net *network[T], pool *sync.Pool, dst, x []float64, rows int) {
 	ws := pool.Get().(*inferWorkspace[T])
 	defer pool.Put(ws)
+	pack := getPack[T](min(rows, ws.rows))
+	defer putPack(pack)
 	f, k := m.features, m.outputs
 	for s := 0; s < rows; s += ws.rows {
 		n := min(ws.rows, rows-s)
@@ -322,7 +324,7 @@ func predictRows[T float](m *Model, net *network[T], pool *sync.Pool, dst, x []f
 				scaleRow(m.scaler, in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
 			}
 		}
-		widen(dst[s*k:(s+n)*k], net.inferRows(ws, n))
+		widen(dst[s*k:(s+n)*k], net.inferPass(ws, n, pack))
 	}
 }
 

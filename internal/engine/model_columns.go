@@ -122,6 +122,8 @@ func (m *Model) PredictColumns(dst []float64, cols []table.Column) (unseen []int
 func predictColumnsIn[T float](m *Model, net *network[T], pool *sync.Pool, enc *encoder, dst []float64, cols []table.Column, rows int) {
 	ws := pool.Get().(*inferWorkspace[T])
 	defer pool.Put(ws)
+	pack := getPack[T](min(rows, ws.rows))
+	defer putPack(pack)
 	w, k := enc.width, m.outputs
 	for s := 0; s < rows; s += ws.rows {
 		n := min(ws.rows, rows-s)
@@ -130,7 +132,7 @@ func predictColumnsIn[T float](m *Model, net *network[T], pool *sync.Pool, enc *
 			enc.row(row, cols, s+r)
 			scaleRow(m.scaler, ws.a[r*w:(r+1)*w], row)
 		}
-		widen(dst[s*k:(s+n)*k], net.inferRows(ws, n))
+		widen(dst[s*k:(s+n)*k], net.inferPass(ws, n, pack))
 	}
 }
 

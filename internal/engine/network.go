@@ -214,16 +214,29 @@ func packPool[T float]() *sync.Pool {
 	return &pack64
 }
 
-// inferRows runs rows rows through the network like infer, on package
-// kernels with buffers from the pool where they are active and rows is
-// at least inferKernelRows.
-func (net *network[T]) inferRows(ws *inferWorkspace[T], rows int) []T {
+// getPack takes packing buffers from T's pool for a prediction whose
+// passes run up to rows rows, or returns nil when they stay on the BLAS
+// (no kernels, or fewer than inferKernelRows rows). Give them back with
+// putPack.
+func getPack[T float](rows int) *kernels.Workspace[T] {
 	if !useKernels() || rows < inferKernelRows {
-		return net.infer(ws, rows, nil)
+		return nil
 	}
-	pool := packPool[T]()
-	pack := pool.Get().(*kernels.Workspace[T])
-	defer pool.Put(pack)
+	return packPool[T]().Get().(*kernels.Workspace[T])
+}
+
+func putPack[T float](pack *kernels.Workspace[T]) {
+	if pack != nil {
+		packPool[T]().Put(pack)
+	}
+}
+
+// inferPass is infer with pack for a pass of at least inferKernelRows
+// rows and on the BLAS for a shorter one.
+func (net *network[T]) inferPass(ws *inferWorkspace[T], rows int, pack *kernels.Workspace[T]) []T {
+	if rows < inferKernelRows {
+		pack = nil
+	}
 	return net.infer(ws, rows, pack)
 }
 
