@@ -5,7 +5,7 @@ import "math"
 // biasActivate adds the bias b to every row of the rows×cols matrix z and
 // applies the activation in the same pass, in place: z becomes the layer's
 // output A = f(Z + b).
-func biasActivate(z, b []float64, rows, cols int, act Activation, slope float64) {
+func biasActivate[T float](z, b []T, rows, cols int, act Activation, slope T) {
 	z = z[:rows*cols]
 	b = b[:cols]
 	switch act {
@@ -45,20 +45,20 @@ func biasActivate(z, b []float64, rows, cols int, act Activation, slope float64)
 		for r := 0; r < len(z); r += cols {
 			row := z[r : r+cols]
 			for j, bj := range b {
-				row[j] = math.Tanh(row[j] + bj)
+				row[j] = T(math.Tanh(float64(row[j] + bj)))
 			}
 		}
 	case Softmax:
 		for r := 0; r < len(z); r += cols {
 			row := z[r : r+cols]
-			hi := math.Inf(-1)
+			hi := T(math.Inf(-1))
 			for j, bj := range b {
 				row[j] += bj
 				hi = max(hi, row[j])
 			}
-			var sum float64
+			var sum T
 			for j, v := range row {
-				e := math.Exp(v - hi)
+				e := T(math.Exp(float64(v - hi)))
 				row[j] = e
 				sum += e
 			}
@@ -73,11 +73,12 @@ func biasActivate(z, b []float64, rows, cols int, act Activation, slope float64)
 }
 
 // sigmoid is 1/(1+e^-v), computed without overflow for either sign of v.
-func sigmoid(v float64) float64 {
+// In float32 the exponential is float64's, rounded.
+func sigmoid[T float](v T) T {
 	if v >= 0 {
-		return 1 / (1 + math.Exp(-v))
+		return 1 / (1 + T(math.Exp(float64(-v))))
 	}
-	e := math.Exp(v)
+	e := T(math.Exp(float64(v)))
 	return e / (1 + e)
 }
 
@@ -85,7 +86,7 @@ func sigmoid(v float64) float64 {
 // the derivative of the activation, written in terms of the layer's output
 // a = f(z), giving dL/dZ. For softmax it applies the row's Jacobian:
 // dz_j = a_j (d_j - Σ_i d_i a_i).
-func activationGrad(d, a []float64, rows, cols int, act Activation, slope float64) {
+func activationGrad[T float](d, a []T, rows, cols int, act Activation, slope T) {
 	d = d[:rows*cols]
 	a = a[:rows*cols]
 	switch act {
@@ -113,7 +114,7 @@ func activationGrad(d, a []float64, rows, cols int, act Activation, slope float6
 	case Softmax:
 		for r := 0; r < len(d); r += cols {
 			dr, ar := d[r:r+cols], a[r:r+cols]
-			var s float64
+			var s T
 			for j, v := range ar {
 				s += dr[j] * v
 			}

@@ -90,9 +90,18 @@ func TestDeterminism(t *testing.T) {
 	}{
 		{"plain", mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
 		{"dropout and l1", mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
+		{"float32", inFloat32(mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
+		{"float32 dropout and l1", inFloat32(mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
 	} {
 		t.Run(c.name, func(t *testing.T) { checkDeterminism(t, c.cfg) })
 	}
+}
+
+// inFloat32 is cfg trained in float32.
+func inFloat32(cfg Config) Config {
+	cfg = cfg.clone()
+	cfg.Training.Precision = Float32
+	return cfg
 }
 
 func checkDeterminism(t *testing.T, cfg Config) {
@@ -103,7 +112,7 @@ func checkDeterminism(t *testing.T, cfg Config) {
 		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
 			b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: threads})
 			mustRun(t, b)
-			requireSameBits(t, "weights", b.net.params, a.net.params)
+			requireSameBits(t, "weights", paramsOf(b), paramsOf(a))
 			requireSameHistory(t, b.History(), a.History())
 		})
 	}
@@ -112,7 +121,7 @@ func checkDeterminism(t *testing.T, cfg Config) {
 		c.Training.Seed = seed(2)
 		b := mustTrainer(t, c, TaskMulticlass, mediumData(), val, Options{})
 		mustRun(t, b)
-		if sameBits(b.net.params, a.net.params) < 0 {
+		if sameBits(paramsOf(b), paramsOf(a)) < 0 {
 			t.Fatal("seed 2 gave the same weights as seed 1")
 		}
 	})
@@ -132,6 +141,10 @@ func TestResume(t *testing.T) {
 		{"sgd", mediumConfig(OptimizerConfig{Name: "sgd", LearningRate: 0.05, Momentum: 0.9, Nesterov: true})},
 		{"rmsprop", mediumConfig(OptimizerConfig{Name: "rmsprop", LearningRate: 0.002})},
 		{"adam with dropout and l1", mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})},
+		{"float32 adam", inFloat32(mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
+		{"float32 sgd", inFloat32(mediumConfig(OptimizerConfig{Name: "sgd", LearningRate: 0.05, Momentum: 0.9, Nesterov: true}))},
+		{"float32 rmsprop", inFloat32(mediumConfig(OptimizerConfig{Name: "rmsprop", LearningRate: 0.002}))},
+		{"float32 adam with dropout and l1", inFloat32(mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
 	}
 	val := Validation{Fraction: 0.25}
 	for _, c := range cases {
@@ -162,7 +175,7 @@ func TestResume(t *testing.T) {
 					t.Fatal(err)
 				}
 				mustRun(t, b)
-				requireSameBits(t, "weights", b.net.params, ref.net.params)
+				requireSameBits(t, "weights", paramsOf(b), paramsOf(ref))
 				requireSameHistory(t, b.History(), ref.History())
 			})
 
@@ -198,12 +211,12 @@ func TestResume(t *testing.T) {
 						t.Fatalf("restored EpochsDone = %d, want 4 (the last completed epoch)", b.EpochsDone())
 					}
 					mustRun(t, b)
-					requireSameBits(t, "weights after restore", b.net.params, ref.net.params)
+					requireSameBits(t, "weights after restore", paramsOf(b), paramsOf(ref))
 					requireSameHistory(t, b.History(), ref.History())
 
 					a.afterBatch = nil // the same trainer, run again, rewinds to epoch 4
 					mustRun(t, a)
-					requireSameBits(t, "weights after re-Run", a.net.params, ref.net.params)
+					requireSameBits(t, "weights after re-Run", paramsOf(a), paramsOf(ref))
 				})
 			}
 		})
@@ -237,11 +250,11 @@ func TestRestoreStateRejects(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := mustTrainer(t, c.cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{})
-			before := slices.Clone(b.net.params)
+			before := slices.Clone(paramsOf(b))
 			if err := b.RestoreState(c.state); err == nil {
 				t.Fatal("RestoreState accepted it")
 			}
-			requireSameBits(t, "weights after a rejected state", b.net.params, before)
+			requireSameBits(t, "weights after a rejected state", paramsOf(b), before)
 		})
 	}
 }
@@ -276,7 +289,7 @@ func TestCancellationLatency(t *testing.T) {
 					} else {
 						tr.Stop()
 					}
-					atStop = slices.Clone(tr.net.params)
+					atStop = slices.Clone(paramsOf(tr))
 					after = 0
 				} else if after >= 0 {
 					after++
@@ -299,7 +312,7 @@ func TestCancellationLatency(t *testing.T) {
 				t.Error("EarlyStopped = true after a Stop")
 			}
 			// Stop keeps the weights trained so far, mid-epoch included.
-			requireSameBits(t, "model weights after Stop", tr.Model().net.params, atStop)
+			requireSameBits(t, "model weights after Stop", paramsOf(tr.Model()), atStop)
 		})
 	}
 }
@@ -319,7 +332,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 	tr := mustTrainer(t, cfg, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
 	var weights [][]float64
 	err := tr.Run(context.Background(), func(Epoch) bool {
-		weights = append(weights, slices.Clone(tr.net.params))
+		weights = append(weights, slices.Clone(paramsOf(tr)))
 		return false
 	})
 	if err != nil {
@@ -339,7 +352,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 		t.Errorf("stopped after %d epochs; want best epoch %d + patience 4 = %d", got, best+1, want)
 	}
 	m := tr.Model()
-	requireSameBits(t, "model weights", m.net.params, weights[best])
+	requireSameBits(t, "model weights", paramsOf(m), weights[best])
 	if s := m.Summary(); s.ValLoss == nil || *s.ValLoss != *h[best].ValLoss || !s.StoppedEarly {
 		t.Errorf("summary %+v does not describe the best epoch %d", s, best+1)
 	}
@@ -355,10 +368,10 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 		c.Training.EarlyStopping = &EarlyStoppingConfig{Patience: ptr(4), RestoreBest: boolp(false)}
 		tr := mustTrainer(t, c, TaskBinary, d, Validation{Fraction: 0.3}, Options{})
 		var last []float64
-		if err := tr.Run(context.Background(), func(Epoch) bool { last = slices.Clone(tr.net.params); return false }); err != nil {
+		if err := tr.Run(context.Background(), func(Epoch) bool { last = slices.Clone(paramsOf(tr)); return false }); err != nil {
 			t.Fatal(err)
 		}
-		requireSameBits(t, "model weights", tr.Model().net.params, last)
+		requireSameBits(t, "model weights", paramsOf(tr.Model()), last)
 		if got, want := tr.ModelEpoch(), len(tr.History()); got != want {
 			t.Errorf("ModelEpoch = %d; want the last epoch %d", got, want)
 		}
@@ -423,7 +436,7 @@ func TestAdamBeta1Zero(t *testing.T) {
 	if first, last := h[0].Loss, h[len(h)-1].Loss; !(last < first/2) {
 		t.Errorf("beta1 0: training loss went from %v to %v; want it at least halved", first, last)
 	}
-	if sameBits(zero.net.params, dflt.net.params) < 0 {
+	if sameBits(paramsOf(zero), paramsOf(dflt)) < 0 {
 		t.Error("beta1 0 gave the same weights as the default beta1 0.9")
 	}
 }
@@ -470,30 +483,33 @@ func TestDivergenceNamesTheEpoch(t *testing.T) {
 // TestTrainStepAllocs shows that a training step (gather, forward,
 // backward, clip, update) allocates nothing once the trainer exists, on
 // one goroutine and with worker goroutines, with and without dropout
-// (whose masks are allocated once, by NewTrainer).
+// (whose masks are allocated once, by NewTrainer), in both precisions.
 func TestTrainStepAllocs(t *testing.T) {
-	for _, threads := range []int{1, 2} {
-		for _, drop := range []bool{false, true} {
-			t.Run(fmt.Sprintf("threads=%d/dropout=%v", threads, drop), func(t *testing.T) {
-				cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
-				if drop {
-					cfg = mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
-				}
-				checkTrainStepAllocs(t, cfg, threads)
-			})
+	for _, p := range []Precision{Float64, Float32} {
+		for _, threads := range []int{1, 2} {
+			for _, drop := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/threads=%d/dropout=%v", p, threads, drop), func(t *testing.T) {
+					cfg := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
+					if drop {
+						cfg = mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.001})
+					}
+					cfg.Training.Precision = p
+					checkTrainStepAllocs(t, cfg, threads)
+				})
+			}
 		}
 	}
 }
 
 func checkTrainStepAllocs(t *testing.T, cfg Config, threads int) {
 	tr := mustTrainer(t, cfg, TaskMulticlass, mediumData(), Validation{Fraction: 0.25}, Options{Threads: threads})
-	pool := newGemmPool(threads)
-	defer pool.close()
-	full := tr.data.trainIdx[:tr.ws.rows]
-	partial := tr.data.trainIdx[:tr.ws.rows/3] // the last, short batch reuses the buffers
+	tr.core.start(threads)
+	defer tr.core.stop()
+	full := tr.data.trainIdx[:tr.batch]
+	partial := tr.data.trainIdx[:tr.batch/3] // the last, short batch reuses the buffers
 	if n := testing.AllocsPerRun(20, func() {
-		tr.step(full, 0.001, pool)
-		tr.step(partial, 0.001, pool)
+		tr.core.step(tr, full, 0.001)
+		tr.core.step(tr, partial, 0.001)
 	}); n != 0 {
 		t.Errorf("%v allocations per training step, want 0", n)
 	}
@@ -516,34 +532,42 @@ func TestPredictAllocs(t *testing.T) {
 
 // FuzzRestoreState: RestoreState never panics on damaged input, allocates
 // at most decodeBound (model_test.go), and a rejected state leaves the
-// trainer as it was. Seeds: a valid state and
-// truncations of it; each input is also tried with its checksum repaired.
+// trainer as it was. Seeds: a valid state of each precision and
+// truncations of them; each input is also tried with its checksum
+// repaired, on a float64 and a float32 trainer.
 func FuzzRestoreState(f *testing.F) {
 	cfg := Config{
 		Network:  NetworkConfig{Hidden: hidden(3, Tanh, 1)},
 		Training: TrainingConfig{Epochs: 3, BatchSize: 4, Optimizer: OptimizerConfig{Name: "sgd", LearningRate: 0.1, Momentum: 0.5}},
 	}
+	cfgs := []Config{cfg, inFloat32(cfg)}
 	d := moonsData(20, 0.1, 1)
 	val := Validation{Fraction: 0.25}
-	a := mustTrainer(f, cfg, TaskBinary, d, val, Options{})
-	if err := a.Run(context.Background(), func(e Epoch) bool { return e.Epoch == 2 }); err != nil {
-		f.Fatal(err)
-	}
-	state, err := a.MarshalState()
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, cut := range []int{len(state), len(state) - 1, len(state) / 2, 20, 0} {
-		f.Add(state[:cut])
+	for _, cfg := range cfgs {
+		a := mustTrainer(f, cfg, TaskBinary, d, val, Options{})
+		if err := a.Run(context.Background(), func(e Epoch) bool { return e.Epoch == 2 }); err != nil {
+			f.Fatal(err)
+		}
+		state, err := a.MarshalState()
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, cut := range []int{len(state), len(state) - 1, len(state) / 2, 20, 0} {
+			f.Add(state[:cut])
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, in := range [][]byte{b, fixCRC(b)} {
-			tr := mustTrainer(t, cfg, TaskBinary, d, val, Options{})
-			before := slices.Clone(tr.net.params)
+		for _, try := range []struct {
+			in  []byte
+			cfg Config
+		}{{b, cfgs[0]}, {fixCRC(b), cfgs[0]}, {b, cfgs[1]}, {fixCRC(b), cfgs[1]}} {
+			in := try.in
+			tr := mustTrainer(t, try.cfg, TaskBinary, d, val, Options{})
+			before := slices.Clone(paramsOf(tr))
 			var err error
 			allocbound.Check(t, "RestoreState", len(in), decodeBound, func() { err = tr.RestoreState(in) })
 			if err != nil {
-				requireSameBits(t, "weights after a rejected state", tr.net.params, before)
+				requireSameBits(t, "weights after a rejected state", paramsOf(tr), before)
 				if tr.EpochsDone() != 0 || len(tr.History()) != 0 {
 					t.Fatal("a rejected state changed the epoch or history")
 				}

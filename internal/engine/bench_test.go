@@ -10,6 +10,11 @@ import (
 // softmax + cross_entropy, adam, batch 64, on synthetic Fashion-MNIST-sized
 // rows (the data's values do not change the arithmetic).
 func benchTrainer(b testing.TB, threads int) *Trainer {
+	return benchTrainerIn(b, threads, "")
+}
+
+// benchTrainerIn is benchTrainer in precision p.
+func benchTrainerIn(b testing.TB, threads int, p Precision) *Trainer {
 	const rows, features, classes = 1024, 784, 10
 	rng := rand.New(rand.NewPCG(1, 1))
 	d := Data{Rows: rows, Features: features, X: make([]float64, rows*features), Labels: make([]string, rows)}
@@ -24,55 +29,62 @@ func benchTrainer(b testing.TB, threads int) *Trainer {
 		Training: TrainingConfig{
 			Epochs: 1, BatchSize: 64, Standardize: boolp(false),
 			Optimizer: OptimizerConfig{Name: "adam", LearningRate: 0.001},
+			Precision: p,
 		},
 	}
 	return mustTrainer(b, cfg, TaskMulticlass, d, Validation{}, Options{Threads: threads})
 }
 
 // BenchmarkTrainStep times one mini-batch step (gather, forward, backward,
-// update) and reports samples/s.
+// update) in each precision and reports samples/s.
 func BenchmarkTrainStep(b *testing.B) {
-	for _, threads := range []int{1, 2} {
-		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
-			tr := benchTrainer(b, threads)
-			pool := newGemmPool(threads)
-			defer pool.close()
-			idx := tr.data.trainIdx
-			batch := tr.ws.rows
-			b.ReportAllocs()
-			b.ResetTimer()
-			s := 0
-			for range b.N {
-				if s+batch > len(idx) {
-					s = 0
+	for _, p := range []Precision{Float32, Float64} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", p, threads), func(b *testing.B) {
+				tr := benchTrainerIn(b, threads, p)
+				tr.core.start(threads)
+				defer tr.core.stop()
+				idx := tr.data.trainIdx
+				batch := tr.batch
+				b.ReportAllocs()
+				b.ResetTimer()
+				s := 0
+				for range b.N {
+					if s+batch > len(idx) {
+						s = 0
+					}
+					tr.core.step(tr, idx[s:s+batch], 0.001)
+					s += batch
 				}
-				tr.step(idx[s:s+batch], 0.001, pool)
-				s += batch
-			}
-			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-		})
+				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+			})
+		}
 	}
 }
 
 // BenchmarkPredict times Predict on the benchmark network for one row and
-// for 256 rows, and reports rows/s.
+// for 256 rows, in each precision, and reports rows/s.
 func BenchmarkPredict(b *testing.B) {
-	m := benchTrainer(b, 1).Model()
-	for _, rows := range []int{1, 256} {
-		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			x := make([]float64, rows*m.Features())
-			for i := range x {
-				x[i] = float64(i%7) / 7
-			}
-			dst := make([]float64, rows*m.Outputs())
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				if err := m.Predict(dst, x, rows); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
-		})
+	for _, p := range []Precision{Float32, Float64} {
+		m := benchTrainerIn(b, 1, p).Model()
+		for _, rows := range []int{1, 256} {
+			b.Run(fmt.Sprintf("%s/rows=%d", p, rows), func(b *testing.B) { benchPredict(b, m, rows) })
+		}
 	}
+}
+
+func benchPredict(b *testing.B, m *Model, rows int) {
+	x := make([]float64, rows*m.Features())
+	for i := range x {
+		x[i] = float64(i%7) / 7
+	}
+	dst := make([]float64, rows*m.Outputs())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := m.Predict(dst, x, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
 }

@@ -15,12 +15,17 @@ import (
 //	version  uint32, modelFormat or stateFormat
 //	hdrLen   uint32
 //	header   hdrLen bytes of JSON, exactly as encoding/json writes it
-//	count    uint64, the number of float64 values that follow
-//	values   count × 8 bytes, IEEE 754 bits
+//	count    uint64, the number of float values that follow
+//	values   count values, IEEE 754 bits: float64 (8 bytes each), except
+//	         that the header may say that the first n32 of them are
+//	         float32 (4 bytes each): the weights of a float32 model or
+//	         the vectors of a float32 training state
 //	crc      uint32, CRC-32C (Castagnoli) of every byte before it
 //
 // The JSON header holds names, shapes and settings; the floats hold the
-// weights and other vectors, so they round-trip bit for bit.
+// weights and other vectors, so they round-trip bit for bit. Formats
+// before float32 networks (model formats 1 and 2, state format 1) hold
+// float64 values only.
 //
 // Each magic has its own format version, the one this build writes and
 // the newest it reads (modelFormat, stateFormat). The version is checked
@@ -42,30 +47,55 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errCorrupt}, args...)...)
 }
 
-// encodeContainer writes header and the float vectors in the container
+// encodeContainer writes header and the float64 vectors in the container
 // layout, as format version.
 func encodeContainer(magic string, version uint32, header []byte, vecs ...[]float64) []byte {
 	count := 0
 	for _, v := range vecs {
 		count += len(v)
 	}
-	b := make([]byte, 0, fixedHead+len(header)+fixedTail+8*count)
+	return encodeContainerWith(magic, version, header, count, 8*count, func(b []byte) []byte {
+		for _, v := range vecs {
+			b = appendFloats(b, v)
+		}
+		return b
+	})
+}
+
+// encodeContainerWith writes header and count values of size bytes in
+// all, which values appends, in the container layout.
+func encodeContainerWith(magic string, version uint32, header []byte, count, size int, values func([]byte) []byte) []byte {
+	b := make([]byte, 0, fixedHead+len(header)+fixedTail+size)
 	b = append(b, magic...)
 	b = binary.LittleEndian.AppendUint32(b, version)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(header)))
 	b = append(b, header...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(count))
-	for _, v := range vecs {
+	b = values(b)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// appendFloats appends the bits of v, 4 or 8 bytes each by T.
+func appendFloats[T float](b []byte, v []T) []byte {
+	switch v := any(v).(type) {
+	case []float32:
+		for _, x := range v {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+	case []float64:
 		for _, x := range v {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
 		}
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return b
 }
 
 // decodeContainer checks the layout, the version (1 to newest) and the
 // checksum of b and returns its header and the raw bytes of its count
-// float values. It allocates nothing: both results alias b.
+// float values. It allocates nothing: both results alias b. The values'
+// size is checked only as far as count allows without the header: the
+// caller checks it exactly with checkValues once the header has said how
+// many are float32.
 func decodeContainer(what, magic string, newest uint32, b []byte) (header, values []byte, count int, err error) {
 	if len(b) < fixedHead+fixedTail {
 		return nil, nil, 0, corrupt("%s: %d bytes is too short", what, len(b))
@@ -91,20 +121,37 @@ func decodeContainer(what, magic string, newest uint32, b []byte) (header, value
 	rest := body[fixedHead+hdrLen:]
 	n := binary.LittleEndian.Uint64(rest)
 	values = rest[8:]
-	if uint64(len(values))%8 != 0 || n != uint64(len(values))/8 {
+	if n > uint64(len(values))/4 || n < uint64(len(values))/8 {
 		return nil, nil, 0, corrupt("%s: %d values announced, %d bytes present", what, n, len(values))
 	}
 	return header, values, int(n), nil
 }
 
-// readFloats decodes n float64 values from the front of *raw into a new
-// slice and advances *raw. Callers have checked that *raw holds them.
-func readFloats(raw *[]byte, n int) []float64 {
-	v := make([]float64, n)
-	b := *raw
-	for i := range v {
-		v[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+// checkValues checks that values holds exactly count values of which the
+// first n32 are float32 and the rest float64.
+func checkValues(what string, values []byte, count, n32 int) error {
+	if n32 < 0 || n32 > count || len(values) != 4*n32+8*(count-n32) {
+		return corrupt("%s: %d values (%d of them float32) announced, %d bytes present", what, count, max(n32, 0), len(values))
 	}
-	*raw = b[8*n:]
+	return nil
+}
+
+// readFloats decodes n values of type T from the front of *raw into a new
+// slice and advances *raw. Callers have checked that *raw holds them.
+func readFloats[T float](raw *[]byte, n int) []T {
+	v := make([]T, n)
+	b := *raw
+	switch v := any(v).(type) {
+	case []float32:
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		*raw = b[4*n:]
+	case []float64:
+		for i := range v {
+			v[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+		}
+		*raw = b[8*n:]
+	}
 	return v
 }

@@ -480,56 +480,60 @@ func newScaler(mean, std []float64) *scaler {
 	return s
 }
 
-// row writes the standardized row x into dst.
-func (s *scaler) row(dst, x []float64) {
-	if s == nil {
-		copy(dst, x)
-		return
-	}
-	dst = dst[:len(x)]
-	mean, inv := s.mean[:len(x)], s.inv[:len(x)]
-	for j, v := range x {
-		dst[j] = (v - mean[j]) * inv[j]
-	}
-}
-
-// rowDrop is row with inverted dropout d: each value is written scaled by
-// 0 or 1/(1-p), drawn from rng, in the same pass.
-func (s *scaler) rowDrop(dst, x []float64, d *layerDrop, rng *rand.PCG) {
+// scaleRow writes the standardized row x into dst, rounded to T; s nil
+// copies it.
+func scaleRow[T float](s *scaler, dst []T, x []float64) {
 	dst = dst[:len(x)]
 	if s == nil {
 		for j, v := range x {
-			dst[j] = v * d.factor(rng)
+			dst[j] = T(v)
 		}
 		return
 	}
 	mean, inv := s.mean[:len(x)], s.inv[:len(x)]
 	for j, v := range x {
-		dst[j] = (v - mean[j]) * inv[j] * d.factor(rng)
+		dst[j] = T((v - mean[j]) * inv[j])
+	}
+}
+
+// scaleRowDrop is scaleRow with inverted dropout d: each value is written
+// scaled by 0 or 1/(1-p), drawn from rng, in the same pass.
+func scaleRowDrop[T float](s *scaler, dst []T, x []float64, d *layerDrop, rng *rand.PCG) {
+	dst = dst[:len(x)]
+	if s == nil {
+		for j, v := range x {
+			dst[j] = T(v * d.factor(rng))
+		}
+		return
+	}
+	mean, inv := s.mean[:len(x)], s.inv[:len(x)]
+	for j, v := range x {
+		dst[j] = T((v - mean[j]) * inv[j] * d.factor(rng))
 	}
 }
 
 // gather copies the rows idx of src, standardized, into the input buffer of
-// ws, and their targets into ws.y (one-hot for multiclass).
+// ws, and their targets into ws.y (one-hot for multiclass), converting
+// them to the network's precision T: the prepared data stays float64.
 // With class weights, ws.w gets each row's weight.
 //
 // With drop non-nil (training), the inputs are dropped out as they are
 // written, with masks drawn from rng (see dropout).
-func gather(ws *workspace, src *source, idx []int, sc *scaler, outputs int, weights []float64, drop *layerDrop, rng *rand.PCG) {
+func gather[T float](ws *workspace[T], src *source, idx []int, sc *scaler, outputs int, weights []float64, drop *layerDrop, rng *rand.PCG) {
 	f := src.features
 	x := ws.acts[0]
 	if drop != nil && drop.on() {
 		for r, row := range idx {
-			sc.rowDrop(x[r*f:r*f+f], src.x[row*f:row*f+f], drop, rng)
+			scaleRowDrop(sc, x[r*f:r*f+f], src.x[row*f:row*f+f], drop, rng)
 		}
 	} else {
 		for r, row := range idx {
-			sc.row(x[r*f:r*f+f], src.x[row*f:row*f+f])
+			scaleRow(sc, x[r*f:r*f+f], src.x[row*f:row*f+f])
 		}
 	}
 	if weights != nil {
 		for r, row := range idx {
-			ws.w[r] = weights[src.cls[row]]
+			ws.w[r] = T(weights[src.cls[row]])
 		}
 	}
 	y := ws.y[:len(idx)*outputs]
@@ -537,11 +541,14 @@ func gather(ws *workspace, src *source, idx []int, sc *scaler, outputs int, weig
 	case src.cls == nil:
 		k := src.k
 		for r, row := range idx {
-			copy(y[r*k:r*k+k], src.y[row*k:row*k+k])
+			yr := y[r*k : r*k+k]
+			for j, v := range src.y[row*k : row*k+k] {
+				yr[j] = T(v)
+			}
 		}
 	case outputs == 1:
 		for r, row := range idx {
-			y[r] = float64(src.cls[row])
+			y[r] = T(src.cls[row])
 		}
 	default:
 		clear(y)

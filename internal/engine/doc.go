@@ -1,9 +1,12 @@
 // Package engine trains multi-layer perceptrons by backpropagation and runs
 // them for inference.
 //
-// It is pure math over gonum: every matrix product goes through
-// gonum.org/v1/gonum/blas/blas64, so installing another implementation with
-// blas64.Use (OpenBLAS, for example) switches all of them at once. It holds
+// It is pure math over gonum: every matrix product goes through package
+// kernels' SIMD micro-kernels where the CPU has them, otherwise through
+// gonum.org/v1/gonum/blas/blas64 (blas32 for a network trained with
+// training.precision float32), so installing another implementation with
+// blas64.Use and blas32.Use (OpenBLAS, for example) switches all of them
+// at once. It holds
 // data in memory and knows nothing about where it came from or where models
 // go: it must not import net/http, chi, Prometheus, the os or io/fs file
 // APIs, or any other backpropd package.

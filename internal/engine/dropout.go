@@ -50,7 +50,7 @@ func (d *layerDrop) on() bool { return d.p != 0 }
 
 // newDropout allocates the masks of net's hidden layers for batches of up
 // to rows rows, or returns nil when cfg drops nothing.
-func newDropout(cfg NetworkConfig, net *network, rows int) *dropout {
+func newDropout[T float](cfg NetworkConfig, net *network[T], rows int) *dropout {
 	if !cfg.usesDropout() {
 		return nil
 	}
@@ -116,7 +116,7 @@ func (d *layerDrop) factor(src *rand.PCG) float64 {
 // the same single pass: z becomes A = m ⊙ f(Z + b), with m 0 or 1/(1-p)
 // per value, drawn from src (or, with src nil, the masks of the last
 // call). Softmax, an output activation only, is not accepted.
-func biasActivateDrop(z, b []float64, rows, cols int, act Activation, slope float64, d *layerDrop, src *rand.PCG) {
+func biasActivateDrop[T float](z, b []T, rows, cols int, act Activation, slope T, d *layerDrop, src *rand.PCG) {
 	z = z[:rows*cols]
 	b = b[:cols]
 	mask := d.mask[:rows*cols]
@@ -125,11 +125,11 @@ func biasActivateDrop(z, b []float64, rows, cols int, act Activation, slope floa
 		switch act {
 		case Identity:
 			for j, bj := range b {
-				row[j] = (row[j] + bj) * d.at(mr, j, src)
+				row[j] = (row[j] + bj) * T(d.at(mr, j, src))
 			}
 		case ReLU:
 			for j, bj := range b {
-				row[j] = max(row[j]+bj, 0) * d.at(mr, j, src)
+				row[j] = max(row[j]+bj, 0) * T(d.at(mr, j, src))
 			}
 		case LeakyReLU:
 			for j, bj := range b {
@@ -137,15 +137,15 @@ func biasActivateDrop(z, b []float64, rows, cols int, act Activation, slope floa
 				if v < 0 {
 					v *= slope
 				}
-				row[j] = v * d.at(mr, j, src)
+				row[j] = v * T(d.at(mr, j, src))
 			}
 		case Sigmoid:
 			for j, bj := range b {
-				row[j] = sigmoid(row[j]+bj) * d.at(mr, j, src)
+				row[j] = sigmoid(row[j]+bj) * T(d.at(mr, j, src))
 			}
 		case Tanh:
 			for j, bj := range b {
-				row[j] = math.Tanh(row[j]+bj) * d.at(mr, j, src)
+				row[j] = T(math.Tanh(float64(row[j]+bj))) * T(d.at(mr, j, src))
 			}
 		default:
 			panic("engine: dropout after activation " + string(act))
@@ -158,18 +158,19 @@ func biasActivateDrop(z, b []float64, rows, cols int, act Activation, slope floa
 // Where f' is a function of f, it is taken at f = a·(1-p) for a kept
 // value (a is m·f); a dropped one has a = 0 and gets 0. So sigmoid's
 // m·f·(1-f) is a·(1 - a·(1-p)) and tanh's m·(1-f²) is m - a²·(1-p).
-func activationGradDrop(g, a []float64, rows, cols int, act Activation, slope float64, d *layerDrop) {
+func activationGradDrop[T float](g, a []T, rows, cols int, act Activation, slope T, d *layerDrop) {
 	g = g[:rows*cols]
 	a = a[:len(g)]
 	mask := d.mask[:len(g)]
-	keep := d.keep
+	keep := T(d.keep)
+	scale := [2]T{T(d.scale[0]), T(d.scale[1])}
 	switch act {
 	case Identity:
 		for i, k := range mask {
-			g[i] *= d.scale[k]
+			g[i] *= scale[k]
 		}
 	case ReLU:
-		s := d.scale[1]
+		s := scale[1]
 		for i, v := range a {
 			if v > 0 { // only kept values are positive
 				g[i] *= s
@@ -179,7 +180,7 @@ func activationGradDrop(g, a []float64, rows, cols int, act Activation, slope fl
 		}
 	case LeakyReLU:
 		for i, v := range a {
-			f := d.scale[mask[i]]
+			f := scale[mask[i]]
 			if v <= 0 {
 				f *= slope
 			}
@@ -191,7 +192,7 @@ func activationGradDrop(g, a []float64, rows, cols int, act Activation, slope fl
 		}
 	case Tanh:
 		for i, v := range a {
-			g[i] *= d.scale[mask[i]] - v*v*keep
+			g[i] *= scale[mask[i]] - v*v*keep
 		}
 	default:
 		panic("engine: dropout after activation " + string(act))

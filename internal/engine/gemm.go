@@ -3,8 +3,10 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 
 	"github.com/backpropd/backpropd/internal/kernels"
@@ -39,6 +41,70 @@ import (
 // A BLAS with its own thread pool (OpenBLAS) is better called once per
 // product: an implementation file that installs one sets
 // blasOwnsThreads, and its thread count then bounds the job instead.
+//
+// All of this holds for both precisions: a float32 network's products go
+// through kernels.Sgemm, or gonum's blas32 tiled the same way (gonum's
+// Sgemm has the same 64×64 blocks), or one blas32 Sgemm call per product.
+
+// float is the element type of a network: its weights, gradients,
+// activations, deltas and optimizer moments. Losses, norms and metrics
+// are accumulated in float64 whatever it is.
+type float interface{ float32 | float64 }
+
+// arith is what a precision's numeric core calls that differs between
+// float32 and float64: the SIMD product, the installed BLAS's product
+// and matrix-vector product, and Adam's update. The BLAS functions look
+// the implementation up at every call (blas64.Implementation(),
+// blas32.Implementation()), because a build may install another one
+// after package variables are initialized.
+type arith[T float] struct {
+	precision Precision
+	kgemm     func(ws *kernels.Workspace[T], tA, tB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)
+	bgemm     func(tA, tB blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)
+	gemv      func(tA blas.Transpose, m, n int, alpha T, a []T, lda int, x []T, incX int, beta T, y []T, incY int)
+	adam      func(p, g, m, v []T, b1, b2, l2, step, c2, eps T)
+}
+
+var arith64 = arith[float64]{
+	precision: Float64,
+	kgemm:     kernels.Dgemm,
+	bgemm: func(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+		blas64.Implementation().Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	},
+	gemv: func(tA blas.Transpose, m, n int, alpha float64, a []float64, lda int, x []float64, incX int, beta float64, y []float64, incY int) {
+		blas64.Implementation().Dgemv(tA, m, n, alpha, a, lda, x, incX, beta, y, incY)
+	},
+	// adamUpdate is read at every call: a build may replace it in init.
+	adam: func(p, g, m, v []float64, b1, b2, l2, step, c2, eps float64) {
+		adamUpdate(p, g, m, v, b1, b2, l2, step, c2, eps)
+	},
+}
+
+var arith32 = arith[float32]{
+	precision: Float32,
+	kgemm:     kernels.Sgemm,
+	bgemm: func(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		blas32.Implementation().Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	},
+	gemv: func(tA blas.Transpose, m, n int, alpha float32, a []float32, lda int, x []float32, incX int, beta float32, y []float32, incY int) {
+		blas32.Implementation().Sgemv(tA, m, n, alpha, a, lda, x, incX, beta, y, incY)
+	},
+	adam: kernels.Adam32,
+}
+
+// arithOf is T's arith. The size test is a constant in each
+// instantiation, so this is a pointer and nothing else: no interface
+// conversion that could allocate in the training loop.
+func arithOf[T float]() *arith[T] {
+	var zero T
+	if unsafe.Sizeof(zero) == 4 {
+		return (*arith[T])(unsafe.Pointer(&arith32))
+	}
+	return (*arith[T])(unsafe.Pointer(&arith64))
+}
+
+// precisionOf is T's Precision.
+func precisionOf[T float]() Precision { return arithOf[T]().precision }
 
 // gemmTile is gonum's block size; a tile of at most this many rows and
 // columns of C keeps gonum's Dgemm serial.
@@ -54,20 +120,21 @@ const gemmParallelMin = 64 * 64 * 64
 func useKernels() bool { return !blasOwnsThreads && kernels.SIMD() }
 
 // blasOwnsThreads, when true, makes every product a single call into the
-// installed blas64 implementation, which then decides its own parallelism.
+// installed blas64 (or blas32) implementation, which then decides its own parallelism.
 var blasOwnsThreads = false
 
 // gemmOp is one product C = A·B + beta·C with optional transposes, in
 // row-major storage as blas64 takes it.
-type gemmOp struct {
+type gemmOp[T float] struct {
+	ar      *arith[T]
 	tA, tB  bool
 	m, n, k int
-	a       []float64
+	a       []T
 	lda     int
-	b       []float64
+	b       []T
 	ldb     int
-	beta    float64
-	c       []float64
+	beta    T
+	c       []T
 	ldc     int
 
 	tileM, tileN int // rows and columns of a tile of C
@@ -77,7 +144,7 @@ type gemmOp struct {
 
 	// With useKernels, each goroutine that runs the op takes the packing
 	// buffers ws[slot], slot counting up from 0.
-	ws   []*kernels.Workspace[float64]
+	ws   []*kernels.Workspace[T]
 	slot atomic.Int64
 }
 
@@ -88,29 +155,29 @@ type poolJob interface{ run() }
 // gemmPool runs one job at a time (the tiles of a product, or the chunks
 // of an optimizer update) on a fixed set of goroutines. A nil *gemmPool
 // computes everything on the caller.
-type gemmPool struct {
+type gemmPool[T float] struct {
 	workers int
 	work    chan poolJob
 	done    sync.WaitGroup
-	op      gemmOp
-	upd     updateOp
-	ws      []*kernels.Workspace[float64] // with useKernels, one per goroutine: caller first
+	op      gemmOp[T]
+	upd     updateOp[T]
+	ws      []*kernels.Workspace[T] // with useKernels, one per goroutine: caller first
 }
 
 // newGemmPool starts threads-1 workers. For threads <= 1 it returns nil,
 // unless products run on package kernels: then it returns a pool without
 // workers that holds the caller's packing buffers, so that training
 // allocates nothing per step. Call close to stop them.
-func newGemmPool(threads int) *gemmPool {
+func newGemmPool[T float](threads int) *gemmPool[T] {
 	if threads <= 1 && !useKernels() {
 		return nil
 	}
 	threads = max(threads, 1)
-	p := &gemmPool{workers: threads - 1, work: make(chan poolJob)}
+	p := &gemmPool[T]{workers: threads - 1, work: make(chan poolJob)}
 	if useKernels() {
-		p.ws = make([]*kernels.Workspace[float64], threads)
+		p.ws = make([]*kernels.Workspace[T], threads)
 		for i := range p.ws {
-			p.ws[i] = kernels.NewWorkspace[float64]()
+			p.ws[i] = kernels.NewWorkspace[T]()
 		}
 	}
 	for range p.workers {
@@ -126,7 +193,7 @@ func newGemmPool(threads int) *gemmPool {
 
 // dispatch runs j on the caller and on up to pieces-1 workers, and returns
 // when all are done.
-func (p *gemmPool) dispatch(j poolJob, pieces int) {
+func (p *gemmPool[T]) dispatch(j poolJob, pieces int) {
 	w := min(p.workers, pieces-1)
 	p.done.Add(w)
 	for range w {
@@ -136,7 +203,7 @@ func (p *gemmPool) dispatch(j poolJob, pieces int) {
 	p.done.Wait()
 }
 
-func (p *gemmPool) close() {
+func (p *gemmPool[T]) close() {
 	if p != nil {
 		close(p.work)
 	}
@@ -151,13 +218,13 @@ func trans(t bool) blas.Transpose {
 
 // gemm computes C = op(A)·op(B) + beta·C, where op(A) is m×k, op(B) is k×n
 // and C is m×n, all row-major with leading dimensions lda, ldb and ldc. It
-// panics (through blas64) on inconsistent sizes, which callers rule out.
-func (p *gemmPool) gemm(tA, tB bool, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+// panics (through the BLAS) on inconsistent sizes, which callers rule out.
+func (p *gemmPool[T]) gemm(tA, tB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if blasOwnsThreads {
-		blas64.Implementation().Dgemm(trans(tA), trans(tB), m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+		arithOf[T]().bgemm(trans(tA), trans(tB), m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if p != nil && p.ws != nil {
@@ -165,7 +232,7 @@ func (p *gemmPool) gemm(tA, tB bool, m, n, k int, a []float64, lda int, b []floa
 		return
 	}
 	if p == nil || m*n*k < gemmParallelMin || (m <= gemmTile && n <= gemmTile) {
-		var op gemmOp
+		var op gemmOp[T]
 		op.set(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 		op.run()
 		return
@@ -182,9 +249,9 @@ func (p *gemmPool) gemm(tA, tB bool, m, n, k int, a []float64, lda int, b []floa
 // blocks C into the same MC×NC tiles that the pool shares out and sums
 // each tile over the whole inner dimension in the same order, so one call
 // for the whole product gives the same bits as a call per tile.
-func (p *gemmPool) gemmKernels(tA, tB bool, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+func (p *gemmPool[T]) gemmKernels(tA, tB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if p.workers == 0 || m*n*k < gemmParallelMin || (m <= kernels.MC && n <= kernels.NC) {
-		kernels.Dgemm(p.ws[0], tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		arithOf[T]().kgemm(p.ws[0], tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	op := &p.op
@@ -195,7 +262,8 @@ func (p *gemmPool) gemmKernels(tA, tB bool, m, n, k int, a []float64, lda int, b
 	op.a, op.b, op.c, op.ws = nil, nil, nil, nil
 }
 
-func (op *gemmOp) set(tA, tB bool, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+func (op *gemmOp[T]) set(tA, tB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	op.ar = arithOf[T]()
 	op.tA, op.tB, op.m, op.n, op.k = tA, tB, m, n, k
 	op.a, op.lda, op.b, op.ldb, op.beta, op.c, op.ldc = a, lda, b, ldb, beta, c, ldc
 	op.tileM, op.tileN = gemmTile, gemmTile
@@ -208,12 +276,12 @@ func (op *gemmOp) set(tA, tB bool, m, n, k int, a []float64, lda int, b []float6
 }
 
 // run multiplies tiles until none is left.
-func (op *gemmOp) run() {
+func (op *gemmOp[T]) run() {
 	if op.ws != nil {
 		op.runKernels()
 		return
 	}
-	impl := blas64.Implementation()
+	gemm := op.ar.bgemm
 	tA, tB := trans(op.tA), trans(op.tB)
 	for {
 		t := int(op.next.Add(1) - 1)
@@ -226,13 +294,13 @@ func (op *gemmOp) run() {
 		nj := min(gemmTile, op.n-j0)
 		c := op.c[i0*op.ldc+j0:]
 		if op.k == 0 {
-			impl.Dgemm(tA, tB, mi, nj, 0, 1, op.a, op.lda, op.b, op.ldb, op.beta, c, op.ldc)
+			gemm(tA, tB, mi, nj, 0, 1, op.a, op.lda, op.b, op.ldb, op.beta, c, op.ldc)
 			continue
 		}
 		beta := op.beta
 		for k0 := 0; k0 < op.k; k0 += gemmTile {
 			kk := min(gemmTile, op.k-k0)
-			var a, b []float64
+			var a, b []T
 			if op.tA {
 				a = op.a[k0*op.lda+i0:]
 			} else {
@@ -243,15 +311,15 @@ func (op *gemmOp) run() {
 			} else {
 				b = op.b[k0*op.ldb+j0:]
 			}
-			impl.Dgemm(tA, tB, mi, nj, kk, 1, a, op.lda, b, op.ldb, beta, c, op.ldc)
+			gemm(tA, tB, mi, nj, kk, 1, a, op.lda, b, op.ldb, beta, c, op.ldc)
 			beta = 1
 		}
 	}
 }
 
-// runKernels multiplies tiles with kernels.Dgemm, in this goroutine's own
-// packing buffers, until none is left.
-func (op *gemmOp) runKernels() {
+// runKernels multiplies tiles with kernels.Dgemm (Sgemm), in this
+// goroutine's own packing buffers, until none is left.
+func (op *gemmOp[T]) runKernels() {
 	ws := op.ws[op.slot.Add(1)-1]
 	for {
 		t := int(op.next.Add(1) - 1)
@@ -262,7 +330,7 @@ func (op *gemmOp) runKernels() {
 		j0 := (t % op.tilesN) * op.tileN
 		mi := min(op.tileM, op.m-i0)
 		nj := min(op.tileN, op.n-j0)
-		var a, b []float64
+		var a, b []T
 		if op.tA {
 			a = op.a[i0:]
 		} else {
@@ -273,6 +341,6 @@ func (op *gemmOp) runKernels() {
 		} else {
 			b = op.b[j0:]
 		}
-		kernels.Dgemm(ws, op.tA, op.tB, mi, nj, op.k, a, op.lda, b, op.ldb, op.beta, op.c[i0*op.ldc+j0:], op.ldc)
+		op.ar.kgemm(ws, op.tA, op.tB, mi, nj, op.k, a, op.lda, b, op.ldb, op.beta, op.c[i0*op.ldc+j0:], op.ldc)
 	}
 }

@@ -69,7 +69,7 @@ func TestGemm(t *testing.T) {
 				}
 				var first []float64
 				for _, threads := range []int{1, 2, 4} {
-					pool := newGemmPool(threads)
+					pool := newGemmPool[float64](threads)
 					c := append([]float64(nil), c0...)
 					pool.gemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, n)
 					pool.close()
@@ -117,8 +117,9 @@ func (r *recordingBLAS) Dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64,
 // makes during training steps and a prediction of a 784-256-128-10
 // network must stay within one block, so the only parallelism is the
 // job's own: at most Threads calls in flight at once. Where the CPU has
-// package kernels' SIMD level, training makes no Dgemm call at all: its
-// products run on the kernels.
+// package kernels' SIMD level, training and predictions of at least
+// inferKernelRows rows make no Dgemm call at all: their products run on
+// the kernels.
 func TestGemmKeepsGonumSerial(t *testing.T) {
 	if blasOwnsThreads {
 		t.Skip("this build hands whole products to a BLAS with its own threads")
@@ -130,11 +131,11 @@ func TestGemmKeepsGonumSerial(t *testing.T) {
 
 	const threads = 3
 	tr := benchTrainer(t, threads)
-	pool := newGemmPool(threads)
+	tr.core.start(threads)
 	for range 3 {
-		tr.step(tr.data.trainIdx[:tr.ws.rows], 0.001, pool)
+		tr.core.step(tr, tr.data.trainIdx[:tr.batch], 0.001)
 	}
-	pool.close()
+	tr.core.stop()
 	if useKernels() && rec.calls != 0 {
 		t.Errorf("training made %d Dgemm calls on a CPU with kernels level %v; want its products on package kernels", rec.calls, kernels.Active())
 	}
@@ -142,6 +143,15 @@ func TestGemmKeepsGonumSerial(t *testing.T) {
 	x := make([]float64, 256*m.Features())
 	if err := m.Predict(make([]float64, 256*m.Outputs()), x, 256); err != nil {
 		t.Fatal(err)
+	}
+	if useKernels() {
+		if rec.calls != 0 {
+			t.Errorf("a prediction of 256 rows made %d Dgemm calls on a CPU with kernels level %v; want its products on package kernels", rec.calls, kernels.Active())
+		}
+		// Passes of fewer than inferKernelRows rows stay on the BLAS.
+		if err := m.Predict(make([]float64, m.Outputs()), x[:m.Features()], 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if rec.calls == 0 || rec.maxM > gemmTile || rec.maxN > gemmTile {
 		t.Errorf("%d Dgemm calls, largest C block %d×%d; want calls, none over %d×%d", rec.calls, rec.maxM, rec.maxN, gemmTile, gemmTile)

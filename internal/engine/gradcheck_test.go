@@ -117,7 +117,7 @@ func TestGradientCheckDropout(t *testing.T) {
 func TestGradientCheckL1(t *testing.T) {
 	const rows, in, k, l1, l2 = 6, 3, 2, 0.03, 0.01
 	specs := []layerSpec{{In: in, Out: 5, Activation: Tanh}, {In: 5, Out: k, Activation: Identity}}
-	net := newNetwork(specs, MSE, nil, true)
+	net := newNetwork[float64](specs, MSE, nil, true)
 	rng := rand.New(rand.NewPCG(3, 17))
 	net.initialize(rng, Glorot)
 	isWeight := make([]bool, len(net.params))
@@ -178,7 +178,7 @@ func checkGradient(t *testing.T, hidden, outAct Activation, loss Loss, k int, to
 			specs[i].Slope = slope
 		}
 	}
-	net := newNetwork(specs, loss, nil, true)
+	net := newNetwork[float64](specs, loss, nil, true)
 	rng := rand.New(rand.NewPCG(7, 11))
 	net.initialize(rng, Glorot)
 	for _, l := range net.layers { // non-zero biases, so their gradients are tested at a general point

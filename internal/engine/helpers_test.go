@@ -150,3 +150,30 @@ func hidden(units int, act Activation, n int) []LayerConfig {
 func seed(s int64) *int64 { return &s }
 
 func boolp(b bool) *bool { return &b }
+
+// paramsOf is the weights and biases of a *Trainer (live) or a *Model,
+// widened to float64: exact for float32, so comparing bits still
+// compares the weights bit for bit.
+func paramsOf(x any) []float64 {
+	switch x := x.(type) {
+	case *Trainer:
+		switch c := x.core.(type) {
+		case *core[float32]:
+			return widened(c.net.params)
+		case *core[float64]:
+			return c.net.params
+		}
+	case *Model:
+		if x.n32 != nil {
+			return widened(x.n32.params)
+		}
+		return x.n64.params
+	}
+	panic("paramsOf: not a trainer or a model")
+}
+
+func widened[T float](v []T) []float64 {
+	out := make([]float64, len(v))
+	widen(out, v)
+	return out
+}

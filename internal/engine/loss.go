@@ -23,34 +23,37 @@ func clippedLog(p float64) float64 { return math.Log(max(p, probFloor)) }
 // gradient, are multiplied by w[r] and the divisor stays the same, as
 // Keras' class_weight does: L = Σ_r w_r ℓ_r / rows (per output value for
 // mse and binary_cross_entropy).
-func lossGrad(d, a, y, w []float64, rows, cols int, loss Loss, act Activation, slope float64) float64 {
+//
+// The gradient is in T; the loss is summed in float64 from T's values,
+// so that a float32 network's reported loss is not rounded further.
+func lossGrad[T float](d, a, y, w []T, rows, cols int, loss Loss, act Activation, slope T) float64 {
 	n := rows * cols
 	d, a, y = d[:n], a[:n], y[:n]
 	var sum float64
 	switch loss {
 	case MSE:
-		scale := 2 / float64(n)
+		scale := T(2 / float64(n))
 		for i, v := range a {
 			e := v - y[i]
 			if w != nil {
 				rw := w[i/cols]
-				sum += rw * e * e
+				sum += float64(rw) * float64(e) * float64(e)
 				d[i] = scale * rw * e
 				continue
 			}
-			sum += e * e
+			sum += float64(e) * float64(e)
 			d[i] = scale * e
 		}
 		activationGrad(d, a, rows, cols, act, slope)
 		return sum / float64(n)
 	case BinaryCrossEntropy:
-		scale := 1 / float64(n)
+		scale := T(1 / float64(n))
 		for i, v := range a {
 			t := y[i]
-			l := -(t*clippedLog(v) + (1-t)*clippedLog(1-v))
+			l := bceTerm(float64(t), float64(v))
 			if w != nil {
 				rw := w[i/cols]
-				sum += rw * l
+				sum += float64(rw) * l
 				d[i] = scale * rw * (v - t)
 				continue
 			}
@@ -59,15 +62,15 @@ func lossGrad(d, a, y, w []float64, rows, cols int, loss Loss, act Activation, s
 		}
 		return sum / float64(n)
 	case CrossEntropy:
-		scale := 1 / float64(rows)
+		scale := T(1 / float64(rows))
 		for i, v := range a {
 			t := y[i]
-			rw := 1.0
+			rw := T(1)
 			if w != nil {
 				rw = w[i/cols]
 			}
 			if t != 0 {
-				sum -= rw * t * clippedLog(v)
+				sum -= float64(rw) * float64(t) * clippedLog(float64(v))
 			}
 			d[i] = scale * rw * (v - t)
 		}
@@ -76,34 +79,39 @@ func lossGrad(d, a, y, w []float64, rows, cols int, loss Loss, act Activation, s
 	panic("engine: unknown loss " + string(loss))
 }
 
+// bceTerm is binary cross-entropy's -[t log a + (1-t) log(1-a)].
+func bceTerm(t, a float64) float64 {
+	return -(t*clippedLog(a) + (1-t)*clippedLog(1-a))
+}
+
 // lossOnly is lossGrad without the gradient, for evaluation.
-func lossOnly(a, y, w []float64, rows, cols int, loss Loss) float64 {
+func lossOnly[T float](a, y, w []T, rows, cols int, loss Loss) float64 {
 	n := rows * cols
 	a, y = a[:n], y[:n]
 	rw := func(i int) float64 {
 		if w == nil {
 			return 1
 		}
-		return w[i/cols]
+		return float64(w[i/cols])
 	}
 	var sum float64
 	switch loss {
 	case MSE:
 		for i, v := range a {
 			e := v - y[i]
-			sum += rw(i) * e * e
+			sum += rw(i) * float64(e) * float64(e)
 		}
 		return sum / float64(n)
 	case BinaryCrossEntropy:
 		for i, v := range a {
-			t := y[i]
-			sum -= rw(i) * (t*clippedLog(v) + (1-t)*clippedLog(1-v))
+			t := float64(y[i])
+			sum -= rw(i) * (t*clippedLog(float64(v)) + (1-t)*clippedLog(1-float64(v)))
 		}
 		return sum / float64(n)
 	case CrossEntropy:
 		for i, v := range a {
 			if t := y[i]; t != 0 {
-				sum -= rw(i) * t * clippedLog(v)
+				sum -= rw(i) * float64(t) * clippedLog(float64(v))
 			}
 		}
 		return sum / float64(rows)
@@ -117,7 +125,7 @@ func lossOnly(a, y, w []float64, rows, cols int, loss Loss) float64 {
 // the same side of 0.5 as its 0/1 target (so multi-label accuracy is the
 // mean over labels). It returns the count and how many predictions it
 // judged.
-func countCorrect(a, y []float64, rows, cols int, act Activation) (correct, total int) {
+func countCorrect[T float](a, y []T, rows, cols int, act Activation) (correct, total int) {
 	n := rows * cols
 	a, y = a[:n], y[:n]
 	if act == Softmax {
@@ -137,7 +145,7 @@ func countCorrect(a, y []float64, rows, cols int, act Activation) (correct, tota
 }
 
 // argmax returns the index of the largest value, the first on ties.
-func argmax(v []float64) int {
+func argmax[T float](v []T) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {

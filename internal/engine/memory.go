@@ -35,6 +35,10 @@ type DataShape struct {
 	// data, Features is the number of columns.
 	Width       int
 	ColumnBytes int64
+	// Threads is the goroutines the job's products run on
+	// (Options.Threads); 0 means 1. Each holds its own GEMM packing
+	// buffers where products run on package kernels.
+	Threads int
 }
 
 // ColumnsBytes is the memory typed columns hold: 8 bytes per number or
@@ -133,6 +137,13 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 	// Standardization: mean, std, their inverse, and the model's copies.
 	data = sat(data, mul(feats, 6, 8))
 
+	// Everything the network holds is in its precision; the data, the
+	// scaler and the history stay float64.
+	elem := int64(8)
+	if cfg.Training.precision() == Float32 {
+		elem = 4
+	}
+
 	// Workspace: acts[0] is batch × features, acts[i+1] and deltas[i]
 	// batch × the width of layer i, y batch × outputs, ones batch.
 	batch := int64(max(cfg.Training.BatchSize, 1))
@@ -149,11 +160,15 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 		in = u
 	}
 	params = sat(params, mul(sat(in, 1), outs))
-	ws := mul(batch, sat(feats, mul(widths, 2), outs, 1), 8)
-	// The calling goroutine's GEMM packing buffers, where products run on
-	// package kernels; each further thread of Options.Threads holds as much.
+	ws := mul(batch, sat(feats, mul(widths, 2), outs, 1), elem)
+	// The GEMM packing buffers of every goroutine of the run's pool,
+	// where products run on package kernels.
 	if useKernels() {
-		ws = sat(ws, kernels.WorkspaceBytes[float64]())
+		per := kernels.WorkspaceBytes[float64]()
+		if elem == 4 {
+			per = kernels.WorkspaceBytes[float32]()
+		}
+		ws = sat(ws, mul(int64(min(max(d.Threads, 1), maxThreads)), per))
 	}
 	// Dropout masks: a byte per row of the batch and unit of a hidden
 	// layer with dropout (input dropout needs none).
@@ -171,7 +186,7 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 			moments = 1
 		}
 	}
-	network := mul(sat(2, moments), params, 8)
+	network := mul(sat(2, moments), params, elem)
 
 	// Copies: the snapshot holds params, moments and best; a checkpoint
 	// encodes the same vectors, and a resume reads one back; the model
@@ -181,7 +196,7 @@ func EstimateMemory(cfg Config, task Task, d DataShape) MemoryEstimate {
 		best = 1
 	}
 	state := sat(1, moments, best)
-	copies := mul(sat(best, mul(state, 3), 2), params, 8)
+	copies := mul(sat(best, mul(state, 3), 2), params, elem)
 	copies = sat(copies, mul(int64(max(cfg.Training.Epochs, 0)), historyEntryBytes), memoryOverhead)
 
 	return MemoryEstimate{Data: data, Workspace: ws, Network: network, Copies: copies,
@@ -283,10 +298,11 @@ func mul(xs ...int64) int64 {
 	return int64(p)
 }
 
-// shapeOf is the DataShape of data that prepare has checked.
-func shapeOf(train Data, val Validation, pr *prepared) DataShape {
+// shapeOf is the DataShape of data that prepare has checked, trained on
+// threads goroutines.
+func shapeOf(train Data, val Validation, pr *prepared, threads int) DataShape {
 	d := DataShape{Rows: train.Rows, Features: train.Features, Outputs: pr.outputs, TargetColumns: pr.train.k,
-		Labels: pr.train.cls != nil, ValFraction: val.Fraction != 0}
+		Labels: pr.train.cls != nil, ValFraction: val.Fraction != 0, Threads: threads}
 	longest := func(labels []string) {
 		for _, l := range labels {
 			d.LabelBytes = max(d.LabelBytes, len(l))

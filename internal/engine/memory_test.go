@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -80,7 +81,8 @@ func dropoutMemCfg() Config {
 // job does in one attempt. With nothing freed, that is at least the peak
 // of live memory, so the first inequality says the estimate is
 // conservative and the second that it does not refuse jobs that would fit
-// in half the memory.
+// in half the memory. Every case runs in both precisions and on 1 and 2
+// threads (each thread holds its own GEMM packing buffers).
 func TestEstimateMemoryBoundsMeasured(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's shadow memory and instrumentation change what is allocated")
@@ -107,25 +109,36 @@ func TestEstimateMemoryBoundsMeasured(t *testing.T) {
 			}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			measured, est := measureTraining(t, c)
-			ratio := float64(est.Total) / float64(measured)
-			t.Logf("measured %s, estimated %s (×%.2f): data %s, workspace %s, network %s, copies %s",
-				FormatBytes(measured), FormatBytes(est.Total), ratio,
-				FormatBytes(est.Data), FormatBytes(est.Workspace), FormatBytes(est.Network), FormatBytes(est.Copies))
-			if est.Total < measured {
-				t.Errorf("estimate %d bytes is below the %d bytes allocated", est.Total, measured)
-			}
-			if ratio > 2 {
-				t.Errorf("estimate %d bytes is %.2f× the %d bytes allocated, want at most 2×", est.Total, ratio, measured)
-			}
-		})
+		for _, run := range []struct {
+			p       Precision
+			threads int
+		}{{Float64, 1}, {Float32, 1}, {Float64, 2}, {Float32, 2}} {
+			c := c
+			c.cfg.Training.Precision = run.p
+			t.Run(fmt.Sprintf("%s/%s/threads=%d", c.name, run.p, run.threads), func(t *testing.T) {
+				checkMeasured(t, c, run.threads)
+			})
+		}
+	}
+}
+
+func checkMeasured(t *testing.T, c memoryCase, threads int) {
+	measured, est := measureTraining(t, c, threads)
+	ratio := float64(est.Total) / float64(measured)
+	t.Logf("measured %s, estimated %s (×%.2f): data %s, workspace %s, network %s, copies %s",
+		FormatBytes(measured), FormatBytes(est.Total), ratio,
+		FormatBytes(est.Data), FormatBytes(est.Workspace), FormatBytes(est.Network), FormatBytes(est.Copies))
+	if est.Total < measured {
+		t.Errorf("estimate %d bytes is below the %d bytes allocated", est.Total, measured)
+	}
+	if ratio > 2 {
+		t.Errorf("estimate %d bytes is %.2f× the %d bytes allocated, want at most 2×", est.Total, ratio, measured)
 	}
 }
 
 // measureTraining runs one attempt of c with the collector off and returns
 // the bytes it allocated and the estimate for its shape.
-func measureTraining(t *testing.T, c memoryCase) (int64, MemoryEstimate) {
+func measureTraining(t *testing.T, c memoryCase, threads int) (int64, MemoryEstimate) {
 	t.Helper()
 	runtime.GC()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -133,7 +146,7 @@ func measureTraining(t *testing.T, c memoryCase) (int64, MemoryEstimate) {
 	runtime.ReadMemStats(&before)
 
 	train, val := c.make()
-	tr, err := NewTrainer(c.cfg, c.task, train, val, Options{Threads: 1})
+	tr, err := NewTrainer(c.cfg, c.task, train, val, Options{Threads: threads})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +168,7 @@ func measureTraining(t *testing.T, c memoryCase) (int64, MemoryEstimate) {
 	runtime.KeepAlive(file)
 
 	pr := tr.data
-	est := EstimateMemory(c.cfg, c.task, shapeOf(train, val, pr))
+	est := EstimateMemory(c.cfg, c.task, shapeOf(train, val, pr, threads))
 	return int64(after.TotalAlloc - before.TotalAlloc), est
 }
 
@@ -218,6 +231,47 @@ func TestEstimateMemoryCountsDropoutMasks(t *testing.T) {
 	}
 	if b.Total-a.Total != b.Workspace-a.Workspace {
 		t.Errorf("dropout changes the total by %d and the workspace by %d", b.Total-a.Total, b.Workspace-a.Workspace)
+	}
+}
+
+// TestEstimateMemoryPrecisionAndThreads: float32 halves the workspace,
+// the weights and their copies, and leaves the data as it is; each
+// thread adds one set of GEMM packing buffers of the precision where
+// products run on package kernels.
+func TestEstimateMemoryPrecisionAndThreads(t *testing.T) {
+	d := DataShape{Rows: 1000, Features: 10, Outputs: 1, TargetColumns: 1}
+	cfg64 := memCfg(256, OptimizerConfig{}, 64, 32)
+	cfg32 := cfg64.clone()
+	cfg32.Training.Precision = Float32
+	pack := func(p Precision) int64 {
+		if !useKernels() {
+			return 0
+		}
+		if p == Float32 {
+			return kernels.WorkspaceBytes[float32]()
+		}
+		return kernels.WorkspaceBytes[float64]()
+	}
+	a, b := EstimateMemory(cfg64, TaskRegression, d), EstimateMemory(cfg32, TaskRegression, d)
+	if b.Data != a.Data {
+		t.Errorf("float32 data %d bytes, float64 %d; want the same", b.Data, a.Data)
+	}
+	if 2*b.Network != a.Network {
+		t.Errorf("float32 network %d bytes, float64 %d; want half", b.Network, a.Network)
+	}
+	if got, want := b.Workspace-pack(Float32), (a.Workspace-pack(Float64))/2; got != want {
+		t.Errorf("float32 batch buffers %d bytes, want half of float64's, %d", got, want)
+	}
+	for _, p := range []Precision{Float64, Float32} {
+		cfg := cfg64.clone()
+		cfg.Training.Precision = p
+		one := EstimateMemory(cfg, TaskRegression, d)
+		d3 := d
+		d3.Threads = 3
+		three := EstimateMemory(cfg, TaskRegression, d3)
+		if got, want := three.Workspace-one.Workspace, 2*pack(p); got != want {
+			t.Errorf("%s: 3 threads add %d bytes to 1 thread's workspace, want %d", p, got, want)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/backpropd/backpropd/internal/kernels"
 	"github.com/backpropd/backpropd/internal/table"
 )
 
@@ -45,8 +46,12 @@ type Model struct {
 	index       []map[string]int32
 	numericOnly bool // every input is a number column
 	specs       []layerSpec
-	net         *network
-	scaler      *scaler
+	// net is the network's shape; exactly one of n64 and n32, by the
+	// precision it was trained in, holds it.
+	net    shape
+	n64    *network[float64]
+	n32    *network[float32]
+	scaler *scaler
 	// chunk is the rows Predict runs at once (chunkRows); small and large
 	// hold inference workspaces for up to min(smallRows, chunk) and chunk
 	// rows, so that steady-state Predict calls allocate nothing and a
@@ -59,10 +64,21 @@ const (
 	smallRows    = 16
 	predictChunk = 256
 	// maxChunkValues bounds chunk rows × widest layer, so that one
-	// inference buffer holds at most 2^20 values (8 MiB) and a
-	// prediction's two at most 16 MiB, however wide the model.
+	// inference buffer holds at most 2^20 values (8 MiB in float64, 4 MiB
+	// in float32) and a prediction's two at most 16 MiB, however wide the
+	// model.
 	maxChunkValues = 1 << 20
 )
+
+// shape is what a Model asks of its network whatever its precision.
+type shape interface {
+	inputs() int
+	outputs() int
+	widest() int
+	numParams() int
+}
+
+func (net *network[T]) numParams() int { return len(net.params) }
 
 // chunkRows is the rows one inference pass takes for a network whose
 // widest layer (inputs included) has widest units: predictChunk, fewer
@@ -73,8 +89,10 @@ func chunkRows(widest int) int {
 
 // newModel builds a model that owns every slice it is given.
 // features is the number of input columns; the network's input width
-// is specs[0].In, which differs for typed inputs.
-func newModel(task Task, cfg Config, sum Summary, features int, featureNames, targetNames, classes []string, mean, std []float64, specs []layerSpec, loss Loss, params []float64, inputs []inputSpec) *Model {
+// is specs[0].In, which differs for typed inputs. The weights are p32
+// for a float32 model (cfg.Training.precision() is Float32), otherwise
+// p64; nil allocates zeros.
+func newModel(task Task, cfg Config, sum Summary, features int, featureNames, targetNames, classes []string, mean, std []float64, specs []layerSpec, loss Loss, p64 []float64, p32 []float32, inputs []inputSpec) *Model {
 	m := &Model{
 		task: task, cfg: cfg, summary: sum, features: features,
 		featureNames: featureNames, targetNames: targetNames, classes: classes,
@@ -87,13 +105,26 @@ func newModel(task Task, cfg Config, sum Summary, features int, featureNames, ta
 			m.numericOnly = m.numericOnly && inputs[j].Kind == table.Number
 		}
 	}
-	m.net = newNetwork(specs, loss, params, false)
+	if cfg.Training.precision() == Float32 {
+		m.n32 = newNetwork(specs, loss, p32, false)
+		m.net = m.n32
+		setPools(m, m.n32)
+	} else {
+		m.n64 = newNetwork(specs, loss, p64, false)
+		m.net = m.n64
+		setPools(m, m.n64)
+	}
 	m.outputs = m.net.outputs()
 	m.scaler = newScaler(mean, std)
-	m.chunk = chunkRows(m.net.widest())
-	m.small.New = func() any { return newInferWorkspace(m.net, min(smallRows, m.chunk)) }
-	m.large.New = func() any { return newInferWorkspace(m.net, m.chunk) }
 	return m
+}
+
+// setPools sizes m's chunks for net and makes its pools hand out
+// inference workspaces of net's precision.
+func setPools[T float](m *Model, net *network[T]) {
+	m.chunk = chunkRows(net.widest())
+	m.small.New = func() any { return newInferWorkspace(net, min(smallRows, m.chunk)) }
+	m.large.New = func() any { return newInferWorkspace(net, m.chunk) }
 }
 
 // Model returns the trained model: a copy of the current weights (the best
@@ -114,9 +145,17 @@ func (t *Trainer) Model() *Model {
 		sum.EncodedWidth = pr.width
 		inputs = cloneSpecs(pr.inputs)
 	}
+	var p64 []float64
+	var p32 []float32
+	switch c := t.core.(type) {
+	case *core[float32]:
+		p32 = slices.Clone(c.net.params)
+	case *core[float64]:
+		p64 = slices.Clone(c.net.params)
+	}
 	m := newModel(t.task, t.cfg.clone(), sum, features,
 		slices.Clone(pr.featureNames), slices.Clone(pr.targetNames), slices.Clone(pr.classes),
-		slices.Clone(pr.mean), slices.Clone(pr.std), specs, t.cfg.Network.Loss, slices.Clone(t.net.params), inputs)
+		slices.Clone(pr.mean), slices.Clone(pr.std), specs, t.cfg.Network.Loss, p64, p32, inputs)
 	m.target = pr.target
 	return m
 }
@@ -136,7 +175,7 @@ func cloneSpecs(specs []inputSpec) []inputSpec {
 // first. After a Stop the weights also hold the mini-batches trained of the
 // unfinished epoch, which has no history entry.
 func (t *Trainer) ModelEpoch() int {
-	if t.finished && t.best != nil && t.es.HasBest && t.es.BestEpoch >= 1 && t.es.BestEpoch <= len(t.history) {
+	if t.finished && t.keepBest && t.es.HasBest && t.es.BestEpoch >= 1 && t.es.BestEpoch <= len(t.history) {
 		return t.es.BestEpoch
 	}
 	return len(t.history)
@@ -218,7 +257,11 @@ func (m *Model) Summary() Summary {
 }
 
 // NumParams is the number of weights and biases.
-func (m *Model) NumParams() int { return len(m.net.params) }
+func (m *Model) NumParams() int { return m.net.numParams() }
+
+// Precision is the floating-point type of the model's weights and
+// inference: that of its training.
+func (m *Model) Precision() Precision { return m.cfg.Training.precision() }
 
 // Predict computes outputs for rows×Features() row-major inputs x into dst,
 // which must hold at least rows×Outputs() values: probabilities for
@@ -245,44 +288,80 @@ func (m *Model) Predict(dst, x []float64, rows int) error {
 	if rows <= min(smallRows, m.chunk) {
 		pool = &m.small
 	}
-	ws := pool.Get().(*inferWorkspace)
+	if m.n32 != nil {
+		predictRows(m, m.n32, pool, dst, x, rows)
+	} else {
+		predictRows(m, m.n64, pool, dst, x, rows)
+	}
+	return nil
+}
+
+// predictRows is Predict in net's precision: the rows are encoded and
+// scaled in float64, rounded to T as they enter the network, and its
+// outputs widened back to float64 into dst.
+func predictRows[T float](m *Model, net *network[T], pool *sync.Pool, dst, x []float64, rows int) {
+	ws := pool.Get().(*inferWorkspace[T])
 	defer pool.Put(ws)
+	pack := getPack[T](min(rows, ws.rows))
+	defer putPack(pack)
 	f, k := m.features, m.outputs
 	for s := 0; s < rows; s += ws.rows {
 		n := min(ws.rows, rows-s)
 		in := ws.a
 		if m.inputs != nil {
-			w := m.net.inputs()
+			w := net.inputs()
 			for r := range n {
-				row, enc := x[(s+r)*f:(s+r+1)*f], in[r*w:(r+1)*w]
+				row, enc := x[(s+r)*f:(s+r+1)*f], ws.encodeRow(r, w)
 				off := 0
 				for j := range m.inputs {
 					m.inputs[j].encodeValue(enc[off:], row[j])
 					off += m.inputs[j].width()
 				}
-				m.scaler.row(enc, enc)
+				scaleRow(m.scaler, in[r*w:(r+1)*w], enc)
 			}
 		} else {
 			for r := range n {
-				m.scaler.row(in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
+				scaleRow(m.scaler, in[r*f:r*f+f], x[(s+r)*f:(s+r+1)*f])
 			}
 		}
-		out := m.net.infer(ws, n)
-		copy(dst[s*k:(s+n)*k], out)
+		widen(dst[s*k:(s+n)*k], net.inferPass(ws, n, pack))
 	}
-	return nil
+}
+
+// widen copies src into dst as float64.
+func widen[T float](dst []float64, src []T) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = float64(v)
+	}
 }
 
 // PredictMemory is the most bytes Predict's buffers take for rows rows:
-// two activation buffers of chunk × widest float64, where chunk is the
-// rows run at once (at most 256, fewer for wide models) and widest the
-// widest layer, inputs included. Callers add their own inputs and outputs.
+// two activation buffers of chunk × widest values of the model's
+// precision (8 bytes for float64, 4 for float32), where chunk is the rows
+// run at once (at most 256, fewer for wide models) and widest the widest
+// layer, inputs included; for float32 one float64 row of inputs that
+// typed cells are encoded into; and, where passes of that many rows run
+// on package kernels, one set of packing buffers
+// (kernels.WorkspaceBytes). Callers add their own inputs and outputs.
 func (m *Model) PredictMemory(rows int) int64 {
 	chunk := m.chunk
 	if rows <= min(smallRows, m.chunk) {
 		chunk = min(smallRows, m.chunk)
 	}
-	return int64(chunk) * int64(m.net.widest()) * 8 * 2
+	kern := useKernels() && min(rows, chunk) >= inferKernelRows
+	if m.n32 != nil {
+		n := int64(chunk)*int64(m.net.widest())*4*2 + int64(m.net.inputs())*8
+		if kern {
+			n += kernels.WorkspaceBytes[float32]()
+		}
+		return n
+	}
+	n := int64(chunk) * int64(m.net.widest()) * 8 * 2
+	if kern {
+		n += kernels.WorkspaceBytes[float64]()
+	}
+	return n
 }
 
 // errNoClasses is returned by Labels for models without class labels.

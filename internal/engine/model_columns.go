@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/backpropd/backpropd/internal/table"
 )
@@ -108,20 +109,31 @@ func (m *Model) PredictColumns(dst []float64, cols []table.Column) (unseen []int
 	if rows <= min(smallRows, m.chunk) {
 		pool = &m.small
 	}
-	ws := pool.Get().(*inferWorkspace)
+	if m.n32 != nil {
+		predictColumnsIn(m, m.n32, pool, enc, dst, cols, rows)
+	} else {
+		predictColumnsIn(m, m.n64, pool, enc, dst, cols, rows)
+	}
+	return unseen, nil
+}
+
+// predictColumnsIn is PredictColumns in net's precision, as predictRows is
+// Predict's.
+func predictColumnsIn[T float](m *Model, net *network[T], pool *sync.Pool, enc *encoder, dst []float64, cols []table.Column, rows int) {
+	ws := pool.Get().(*inferWorkspace[T])
 	defer pool.Put(ws)
+	pack := getPack[T](min(rows, ws.rows))
+	defer putPack(pack)
 	w, k := enc.width, m.outputs
 	for s := 0; s < rows; s += ws.rows {
 		n := min(ws.rows, rows-s)
 		for r := range n {
-			row := ws.a[r*w : (r+1)*w]
+			row := ws.encodeRow(r, w)
 			enc.row(row, cols, s+r)
-			m.scaler.row(row, row)
+			scaleRow(m.scaler, ws.a[r*w:(r+1)*w], row)
 		}
-		out := m.net.infer(ws, n)
-		copy(dst[s*k:(s+n)*k], out)
+		widen(dst[s*k:(s+n)*k], net.inferPass(ws, n, pack))
 	}
-	return unseen, nil
 }
 
 // checkRequestColumn checks a request column c against the model input s.

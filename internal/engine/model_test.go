@@ -37,6 +37,8 @@ func trainedModels(tb testing.TB) map[string]*Model {
 		"regression-no-hidden": mustRun(tb, mustTrainer(tb, short(Config{Network: NetworkConfig{Hidden: []LayerConfig{}},
 			Training: TrainingConfig{Standardize: boolp(false)}}), TaskRegression, sineData(20), Validation{}, Options{})),
 		"multilabel": mustRun(tb, mustTrainer(tb, short(Config{Network: NetworkConfig{Hidden: hidden(3, Sigmoid, 1)}}), TaskBinary, multi, Validation{}, Options{})),
+		"float32": mustRun(tb, mustTrainer(tb, short(Config{Network: NetworkConfig{Hidden: hidden(4, Tanh, 1)}, Training: TrainingConfig{Precision: Float32}}),
+			TaskMulticlass, blobsData(40, 2, 3, 2), Validation{}, Options{})),
 	}
 }
 
@@ -48,7 +50,7 @@ func TestModelRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeModel: %v", err)
 			}
-			requireSameBits(t, "weights", got.net.params, m.net.params)
+			requireSameBits(t, "weights", paramsOf(got), paramsOf(m))
 			requireSameBits(t, "means", got.mean, m.mean)
 			requireSameBits(t, "standard deviations", got.std, m.std)
 			if again := mustMarshal(t, got); !bytes.Equal(again, b) {
@@ -94,7 +96,7 @@ func TestDecodeModelRejects(t *testing.T) {
 	// with a correct checksum, so the checks behind the checksum are hit.
 	version := binary.LittleEndian.Uint32(good[8:])
 	rebuild := func(h []byte, floats []float64) []byte { return encodeContainer(modelMagic, version, h, floats) }
-	params := readFloats(ptr(good[16+hdrLen+8:]), (len(good)-16-hdrLen-12)/8)
+	params := readFloats[float64](ptr(good[16+hdrLen+8:]), (len(good)-16-hdrLen-12)/8)
 	withNaN := slices.Clone(params)
 	withNaN[3] = math.NaN()
 	cases := []struct {

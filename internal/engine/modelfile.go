@@ -25,7 +25,12 @@ const modelMagic = "BPDMODEL"
 // written as format 1, which it is byte for byte, so that the files of
 // numeric models stay readable by builds that know only format 1 and a
 // decoded format 1 file re-encodes to its input.
-const modelFormat = 2
+//
+// Format 3 adds the precision (the configuration's training.precision):
+// a float32 model holds its weights and biases as float32, half the
+// bytes; the standardization stays float64. A model whose configuration
+// has no precision is written as format 1 or 2, as before.
+const modelFormat = 3
 
 // maxModelHeader caps the JSON header of a model file: it holds names and
 // settings, never weights.
@@ -60,6 +65,9 @@ type modelHeader struct {
 
 // version is the oldest format that holds h.
 func (h *modelHeader) version() uint32 {
+	if h.Config.Training.Precision != "" {
+		return 3
+	}
 	if h.Inputs != nil || h.Width != 0 || h.Target != "" || h.Summary.EncodedWidth != 0 ||
 		h.Config.Preprocessing != nil || h.Config.Training.ClassWeight != nil ||
 		h.Config.Network.usesDropout() || h.Config.Training.L1 != 0 {
@@ -80,7 +88,7 @@ func (m *Model) header() modelHeader {
 	h := modelHeader{
 		Task: m.task, Features: m.features, Outputs: m.outputs,
 		FeatureNames: m.featureNames, TargetNames: m.targetNames, Classes: m.classes,
-		Layers: m.specs, Params: len(m.net.params), Standardized: m.mean != nil,
+		Layers: m.specs, Params: m.net.numParams(), Standardized: m.mean != nil,
 		Config: m.cfg, Summary: m.summary,
 		Inputs: m.inputs, Target: m.target,
 	}
@@ -93,15 +101,25 @@ func (m *Model) header() modelHeader {
 // MarshalBinary encodes the model in the versioned, checksummed, data-only
 // model format (see container.go): a JSON header with the task,
 // architecture, names, configuration and summary, then every weight and
-// the standardization as raw float64 bits. Decoding the result gives a
-// model that encodes to the same bytes.
+// the standardization as raw bits: the weights in the model's precision
+// (float32 or float64), the standardization in float64. Decoding the
+// result gives a model that encodes to the same bytes.
 func (m *Model) MarshalBinary() ([]byte, error) {
 	hd := m.header()
 	h, err := json.Marshal(hd)
 	if err != nil {
 		return nil, fmt.Errorf("encode model header: %w", err)
 	}
-	return encodeContainer(modelMagic, hd.version(), h, m.net.params, m.mean, m.std), nil
+	if m.n64 != nil {
+		return encodeContainer(modelMagic, hd.version(), h, m.n64.params, m.mean, m.std), nil
+	}
+	scale := len(m.mean) + len(m.std)
+	count := len(m.n32.params) + scale
+	return encodeContainerWith(modelMagic, hd.version(), h, count, 4*len(m.n32.params)+8*scale, func(b []byte) []byte {
+		b = appendFloats(b, m.n32.params)
+		b = appendFloats(b, m.mean)
+		return appendFloats(b, m.std)
+	}), nil
 }
 
 // DecodeModel decodes a model file, checking its checksum and every size
@@ -173,22 +191,44 @@ func decodeModel(b []byte, accept func(*modelHeader) error) (*Model, error) {
 			return nil, err
 		}
 	}
-	params := readFloats(&values, h.Params)
-	if i := firstNonFinite(params); i >= 0 {
-		return nil, corrupt("model: parameter %d is %v", i, params[i])
+	n32 := 0
+	if h.Config.Training.precision() == Float32 {
+		n32 = h.Params
+	}
+	if err := checkValues("model", values, count, n32); err != nil {
+		return nil, err
+	}
+	var p64 []float64
+	var p32 []float32
+	var bad int
+	if n32 > 0 {
+		p32 = readFloats[float32](&values, h.Params)
+		bad = firstNonFinite(p32)
+	} else {
+		p64 = readFloats[float64](&values, h.Params)
+		bad = firstNonFinite(p64)
+	}
+	if bad >= 0 {
+		v := 0.0
+		if p32 != nil {
+			v = float64(p32[bad])
+		} else {
+			v = p64[bad]
+		}
+		return nil, corrupt("model: parameter %d is %v", bad, v)
 	}
 	var mean, std []float64
 	if h.Standardized {
 		w := h.inputWidth()
-		mean = readFloats(&values, w)
-		std = readFloats(&values, w)
+		mean = readFloats[float64](&values, w)
+		std = readFloats[float64](&values, w)
 		for j := range std {
 			if !finite(mean[j]) || !finite(std[j]) || !(std[j] > 0) {
 				return nil, corrupt("model: standardization of feature %d is mean %v, standard deviation %v", j+1, mean[j], std[j])
 			}
 		}
 	}
-	m := newModel(h.Task, h.Config, h.Summary, h.Features, h.FeatureNames, h.TargetNames, h.Classes, mean, std, h.Layers, h.Config.Network.Loss, params, h.Inputs)
+	m := newModel(h.Task, h.Config, h.Summary, h.Features, h.FeatureNames, h.TargetNames, h.Classes, mean, std, h.Layers, h.Config.Network.Loss, p64, p32, h.Inputs)
 	m.target = h.Target
 	return m, nil
 }

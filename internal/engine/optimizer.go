@@ -20,7 +20,10 @@ import (
 // L2 weight decay adds l2·w to the gradient of every weight (not of the
 // biases) before the update, the gradient of (l2/2)·Σw²; L1 adds
 // l1·sign(w), the subgradient of l1·Σ|w| that is 0 at w = 0.
-type optimizer struct {
+//
+// The moments are in the network's precision T; the rates and the bias
+// corrections are computed in float64 and rounded to T once per step.
+type optimizer[T float] struct {
 	cfg  OptimizerConfig
 	l2   float64
 	l1   float64
@@ -32,7 +35,7 @@ type optimizer struct {
 	// m and v are the first and second moment vectors (adam), the velocity
 	// in m (sgd with momentum) or the mean square in v (rmsprop); nil when
 	// unused.
-	m, v []float64
+	m, v []T
 }
 
 // segment is a stretch of the parameter vector with one pair of
@@ -42,8 +45,8 @@ type segment struct {
 	l2, l1 float64
 }
 
-func newOptimizer(cfg OptimizerConfig, l2, l1 float64, net *network) *optimizer {
-	o := &optimizer{cfg: cfg, l2: l2, l1: l1, beta1: orZero(cfg.Beta1), beta2: orZero(cfg.Beta2), rho: orZero(cfg.Rho)}
+func newOptimizer[T float](cfg OptimizerConfig, l2, l1 float64, net *network[T]) *optimizer[T] {
+	o := &optimizer[T]{cfg: cfg, l2: l2, l1: l1, beta1: orZero(cfg.Beta1), beta2: orZero(cfg.Beta2), rho: orZero(cfg.Rho)}
 	off := 0
 	for _, l := range net.layers {
 		o.segs = append(o.segs, segment{off, len(l.w), l2, l1}, segment{off + len(l.w), len(l.b), 0, 0})
@@ -53,13 +56,13 @@ func newOptimizer(cfg OptimizerConfig, l2, l1 float64, net *network) *optimizer 
 	switch cfg.Name {
 	case optSGD:
 		if cfg.Momentum != 0 {
-			o.m = make([]float64, params)
+			o.m = make([]T, params)
 		}
 	case optAdam:
-		o.m = make([]float64, params)
-		o.v = make([]float64, params)
+		o.m = make([]T, params)
+		o.v = make([]T, params)
 	case optRMSProp:
-		o.v = make([]float64, params)
+		o.v = make([]T, params)
 	}
 	return o
 }
@@ -73,8 +76,8 @@ func orZero(p *float64) float64 {
 }
 
 // moments lists the optimizer's state vectors in a fixed order.
-func (o *optimizer) moments() [][]float64 {
-	var ms [][]float64
+func (o *optimizer[T]) moments() [][]T {
+	var ms [][]T
 	if o.m != nil {
 		ms = append(ms, o.m)
 	}
@@ -91,7 +94,7 @@ const updateChunk = 4096
 
 // update applies one step with learning rate lr, sharing the elements out
 // over pool's goroutines when there are enough of them.
-func (o *optimizer) update(net *network, lr float64, pool *gemmPool) {
+func (o *optimizer[T]) update(net *network[T], lr float64, pool *gemmPool[T]) {
 	o.step++
 	var c1, c2 float64
 	if o.cfg.Name == optAdam {
@@ -112,12 +115,12 @@ func (o *optimizer) update(net *network, lr float64, pool *gemmPool) {
 }
 
 // updateRange updates parameters lo up to hi.
-func (o *optimizer) updateRange(net *network, lo, hi int, lr, c1, c2 float64) {
+func (o *optimizer[T]) updateRange(net *network[T], lo, hi int, lr, c1, c2 float64) {
 	for _, s := range o.segs {
 		a, b := max(lo, s.off), min(hi, s.off+s.n)
 		if a < b {
 			if s.l1 != 0 {
-				addL1(net.grads[a:b], net.params[a:b], s.l1)
+				addL1(net.grads[a:b], net.params[a:b], T(s.l1))
 			}
 			o.apply(a, net.params[a:b], net.grads[a:b], lr, s.l2, c1, c2)
 		}
@@ -125,15 +128,15 @@ func (o *optimizer) updateRange(net *network, lo, hi int, lr, c1, c2 float64) {
 }
 
 // updateOp is an optimizer update shared out in chunks over a pool.
-type updateOp struct {
-	o          *optimizer
-	net        *network
+type updateOp[T float] struct {
+	o          *optimizer[T]
+	net        *network[T]
 	lr, c1, c2 float64
 	chunks     int
 	next       atomic.Int64
 }
 
-func (u *updateOp) run() {
+func (u *updateOp[T]) run() {
 	n := len(u.net.params)
 	for {
 		i := int(u.next.Add(1) - 1)
@@ -146,11 +149,12 @@ func (u *updateOp) run() {
 }
 
 // apply updates the parameter segment p starting at offset off.
-func (o *optimizer) apply(off int, p, g []float64, lr, l2, c1, c2 float64) {
+func (o *optimizer[T]) apply(off int, p, g []T, lr64, l264, c1, c2 float64) {
 	g = g[:len(p)]
+	lr, l2 := T(lr64), T(l264)
 	switch o.cfg.Name {
 	case optSGD:
-		mu := o.cfg.Momentum
+		mu := T(o.cfg.Momentum)
 		if o.m == nil {
 			for i, gi := range g {
 				p[i] -= lr * (gi + l2*p[i])
@@ -172,14 +176,14 @@ func (o *optimizer) apply(off int, p, g []float64, lr, l2, c1, c2 float64) {
 			p[i] -= lr * v[i]
 		}
 	case optAdam:
-		adamUpdate(p, g, o.m[off:off+len(p)], o.v[off:off+len(p)], o.beta1, o.beta2, l2, lr/c1, c2, o.cfg.Epsilon)
+		arithOf[T]().adam(p, g, o.m[off:off+len(p)], o.v[off:off+len(p)], T(o.beta1), T(o.beta2), l2, T(lr64/c1), T(c2), T(o.cfg.Epsilon))
 	case optRMSProp:
-		rho, eps := o.rho, o.cfg.Epsilon
+		rho, eps := T(o.rho), T(o.cfg.Epsilon)
 		s := o.v[off : off+len(p)]
 		for i, gi := range g {
 			gi += l2 * p[i]
 			s[i] = rho*s[i] + (1-rho)*gi*gi
-			p[i] -= lr * gi / (math.Sqrt(s[i]) + eps)
+			p[i] -= lr * gi / (T(math.Sqrt(float64(s[i]))) + eps)
 		}
 	}
 }
@@ -187,7 +191,7 @@ func (o *optimizer) apply(off int, p, g []float64, lr, l2, c1, c2 float64) {
 // addL1 adds l1·sign(w) to the gradient g of the weights w, in place:
 // +l1 for a positive weight, -l1 for a negative one, nothing at 0. Like
 // L2 it comes after clipping, so clip_norm bounds the loss's gradient only.
-func addL1(g, w []float64, l1 float64) {
+func addL1[T float](g, w []T, l1 T) {
 	g = g[:len(w)]
 	for i, v := range w {
 		switch {
@@ -200,15 +204,16 @@ func addL1(g, w []float64, l1 float64) {
 }
 
 // clipGradients scales the gradient vector so that its Euclidean norm is at
-// most maxNorm, and returns the norm before clipping.
-func clipGradients(g []float64, maxNorm float64) float64 {
+// most maxNorm, and returns the norm before clipping. The norm is summed
+// in float64 whatever T.
+func clipGradients[T float](g []T, maxNorm float64) float64 {
 	var ss float64
 	for _, v := range g {
-		ss += v * v
+		ss += float64(v) * float64(v)
 	}
 	norm := math.Sqrt(ss)
 	if norm > maxNorm {
-		s := maxNorm / norm
+		s := T(maxNorm / norm)
 		for i := range g {
 			g[i] *= s
 		}
@@ -239,5 +244,6 @@ func learningRate(t TrainingConfig, epoch int) float64 {
 // (gi += l2·p; m = b1·m + (1-b1)·gi; v = b2·v + (1-b2)·gi·gi;
 // p -= step·m/(√v/c2 + eps)) at every level. A build with another vector
 // kernel may replace it, provided the kernel gives the same bits (the
-// resume and determinism tests compare bits).
+// resume and determinism tests compare bits). It is float64's; float32
+// networks run kernels.Adam32 in every build.
 var adamUpdate = kernels.Adam

@@ -605,7 +605,7 @@ func TestTypedTrainingIsDeterministicAndResumes(t *testing.T) {
 	val := Validation{Fraction: 0.25}
 	a := mustRun(t, mustTrainer(t, cfg, TaskBinary, d, val, Options{}))
 	b := mustRun(t, mustTrainer(t, cfg, TaskBinary, d, val, Options{Threads: 2}))
-	requireSameBits(t, "two runs", b.net.params, a.net.params)
+	requireSameBits(t, "two runs", paramsOf(b), paramsOf(a))
 
 	first := mustTrainer(t, cfg, TaskBinary, d, val, Options{})
 	if err := first.Run(context.Background(), func(e Epoch) bool { return e.Epoch == 2 }); err != nil {
@@ -619,7 +619,7 @@ func TestTypedTrainingIsDeterministicAndResumes(t *testing.T) {
 	if err := second.RestoreState(state); err != nil {
 		t.Fatal(err)
 	}
-	requireSameBits(t, "resumed", mustRun(t, second).net.params, a.net.params)
+	requireSameBits(t, "resumed", paramsOf(mustRun(t, second)), paramsOf(a))
 
 	// A state of another encoding (another level rule) is refused.
 	other := cfg
@@ -635,10 +635,10 @@ func TestTypedTrainStepAllocs(t *testing.T) {
 	cfg := typedCfg(1)
 	cfg.Training.ClassWeight = &ClassWeight{Balanced: true}
 	tr := mustTrainer(t, cfg, TaskBinary, typedData(200, 4), Validation{Fraction: 0.25}, Options{})
-	pool := newGemmPool(1)
-	defer pool.close()
-	idx := tr.data.trainIdx[:tr.ws.rows]
-	if n := testing.AllocsPerRun(20, func() { tr.step(idx, 0.01, pool) }); n != 0 {
+	tr.core.start(1)
+	defer tr.core.stop()
+	idx := tr.data.trainIdx[:tr.batch]
+	if n := testing.AllocsPerRun(20, func() { tr.core.step(tr, idx, 0.01) }); n != 0 {
 		t.Errorf("%v allocations per training step, want 0", n)
 	}
 }

@@ -46,6 +46,9 @@ type Options struct {
 	Limits Limits
 }
 
+// maxThreads caps Options.Threads.
+const maxThreads = 256
+
 // trainStream is the PCG stream for initialization and shuffling.
 const trainStream = 0x9e3779b97f4a7c15
 
@@ -57,10 +60,8 @@ type Trainer struct {
 	threads int
 	data    *prepared
 	scaler  *scaler
-	net     *network
-	ws      *workspace
-	drop    *dropout // nil without dropout
-	opt     *optimizer
+	core    trainCore // *core[float32] or *core[float64], by precision
+	batch   int       // the rows of a full mini-batch
 	pcg     *rand.PCG
 	rng     *rand.Rand
 	perm    []int
@@ -70,8 +71,8 @@ type Trainer struct {
 	epoch    int
 	history  []Epoch
 	es       esState
-	best     []float64 // best weights, when early stopping restores them
-	finished bool      // early stopping ended the run
+	keepBest bool // early stopping keeps the best weights to restore them
+	finished bool // early stopping ended the run
 
 	snap  snapshot
 	dirty bool // the live state is past snap (an epoch was interrupted)
@@ -90,12 +91,10 @@ type esState struct {
 	Wait      int     `json:"wait"`
 }
 
-// snapshot is the training state at the last completed epoch boundary,
-// copied into buffers allocated once.
+// snapshot is the training state at the last completed epoch boundary;
+// its vectors (weights, moments, best weights) are in the core, copied
+// into buffers allocated once.
 type snapshot struct {
-	params   []float64
-	moments  [][]float64
-	best     []float64
 	step     int64
 	rng      []byte
 	epoch    int
@@ -136,38 +135,26 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	if err := CheckMemory(cfg, EstimateMemory(cfg, task, shapeOf(train, val, pr)), opt.Limits.MaxMemory); err != nil {
+	if err := CheckMemory(cfg, EstimateMemory(cfg, task, shapeOf(train, val, pr, opt.Threads)), opt.Limits.MaxMemory); err != nil {
 		return nil, err
 	}
 
 	pr.encode(train, val)
-	t := &Trainer{cfg: cfg, task: task, threads: min(max(opt.Threads, 1), 256), data: pr}
+	t := &Trainer{cfg: cfg, task: task, threads: min(max(opt.Threads, 1), maxThreads), data: pr}
 	t.scaler = newScaler(pr.mean, pr.std)
-	specs := architecture(cfg.Network, pr.train.features, pr.outputs)
-	t.net = newNetwork(specs, cfg.Network.Loss, nil, true)
-	t.ws = newWorkspace(t.net, min(cfg.Training.BatchSize, len(pr.trainIdx)), true)
-	if pr.classWeights != nil {
-		t.ws.w = make([]float64, t.ws.rows)
+	t.batch = min(cfg.Training.BatchSize, len(pr.trainIdx))
+	t.keepBest = t.restoresBest()
+	if cfg.Training.precision() == Float32 {
+		t.core = newCore[float32](t)
+	} else {
+		t.core = newCore[float64](t)
 	}
-	t.drop = newDropout(cfg.Network, t.net, t.ws.rows)
-	t.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, cfg.Training.L1, t.net)
 	t.pcg = rand.NewPCG(uint64(*cfg.Training.Seed), trainStream)
 	t.rng = rand.New(t.pcg)
 	t.perm = make([]int, len(pr.trainIdx))
 	t.swap = func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] }
-	t.net.initialize(t.rng, cfg.Network.Init)
-	if t.restoresBest() {
-		t.best = make([]float64, len(t.net.params))
-	}
+	t.core.initialize(t.rng, cfg.Network.Init)
 	t.finger = fingerprint(cfg, task, train.Features, pr)
-
-	t.snap.params = make([]float64, len(t.net.params))
-	for range t.opt.moments() {
-		t.snap.moments = append(t.snap.moments, make([]float64, len(t.net.params)))
-	}
-	if t.best != nil {
-		t.snap.best = make([]float64, len(t.best))
-	}
 	t.takeSnapshot()
 	return t, nil
 }
@@ -251,11 +238,11 @@ func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) erro
 	if t.dirty {
 		t.rewind()
 	}
-	pool := newGemmPool(t.threads)
-	defer pool.close()
+	t.core.start(t.threads)
+	defer t.core.stop()
 
 	cfg := t.cfg.Training
-	batch := t.ws.rows
+	batch := t.batch
 	done := ctx.Done()
 	for t.epoch < cfg.Epochs && !t.finished {
 		start := time.Now()
@@ -278,7 +265,7 @@ func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) erro
 				return nil
 			}
 			idx := t.perm[s:min(s+batch, len(t.perm))]
-			loss, c, n := t.step(idx, lr, pool)
+			loss, c, n := t.core.step(t, idx, lr)
 			if !finite(loss) {
 				return fmt.Errorf("epoch %d, batch %d: the training loss is %v: %w", t.epoch+1, s/batch+1, loss, ErrDiverged)
 			}
@@ -289,8 +276,8 @@ func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) erro
 				t.afterBatch()
 			}
 		}
-		if i := firstNonFinite(t.net.params); i >= 0 {
-			return fmt.Errorf("epoch %d: parameter %d is %v: %w", t.epoch+1, i, t.net.params[i], ErrDiverged)
+		if i, v := t.core.nonFinite(); i >= 0 {
+			return fmt.Errorf("epoch %d: parameter %d is %v: %w", t.epoch+1, i, v, ErrDiverged)
 		}
 		trainTime := time.Since(start)
 		e := Epoch{Epoch: t.epoch + 1, Loss: lossSum / float64(len(t.perm)), LearningRate: lr}
@@ -298,7 +285,7 @@ func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) erro
 			e.Accuracy = ptr(float64(correct) / float64(judged))
 		}
 		if t.data.val != nil {
-			vl, va := t.evaluate(pool)
+			vl, va := t.core.evaluate(t)
 			if !finite(vl) {
 				return fmt.Errorf("epoch %d: the validation loss is %v: %w", t.epoch+1, vl, ErrDiverged)
 			}
@@ -327,55 +314,6 @@ func (t *Trainer) Run(ctx context.Context, onEpoch func(Epoch) (stop bool)) erro
 	return nil
 }
 
-// step trains on one mini-batch: gather, forward, backward, clip, update,
-// with dropout when configured.
-func (t *Trainer) step(idx []int, lr float64, pool *gemmPool) (loss float64, correct, judged int) {
-	n := len(idx)
-	outs := t.data.outputs
-	var in *layerDrop
-	if t.drop != nil {
-		in = &t.drop.input
-	}
-	gather(t.ws, t.data.train, idx, t.scaler, outs, t.data.classWeights, in, t.pcg)
-	out := t.net.forwardDrop(t.ws, n, pool, t.drop, t.pcg)
-	if t.classifier() {
-		correct, judged = countCorrect(out, t.ws.y, n, outs, t.net.layers[len(t.net.layers)-1].act)
-	}
-	loss = t.net.backward(t.ws, n, pool, t.drop)
-	if c := t.cfg.Training.ClipNorm; c > 0 {
-		clipGradients(t.net.grads, c)
-	}
-	t.opt.update(t.net, lr, pool)
-	return loss, correct, judged
-}
-
-// evaluate returns the mean loss and the accuracy (0 for regression) over
-// the validation split, in forward passes of up to one batch.
-func (t *Trainer) evaluate(pool *gemmPool) (loss, accuracy float64) {
-	outs := t.data.outputs
-	idx := t.data.valIdx
-	act := t.net.layers[len(t.net.layers)-1].act
-	var sum float64
-	var correct, judged int
-	for s := 0; s < len(idx); s += t.ws.rows {
-		chunk := idx[s:min(s+t.ws.rows, len(idx))]
-		n := len(chunk)
-		gather(t.ws, t.data.val, chunk, t.scaler, outs, t.data.classWeights, nil, nil)
-		out := t.net.forward(t.ws, n, pool)
-		sum += lossOnly(out, t.ws.y, t.ws.w, n, outs, t.net.loss) * float64(n)
-		if t.classifier() {
-			c, j := countCorrect(out, t.ws.y, n, outs, act)
-			correct += c
-			judged += j
-		}
-	}
-	loss = sum / float64(len(idx))
-	if judged > 0 {
-		accuracy = float64(correct) / float64(judged)
-	}
-	return loss, accuracy
-}
-
 // earlyStop updates the early-stopping bookkeeping after epoch e and
 // reports whether training should end; when it ends and restore_best is
 // set, the best weights are put back.
@@ -386,8 +324,8 @@ func (t *Trainer) earlyStop(e Epoch) bool {
 	es := t.cfg.Training.EarlyStopping
 	if !t.es.HasBest || *e.ValLoss < t.es.BestLoss-es.MinDelta {
 		t.es = esState{HasBest: true, BestLoss: *e.ValLoss, BestEpoch: e.Epoch}
-		if t.best != nil {
-			copy(t.best, t.net.params)
+		if t.keepBest {
+			t.core.saveBest()
 		}
 		return false
 	}
@@ -396,15 +334,16 @@ func (t *Trainer) earlyStop(e Epoch) bool {
 		return false
 	}
 	t.finished = true
-	if t.best != nil {
-		copy(t.net.params, t.best)
+	if t.keepBest {
+		t.core.restoreBest()
 	}
 	return true
 }
 
-func firstNonFinite(v []float64) int {
+// firstNonFinite is the index of the first NaN or Inf in v, or -1.
+func firstNonFinite[T float](v []T) int {
 	for i, x := range v {
-		if !finite(x) {
+		if !finite(float64(x)) {
 			return i
 		}
 	}
@@ -414,14 +353,7 @@ func firstNonFinite(v []float64) int {
 // takeSnapshot records the live state as the last epoch boundary.
 func (t *Trainer) takeSnapshot() {
 	s := &t.snap
-	copy(s.params, t.net.params)
-	for i, m := range t.opt.moments() {
-		copy(s.moments[i], m)
-	}
-	if t.best != nil {
-		copy(s.best, t.best)
-	}
-	s.step = t.opt.step
+	s.step = t.core.snapshot()
 	s.rng, _ = t.pcg.MarshalBinary() // PCG's MarshalBinary cannot fail
 	s.epoch = t.epoch
 	s.history = len(t.history)
@@ -433,14 +365,7 @@ func (t *Trainer) takeSnapshot() {
 // rewind puts the live state back to the last epoch boundary.
 func (t *Trainer) rewind() {
 	s := &t.snap
-	copy(t.net.params, s.params)
-	for i, m := range t.opt.moments() {
-		copy(m, s.moments[i])
-	}
-	if t.best != nil {
-		copy(t.best, s.best)
-	}
-	t.opt.step = s.step
+	t.core.rewind(s.step)
 	if err := t.pcg.UnmarshalBinary(s.rng); err != nil {
 		panic("engine: PCG state does not round-trip: " + err.Error())
 	}
@@ -449,4 +374,192 @@ func (t *Trainer) rewind() {
 	t.es = s.es
 	t.finished = s.finished
 	t.dirty = false
+}
+
+// trainCore is the numeric part of a Trainer in its precision: the
+// network, its workspace, dropout, optimizer, best weights and the
+// snapshot's vectors, all in one element type. The Trainer keeps the
+// rest (data, random numbers, epochs, history) in one place for both.
+type trainCore interface {
+	// initialize draws the initial weights from rng.
+	initialize(rng *rand.Rand, init Init)
+	// start makes the goroutines and packing buffers of one Run; stop
+	// ends them.
+	start(threads int)
+	stop()
+	// step trains on the mini-batch idx of t's training rows.
+	step(t *Trainer, idx []int, lr float64) (loss float64, correct, judged int)
+	// evaluate is the mean loss and accuracy over t's validation rows.
+	evaluate(t *Trainer) (loss, accuracy float64)
+	// nonFinite is the first parameter that is NaN or Inf, and its
+	// value; -1 when there is none.
+	nonFinite() (int, float64)
+	// saveBest copies the weights into the best weights; restoreBest
+	// puts them back.
+	saveBest()
+	restoreBest()
+	// snapshot copies the live vectors into the snapshot's and returns
+	// the optimizer's step; rewind copies them back and sets the step.
+	snapshot() int64
+	rewind(step int64)
+	// params, moments and hasBest give the vectors' shapes.
+	params() int
+	moments() int
+	// appendState appends the snapshot's vectors, in the training
+	// state's order, as T's bits.
+	appendState(b []byte) []byte
+	// restoreState reads the snapshot's vectors from the raw bits of a
+	// training state, which hold exactly as many values as they need.
+	restoreState(values []byte) error
+}
+
+// core is trainCore in precision T.
+type core[T float] struct {
+	net  *network[T]
+	ws   *workspace[T]
+	drop *dropout // nil without dropout
+	opt  *optimizer[T]
+	best []T // best weights, when early stopping restores them
+	pool *gemmPool[T]
+
+	snapParams  []T
+	snapMoments [][]T
+	snapBest    []T
+}
+
+// newCore allocates every buffer of t's training loop in precision T.
+func newCore[T float](t *Trainer) *core[T] {
+	pr, cfg := t.data, t.cfg
+	specs := architecture(cfg.Network, pr.train.features, pr.outputs)
+	c := &core[T]{net: newNetwork[T](specs, cfg.Network.Loss, nil, true)}
+	c.ws = newWorkspace(c.net, t.batch, true)
+	if pr.classWeights != nil {
+		c.ws.w = make([]T, c.ws.rows)
+	}
+	c.drop = newDropout(cfg.Network, c.net, c.ws.rows)
+	c.opt = newOptimizer(cfg.Training.Optimizer, cfg.Training.L2, cfg.Training.L1, c.net)
+	n := len(c.net.params)
+	if t.keepBest {
+		c.best = make([]T, n)
+		c.snapBest = make([]T, n)
+	}
+	c.snapParams = make([]T, n)
+	for range c.opt.moments() {
+		c.snapMoments = append(c.snapMoments, make([]T, n))
+	}
+	return c
+}
+
+func (c *core[T]) initialize(rng *rand.Rand, init Init) { c.net.initialize(rng, init) }
+
+func (c *core[T]) start(threads int) { c.pool = newGemmPool[T](threads) }
+
+func (c *core[T]) stop() {
+	c.pool.close()
+	c.pool = nil
+}
+
+// step trains on one mini-batch: gather, forward, backward, clip, update,
+// with dropout when configured.
+func (c *core[T]) step(t *Trainer, idx []int, lr float64) (loss float64, correct, judged int) {
+	n := len(idx)
+	outs := t.data.outputs
+	var in *layerDrop
+	if c.drop != nil {
+		in = &c.drop.input
+	}
+	gather(c.ws, t.data.train, idx, t.scaler, outs, t.data.classWeights, in, t.pcg)
+	out := c.net.forwardDrop(c.ws, n, c.pool, c.drop, t.pcg)
+	if t.classifier() {
+		correct, judged = countCorrect(out, c.ws.y, n, outs, c.net.layers[len(c.net.layers)-1].act)
+	}
+	loss = c.net.backward(c.ws, n, c.pool, c.drop)
+	if cn := t.cfg.Training.ClipNorm; cn > 0 {
+		clipGradients(c.net.grads, cn)
+	}
+	c.opt.update(c.net, lr, c.pool)
+	return loss, correct, judged
+}
+
+// evaluate returns the mean loss and the accuracy (0 for regression) over
+// the validation split, in forward passes of up to one batch.
+func (c *core[T]) evaluate(t *Trainer) (loss, accuracy float64) {
+	outs := t.data.outputs
+	idx := t.data.valIdx
+	act := c.net.layers[len(c.net.layers)-1].act
+	var sum float64
+	var correct, judged int
+	for s := 0; s < len(idx); s += c.ws.rows {
+		chunk := idx[s:min(s+c.ws.rows, len(idx))]
+		n := len(chunk)
+		gather(c.ws, t.data.val, chunk, t.scaler, outs, t.data.classWeights, nil, nil)
+		out := c.net.forward(c.ws, n, c.pool)
+		sum += lossOnly(out, c.ws.y, c.ws.w, n, outs, c.net.loss) * float64(n)
+		if t.classifier() {
+			cr, j := countCorrect(out, c.ws.y, n, outs, act)
+			correct += cr
+			judged += j
+		}
+	}
+	loss = sum / float64(len(idx))
+	if judged > 0 {
+		accuracy = float64(correct) / float64(judged)
+	}
+	return loss, accuracy
+}
+
+func (c *core[T]) nonFinite() (int, float64) {
+	i := firstNonFinite(c.net.params)
+	if i < 0 {
+		return -1, 0
+	}
+	return i, float64(c.net.params[i])
+}
+
+func (c *core[T]) saveBest()    { copy(c.best, c.net.params) }
+func (c *core[T]) restoreBest() { copy(c.net.params, c.best) }
+
+func (c *core[T]) snapshot() int64 {
+	copy(c.snapParams, c.net.params)
+	for i, m := range c.opt.moments() {
+		copy(c.snapMoments[i], m)
+	}
+	copy(c.snapBest, c.best)
+	return c.opt.step
+}
+
+func (c *core[T]) rewind(step int64) {
+	copy(c.net.params, c.snapParams)
+	for i, m := range c.opt.moments() {
+		copy(m, c.snapMoments[i])
+	}
+	copy(c.best, c.snapBest)
+	c.opt.step = step
+}
+
+func (c *core[T]) params() int  { return len(c.net.params) }
+func (c *core[T]) moments() int { return len(c.snapMoments) }
+
+func (c *core[T]) appendState(b []byte) []byte {
+	b = appendFloats(b, c.snapParams)
+	for _, m := range c.snapMoments {
+		b = appendFloats(b, m)
+	}
+	return appendFloats(b, c.snapBest)
+}
+
+func (c *core[T]) restoreState(values []byte) error {
+	n := len(c.snapParams)
+	params := readFloats[T](&values, n)
+	if i := firstNonFinite(params); i >= 0 {
+		return corrupt("training state: parameter %d is %v", i, params[i])
+	}
+	copy(c.snapParams, params)
+	for _, m := range c.snapMoments {
+		copy(m, readFloats[T](&values, n))
+	}
+	if c.snapBest != nil {
+		copy(c.snapBest, readFloats[T](&values, n))
+	}
+	return nil
 }

@@ -191,7 +191,7 @@ func TestStandardizationUsesTrainingRows(t *testing.T) {
 	if err := m.Predict(got, x, 1); err != nil {
 		t.Fatal(err)
 	}
-	raw := newModel(m.task, m.cfg, m.summary, 1, m.featureNames, m.targetNames, nil, nil, nil, m.specs, m.cfg.Network.Loss, m.net.params, nil)
+	raw := newModel(m.task, m.cfg, m.summary, 1, m.featureNames, m.targetNames, nil, nil, nil, m.specs, m.cfg.Network.Loss, paramsOf(m), nil, nil)
 	want := make([]float64, 1)
 	if err := raw.Predict(want, []float64{(1234 - m.mean[0]) * (1 / m.std[0])}, 1); err != nil {
 		t.Fatal(err)
@@ -284,11 +284,11 @@ func TestCountCorrectMultiLabel(t *testing.T) {
 func TestRunAfterFinish(t *testing.T) {
 	tr := mustTrainer(t, Config{Training: TrainingConfig{Epochs: 2}}, TaskRegression, sineData(20), Validation{}, Options{})
 	mustRun(t, tr)
-	before := slices.Clone(tr.net.params)
+	before := slices.Clone(paramsOf(tr))
 	if err := tr.Run(context.Background(), nil); err != nil || tr.EpochsDone() != 2 {
 		t.Fatalf("second Run = %v with %d epochs done", err, tr.EpochsDone())
 	}
-	requireSameBits(t, "weights", tr.net.params, before)
+	requireSameBits(t, "weights", paramsOf(tr), before)
 }
 
 // TestPredictConcurrent runs Predict from several goroutines at once (the
