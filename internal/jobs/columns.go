@@ -106,12 +106,14 @@ func checkSameColumns(add func(field, format string, args ...any), train, val st
 	}
 }
 
-// estimateMemory is the job's engine.EstimateMemory; width is the
-// encoded width bound of a typed dataset (0 for X), whose columns, and
-// those of a typed validation set, are counted from their metadata.
-func estimateMemory(cfg engine.Config, task engine.Task, meta store.DatasetMeta, val *store.DatasetMeta, v *ValidationSpec, width int) engine.MemoryEstimate {
+// estimateMemory is the job's engine.EstimateMemory on threads
+// goroutines (each holds its own packing buffers); width is the encoded
+// width bound of a typed dataset (0 for X), whose columns, and those of a
+// typed validation set, are counted from their metadata.
+func estimateMemory(cfg engine.Config, task engine.Task, meta store.DatasetMeta, val *store.DatasetMeta, v *ValidationSpec, width, threads int) engine.MemoryEstimate {
 	shape := dataShape(meta, val, v)
 	shape.Width = width
+	shape.Threads = threads
 	shape.ColumnBytes = typedBytes(meta)
 	if val != nil {
 		shape.ColumnBytes = sat(shape.ColumnBytes, typedBytes(*val))

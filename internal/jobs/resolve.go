@@ -146,7 +146,7 @@ func (m *Manager) resolve(ctx context.Context, s Spec) (Spec, int64, error) {
 		width := m.checkWidth(&verr, cfg, task, meta)
 		s.Network, s.Training.TrainingConfig, s.Preprocessing = cfg.Network, cfg.Training, cfg.Preprocessing
 		if len(verr.Errors) == 0 {
-			est := estimateMemory(cfg, task, meta, valMeta, s.Validation, width)
+			est := estimateMemory(cfg, task, meta, valMeta, s.Validation, width, m.threads)
 			if err := engine.CheckMemory(cfg, est, m.opt.Limits.MaxMemory); err != nil {
 				var ev *engine.ValidationError
 				errors.As(err, &ev)
@@ -206,7 +206,7 @@ func (m *Manager) estimate(ctx context.Context, s Spec) (est engine.MemoryEstima
 	if meta.Typed {
 		width, _ = engine.EncodedWidthBound(meta.Columns, cfg.Prep())
 	}
-	return estimateMemory(cfg, task, meta, valMeta, s.Validation, width), cfg, true
+	return estimateMemory(cfg, task, meta, valMeta, s.Validation, width, m.threads), cfg, true
 }
 
 // defaultConfig is the engine config, unresolved, of a new job that sets

@@ -32,8 +32,10 @@ var update = flag.Bool("update", false, "regenerate testdata/v<N> with this buil
 // the older ones are kept as their builds wrote them.
 //
 // v1 holds job records of format 1, with the history inline; v2 those of
-// format 2, whose history is in jobs/<id>.history.
-var fixtureVersions = []string{"v1", "v2"}
+// format 2, whose history is in jobs/<id>.history, with job specs of
+// version 1 (float64, no precision); v3 job specs of version 2, whose jobs
+// train in float32 (training states of format 2, model files of format 3).
+var fixtureVersions = []string{"v1", "v2", "v3"}
 
 // Model names in the fixture, one per kind of job record.
 const (
@@ -511,15 +513,15 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 	// The resume job's checkpoint: a training state of the next format.
 	ckptRel := store.CheckpointPath(exp.Jobs[resumeModel])
 	newerState := reframe(readFile(t, filepath.Join(dir, ckptRel)), func(p []byte) []byte {
-		binary.LittleEndian.PutUint32(p[8:], 2)
+		binary.LittleEndian.PutUint32(p[8:], 3)
 		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
 	})
 	writeFile(t, filepath.Join(dir, ckptRel), newerState)
 	// The stored model's file: a model of the format after the newest
-	// this build reads (3: format 2 holds typed inputs).
+	// this build reads (4: format 2 holds typed inputs, 3 float32 weights).
 	modelRel := store.ModelFilePath(finishedModel, 1)
 	writeFile(t, filepath.Join(dir, modelRel), reframe(readFile(t, filepath.Join(dir, modelRel)), func(p []byte) []byte {
-		binary.LittleEndian.PutUint32(p[8:], 3)
+		binary.LittleEndian.PutUint32(p[8:], 4)
 		return binary.LittleEndian.AppendUint32(p[:len(p)-4], crc32.Checksum(p[:len(p)-4], crc32.MakeTable(crc32.Castagnoli)))
 	}))
 
@@ -539,8 +541,8 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := engine.DecodeModel(file); !errors.Is(err, engine.ErrNewerFormat) ||
-		err.Error() != "model format version 3 is newer than this build reads (2); upgrade backpropd" {
-		t.Errorf("DecodeModel: %v; want ErrNewerFormat naming versions 3 and 2", err)
+		err.Error() != "model format version 4 is newer than this build reads (3); upgrade backpropd" {
+		t.Errorf("DecodeModel: %v; want ErrNewerFormat naming versions 4 and 3", err)
 	}
 
 	var logBuf strings.Builder
@@ -568,7 +570,7 @@ func TestUpgradeRefusesNewerFormats(t *testing.T) {
 	mu.Lock()
 	log := logBuf.String()
 	mu.Unlock()
-	for _, want := range []string{jobRel + ": job record format version 3", "file=" + ckptRel, "training state format version 2 is newer than this build reads (1)"} {
+	for _, want := range []string{jobRel + ": job record format version 3", "file=" + ckptRel, "training state format version 3 is newer than this build reads (2)"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log does not say %q:\n%s", want, log)
 		}
