@@ -27,12 +27,13 @@ func narrowData(rows int) *store.Dataset {
 }
 
 // hugeSpec is that spec: one hidden layer of 65,536 units and a batch of
-// 1,048,576 rows, a workspace of about 1 TiB (engine's
+// 1,048,576 rows in float64, a workspace of about 1 TiB (engine's
 // TestEstimateMemoryOfTheCrashingSpec).
 func hugeSpec(datasetID string) Spec {
 	s := smallSpec("huge", datasetID, 1)
 	s.Network.Hidden = []engine.LayerConfig{{Units: 65536}}
 	s.Training.BatchSize = 1 << 20
+	s.Training.Precision = engine.Float64
 	return s
 }
 
@@ -104,7 +105,9 @@ func TestJobsWaitForMemory(t *testing.T) {
 	st := openStore(t, dir)
 	defer st.Close()
 	id := mustDataset(t, st, binaryData(64))
-	probe, err := New(st, Options{Workers: 1})
+	// The probe has the same workers, so its jobs the same threads and
+	// packing buffers, as the manager under test.
+	probe, err := New(st, Options{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
