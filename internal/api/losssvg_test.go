@@ -265,12 +265,13 @@ func TestRenderLossSVGAnyHistory(t *testing.T) {
 // TestLossSVGOfDivergedJob is the reported case end to end: targets near
 // 1e150 and SGD at learning rate 10 drive the loss past 1e300 and on to
 // infinity; loss.svg answered 500 (a gonum/plot panic) for such a job.
+// Such targets need float64: float32 refuses them before training.
 func TestLossSVGOfDivergedJob(t *testing.T) {
 	env := newTestEnv(t, Config{})
 	j := submitJob(t, env, map[string]any{
 		"model_name": "diverge",
 		"data":       map[string]any{"features": [][]float64{{0}, {1}, {2}, {3}}, "targets": []float64{1e150, 3e150, 5e150, 7e150}},
-		"training": map[string]any{"epochs": 50, "standardize": false,
+		"training": map[string]any{"epochs": 50, "standardize": false, "precision": "float64",
 			"optimizer": map[string]any{"name": "sgd", "learning_rate": 10}},
 	})
 	j = waitJob(t, env, j.ID)

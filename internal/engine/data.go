@@ -557,3 +557,40 @@ func gather[T float](ws *workspace[T], src *source, idx []int, sc *scaler, outpu
 		}
 	}
 }
+
+// float32Range refuses, on training.precision, data that float32 cannot
+// hold: numeric targets, and inputs that no scaling brings into range,
+// beyond float32's largest finite value would turn into infinities in the
+// first batch, and the job would fail as diverged instead of saying why.
+// Scaled inputs are standardized in float64 before the rounding, so only
+// their raw values are checked when there is no scaling.
+func float32Range(p *problems, pr *prepared) {
+	check := func(what string, v []float64, width int) bool {
+		for i, x := range v {
+			if math.Abs(x) > math.MaxFloat32 {
+				p.add("training.precision", "%s %d is %g, beyond float32's largest value %g; train in float64 or rescale the data",
+					what, i/width+1, x, math.MaxFloat32)
+				return false
+			}
+		}
+		return true
+	}
+	for i, s := range []*source{pr.train, pr.val} {
+		if s == nil {
+			continue
+		}
+		set := "row"
+		if i == 1 {
+			set = "validation row"
+		}
+		if s.y != nil && !check("a target of "+set, s.y, max(s.k, 1)) {
+			return
+		}
+		if pr.mean == nil && pr.inputs == nil && !check("a feature of "+set, s.x, max(s.features, 1)) {
+			return
+		}
+		if pr.train == pr.val {
+			return
+		}
+	}
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -221,6 +222,39 @@ func TestRestoreStateRefusesOtherPrecision(t *testing.T) {
 				t.Errorf("error %q does not say the state holds %s weights and the configuration trains in %s (training.precision)", msg, c.has, c.runs)
 			}
 			requireSameBits(t, "weights after a refused state", paramsOf(tr), before)
+		})
+	}
+}
+
+// TestFloat32RefusesOutOfRangeData trains on targets near 1e150 and on
+// raw features of 1e39, both beyond float32's range: in float32 that
+// would be an infinite loss in the first batch, so NewTrainer refuses it
+// on training.precision, naming the row, while float64 accepts it.
+func TestFloat32RefusesOutOfRangeData(t *testing.T) {
+	targets := Data{Rows: 4, Features: 1, X: []float64{0, 1, 2, 3}, Targets: []float64{1, 3, 5e150, 7}}
+	features := Data{Rows: 4, Features: 1, X: []float64{0, 1, -1e39, 3}, Targets: []float64{1, 2, 3, 4}}
+	for _, tc := range []struct {
+		name        string
+		data        Data
+		standardize bool
+		want        string
+	}{
+		{"target", targets, true, "a target of row 3 is 5e+150"},
+		{"raw feature", features, false, "a feature of row 3 is -1e+39"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			std := tc.standardize
+			cfg := Config{Training: TrainingConfig{Epochs: 1, Standardize: &std, Precision: Float32}}
+			_, err := NewTrainer(cfg, TaskRegression, tc.data, Validation{}, Options{})
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Errors) != 1 || ve.Errors[0].Field != "training.precision" ||
+				!strings.Contains(ve.Errors[0].Message, tc.want) {
+				t.Fatalf("NewTrainer in float32 = %v; want one error on training.precision saying %q", err, tc.want)
+			}
+			cfg.Training.Precision = Float64
+			if _, err := NewTrainer(cfg, TaskRegression, tc.data, Validation{}, Options{}); err != nil {
+				t.Errorf("NewTrainer in float64 = %v, want it accepted", err)
+			}
 		})
 	}
 }

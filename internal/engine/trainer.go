@@ -114,6 +114,9 @@ func NewTrainer(cfg Config, task Task, train Data, val Validation, opt Options) 
 	cfg = cfg.Resolve(task, val.present())
 	var p problems
 	pr := prepare(&p, cfg, task, train, val, opt.Limits)
+	if pr != nil && cfg.Training.precision() == Float32 {
+		float32Range(&p, pr)
+	}
 	features, outputs := max(train.Features, 1), 1
 	if pr != nil {
 		outputs = pr.outputs
