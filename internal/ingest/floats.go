@@ -95,6 +95,19 @@ func (f *floats) flat() ([]float64, error) {
 	return out, nil
 }
 
+// parts returns the values as the chunks that hold them, in order, with
+// no empty one, and drops them from f.
+func (f *floats) parts() [][]float64 {
+	out := make([][]float64, 0, len(f.chunks))
+	for _, c := range f.chunks {
+		if len(c) > 0 {
+			out = append(out, c)
+		}
+	}
+	f.chunks, f.n = nil, 0
+	return out
+}
+
 // interner shares the text of repeated target cells (class labels), so
 // that a million rows of ten classes hold ten strings, not a million. It
 // stops adding new strings at MaxClasses+1 distinct ones: past that the
