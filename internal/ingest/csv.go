@@ -367,11 +367,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 					"more than %d cells (rows × features): the server's limit", opt.MaxCells)}
 			}
 		}
-		for r := range c.rows {
-			for k, v := range block[r*nf : (r+1)*nf] {
-				accs[k].add(v)
-			}
-		}
+		addRows(accs, block)
 		return nil
 	}
 	// parallel reads the data rows on every core, block by block, while

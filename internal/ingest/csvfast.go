@@ -143,11 +143,21 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int) int {
 			c.spans = append(c.spans, off+int32(p), off+int32(e))
 			j++
 		} else {
-			var v float64
-			var ok bool
-			v, e, ok = parseCell(l, p, s.delim)
-			out[k] = v
-			bad = bad || !ok
+			// Unsigned integers of up to 15 digits, pixels and counts,
+			// are read here, without a call.
+			var m uint64
+			q := p
+			for q < n && q-p < 15 && l[q]-'0' <= 9 {
+				m = m*10 + uint64(l[q]-'0')
+				q++
+			}
+			if q > p && (q == n || l[q] == s.delim) {
+				out[k], e = float64(m), q
+			} else {
+				var ok bool
+				out[k], e, ok = parseCell(l, p, s.delim)
+				bad = bad || !ok
+			}
 			k++
 		}
 		f++

@@ -49,6 +49,7 @@ type server struct {
 	label, bin, base, dir string
 	cmd                   *exec.Cmd
 	rates                 []float64
+	cpu                   []float64 // the server's CPU seconds per upload
 	peak                  int64 // bytes, the highest VmHWM seen
 	rows, cols            int
 }
@@ -94,8 +95,11 @@ func run(csvPath, query string, n int, target float64, bins []string) error {
 		if best < target {
 			verdict = fmt.Sprintf("target missed by %.1f MB/s (%.0f%%)", target-best, 100*(target-best)/target)
 		}
-		fmt.Printf("%s: best %.1f MB/s, median %.1f MB/s (all: %s); peak RSS %.0f MB, %.2f× the numeric size (%.0f MB); %s of %.0f MB/s\n",
-			s.label, best, median, rateList(s.rates), float64(s.peak)/1e6, float64(s.peak)/numeric, numeric/1e6, verdict, target)
+		cpu := slices.Clone(s.cpu)
+		slices.Sort(cpu)
+		fmt.Printf("%s: best %.1f MB/s, median %.1f MB/s (all: %s); server CPU per upload %.2f s (median; %.0f MB/s of CPU); peak RSS %.0f MB, %.2f× the numeric size (%.0f MB); %s of %.0f MB/s\n",
+			s.label, best, median, rateList(s.rates), cpu[len(cpu)/2], float64(st.Size())/1e6/cpu[len(cpu)/2],
+			float64(s.peak)/1e6, float64(s.peak)/numeric, numeric/1e6, verdict, target)
 	}
 	return nil
 }
@@ -165,6 +169,7 @@ func (s *server) upload(path string, size int64, query string) (float64, error) 
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "text/csv")
+	cpu0, _ := cpuSeconds(s.cmd.Process.Pid)
 	t0 := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -173,6 +178,9 @@ func (s *server) upload(path string, size int64, query string) (float64, error) 
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	secs := time.Since(t0).Seconds()
+	if cpu1, err := cpuSeconds(s.cmd.Process.Pid); err == nil {
+		s.cpu = append(s.cpu, cpu1-cpu0)
+	}
 	if resp.StatusCode != http.StatusCreated {
 		return 0, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
 	}
@@ -197,6 +205,28 @@ func (s *server) upload(path string, size int64, query string) (float64, error) 
 		resp.Body.Close()
 	}
 	return secs, nil
+}
+
+// cpuSeconds is the CPU time, user and system, a process has used: fields
+// 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s (Linux's
+// USER_HZ on every architecture Go runs on).
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad /proc/%d/stat: %q", pid, b)
+	}
+	return (utime + stime) / 100, nil
 }
 
 // vmHWM is a process's peak resident size, in bytes.
