@@ -9,10 +9,11 @@ import (
 )
 
 // The parallel path of ReadCSV. Most uploads are plain tables of numbers:
-// no quotes, every feature a number, every row complete. Their data rows
+// no quotes but around a label, every feature a number, every row
+// complete. Their data rows
 // are read in blocks of whole lines, and the blocks are parsed on every
 // core at once into blocks of numbers, which ReadCSV takes in file order.
-// A block parser that meets anything else (a quote, a cell that is not a
+// A block parser that meets anything else (a quote that may span lines, a cell that is not a
 // number, a row of the wrong length) stops at that line, and ReadCSV
 // reads the rest of the file, from that line on, with encoding/csv as the
 // serial path always did: so every problem, and the switch to typed
@@ -91,9 +92,18 @@ func (s *plainSpec) parse(c *chunk) {
 			end += pos
 			next = end + 1
 		}
-		if quote < next || (line&63 == 0 && s.abort.Load()) {
+		if line&63 == 0 && s.abort.Load() {
 			c.stop, c.stopOff, c.stopLine = true, pos, line
 			return
+		}
+		quoted := quote < next
+		if quoted && quote < pos {
+			if quote = bytes.IndexByte(b[pos:], '"'); quote < 0 {
+				quote = len(b)
+			} else {
+				quote += pos
+			}
+			quoted = quote < next
 		}
 		l := b[pos:end]
 		// encoding/csv drops the \r of a \r\n, and of a last line's \r.
@@ -101,7 +111,7 @@ func (s *plainSpec) parse(c *chunk) {
 			l = l[:n-1]
 		}
 		if len(l) > 0 {
-			switch s.row(c, l, int32(pos), line) {
+			switch s.row(c, l, int32(pos), line, quoted) {
 			case rowStop:
 				c.stop, c.stopOff, c.stopLine = true, pos, line
 				return
@@ -126,7 +136,14 @@ const (
 // length, or a kept row with a feature that is not a number, stops it; a
 // row with a missing target is dropped (its features may be anything, as
 // the serial path never reads them).
-func (s *plainSpec) row(c *chunk, l []byte, off int32, line int) int {
+//
+// A line that holds a double quote (quoted says so) may have quoted
+// fields of the simplest kind, "text" with no quote inside and the
+// delimiter or the end of the line right after it, as R's write.csv
+// writes every text cell; any other quote stops it (a doubled quote, a
+// quote inside a field, a field that goes on past the line), and so
+// does a field that may span lines, as it does not end on its line.
+func (s *plainSpec) row(c *chunk, l []byte, off int32, line int, quoted bool) int {
 	out := c.x[c.rows*s.features : (c.rows+1)*s.features]
 	spans := len(c.spans)
 	miss := c.scratch[:0]
@@ -135,8 +152,34 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int) int {
 	bad := false
 	for {
 		var e int
-		if s.isTarget[f] {
+		if quoted && p < n && l[p] == '"' {
+			// The text is l[p+1:e-1], within the quotes.
+			i := bytes.IndexByte(l[p+1:], '"')
+			if i < 0 {
+				return s.unrow(c, spans, miss)
+			}
+			e = p + 1 + i + 1
+			if e < n && l[e] != s.delim {
+				return s.unrow(c, spans, miss)
+			}
+			text := l[p+1 : e-1]
+			if s.isTarget[f] {
+				if cell := bytes.TrimSpace(text); len(cell) == 0 || s.na[string(cell)] {
+					miss = append(miss, j)
+				}
+				c.spans = append(c.spans, off+int32(p+1), off+int32(e-1))
+				j++
+			} else {
+				v, err := parseNumber(unsafe.String(unsafe.SliceData(text), len(text)))
+				out[k] = v
+				bad = bad || err != nil
+				k++
+			}
+		} else if s.isTarget[f] {
 			e = p + fieldEnd(l[p:], s.delim)
+			if quoted && bytes.IndexByte(l[p:e], '"') >= 0 {
+				return s.unrow(c, spans, miss)
+			}
 			if cell := bytes.TrimSpace(l[p:e]); len(cell) == 0 || s.na[string(cell)] {
 				miss = append(miss, j)
 			}
@@ -156,6 +199,9 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int) int {
 			} else {
 				var ok bool
 				out[k], e, ok = parseCell(l, p, s.delim)
+				if quoted && !ok && bytes.IndexByte(l[p:e], '"') >= 0 {
+					return s.unrow(c, spans, miss)
+				}
 				bad = bad || !ok
 			}
 			k++
@@ -188,6 +234,13 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int) int {
 	c.rowLine = append(c.rowLine, int32(line))
 	c.rows++
 	return rowKept
+}
+
+// unrow undoes what row took of a row it stops at.
+func (s *plainSpec) unrow(c *chunk, spans int, miss []int) int {
+	c.scratch = miss
+	c.spans = c.spans[:spans]
+	return rowStop
 }
 
 // fieldEnd is the length of the field that b starts with.

@@ -124,6 +124,18 @@ var csvCorpus = []string{
 	"a,y\n",
 	"a,y\n\n",
 	"",
+	// Quoted cells as R's write.csv writes them, and quotes of every
+	// other kind beside them.
+	"\"a\",\"y\"\n1,\"p\"\n2,\"q\"\n",
+	"a,y\n\"1\",p\n\"\",q\n3,\"\"\n",
+	"a,y\n1,\"p\"x\n2,q\n",
+	"a,y\n1,\"p\"\"q\"\n2,q\n",
+	"a,y\n1\"2,\n3,q\n",
+	"a,y\n1,\"p\r\"\r\n2,\"q\"\r\n",
+	"a,b,y\n1,2,\"p\"\n3,\"4\",\"q\"\n5,\"x\ny\",\"p\"\n",
+	"a,b,y\n1,2,\"p\n\"\n3,4,\"q\"\n",
+	"a,b,y\n1, \"2\",p\n3,4,q\n",
+	"a,b,y\n1,2,\"NA\"\n3,4,\"q\"\n5,6,\"p\"\n",
 }
 
 // TestParallelSameAsSerial: for every file of the corpus and every block
@@ -152,7 +164,7 @@ func TestParallelSameAsSerial(t *testing.T) {
 }
 
 // randomTable writes a random CSV file: mostly numbers of many forms,
-// with, by chance, CRLF, a BOM, blank lines, quoted cells (some with
+// with, by chance, quoted labels, CRLF, a BOM, blank lines, quoted cells (some with
 // newlines, delimiters and doubled quotes), missing cells and targets,
 // missing tokens, text cells and rows of the wrong length.
 func randomTable(r *rand.Rand) []byte {
@@ -171,6 +183,7 @@ func randomTable(r *rand.Rand) []byte {
 	b.WriteString("y" + nl)
 	odd := r.IntN(3) // 0: plain numbers only
 	rows := 1 + r.IntN(60)
+	quoteLabels := r.IntN(3) == 0
 	cell := func() string {
 		if odd > 0 && r.IntN(40) == 0 {
 			switch r.IntN(9) {
@@ -219,7 +232,11 @@ func randomTable(r *rand.Rand) []byte {
 				b.WriteByte(',')
 			}
 			if c == n-1 {
-				b.WriteString([]string{"p", "q", "r", "1", "2"}[r.IntN(5)])
+				label := []string{"p", "q", "r", "1", "2"}[r.IntN(5)]
+				if quoteLabels {
+					label = `"` + label + `"`
+				}
+				b.WriteString(label)
 				continue
 			}
 			b.WriteString(cell())
