@@ -183,7 +183,7 @@ func numericNA(na map[string]bool) bool {
 }
 
 // fromX starts the typed columns from the rows of numbers read so far,
-// x row-major with len(t.cols) values a row.
+// x row-major with len(t.cols) values a row, NaN where a cell is missing.
 func (t *tableBuilder) fromX(x []float64, rows int) error {
 	k := len(t.cols)
 	for j, b := range t.cols {
@@ -191,7 +191,14 @@ func (t *tableBuilder) fromX(x []float64, rows int) error {
 			return err
 		}
 		for r := 0; r < rows; r++ {
-			if err := b.number(t, x[r*k+j], "", r, 0); err != nil {
+			v := x[r*k+j]
+			var err error
+			if math.IsNaN(v) {
+				err = b.miss(t) // a missing cell of CSV's parallel path
+			} else {
+				err = b.number(t, v, "", r, 0)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -583,6 +590,9 @@ func addRows(accs []numAcc, x []float64) {
 	nf := len(accs)
 	for r := 0; r+nf <= len(x); r += nf {
 		for k, v := range x[r : r+nf] {
+			if math.IsNaN(v) {
+				continue // missing: the features will be typed columns
+			}
 			a := &accs[k]
 			if a.n == 0 || a.set.hll != nil || !(v >= 0 && v < 1024) || float64(int(v)) != v {
 				a.add(v)

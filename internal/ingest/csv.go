@@ -335,8 +335,11 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		return nil
 	}
 	// commit takes the rows of a block of the parallel path, as row would
-	// have taken them one by one.
+	// have taken them one by one, but for missing cells: those are NaN in
+	// x, and nan is set, until the features turn typed.
+	nan := false
 	commit := func(c *chunk) error {
+		nan = nan || c.nan
 		d.Meta.DroppedRows += c.dropped
 		for j, n := range c.missing {
 			targetMissing[j] += n
@@ -451,6 +454,11 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			return nil, &Error{Field: targetNames[0], Message: fmt.Sprintf("every row's target is missing (%d rows dropped); check target= and na_values", d.Meta.DroppedRows)}
 		}
 		return nil, &Error{Line: 2, Message: "no data rows after the header"}
+	}
+	if typed == nil && nan {
+		if err := startTyped(); err != nil {
+			return nil, err
+		}
 	}
 	var featureSums []table.Summary
 	var warnings []string

@@ -3,14 +3,15 @@ package ingest
 import (
 	"bytes"
 	"io"
+	"math"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
 )
 
 // The parallel path of ReadCSV. Most uploads are plain tables of numbers:
-// no quotes but around a label, every feature a number, every row
-// complete. Their data rows
+// no quotes but around a label, every feature a number or missing,
+// every row complete. Their data rows
 // are read in blocks of whole lines, and the blocks are parsed on every
 // core at once into blocks of numbers, which ReadCSV takes in file order.
 // A block parser that meets anything else (a quote that may span lines, a cell that is not a
@@ -57,6 +58,9 @@ type chunk struct {
 	dropped int
 	missing []int
 	scratch []int
+	// nan says a row holds a missing feature cell (NaN in x); it may be
+	// set by a row that is then dropped.
+	nan bool
 	// stop says the parser stopped at the line at offset stopOff of buf,
 	// stopLine lines after line0: that line and all after it are for the
 	// serial path.
@@ -171,6 +175,9 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int, quoted bool) in
 				j++
 			} else {
 				v, err := parseNumber(unsafe.String(unsafe.SliceData(text), len(text)))
+				if err != nil && s.missingCell(c, text) {
+					v, err = math.NaN(), nil
+				}
 				out[k] = v
 				bad = bad || err != nil
 				k++
@@ -199,8 +206,13 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int, quoted bool) in
 			} else {
 				var ok bool
 				out[k], e, ok = parseCell(l, p, s.delim)
-				if quoted && !ok && bytes.IndexByte(l[p:e], '"') >= 0 {
-					return s.unrow(c, spans, miss)
+				if !ok {
+					if quoted && bytes.IndexByte(l[p:e], '"') >= 0 {
+						return s.unrow(c, spans, miss)
+					}
+					if s.missingCell(c, l[p:e]) {
+						out[k], ok = math.NaN(), true
+					}
 				}
 				bad = bad || !ok
 			}
@@ -234,6 +246,19 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int, quoted bool) in
 	c.rowLine = append(c.rowLine, int32(line))
 	c.rows++
 	return rowKept
+}
+
+// missingCell reports whether a feature cell that is not a number is
+// missing (empty, or a missing token), and notes in c that a row held
+// one. Such a cell is NaN in c.x, which no number there can be
+// (parseNumber refuses NaN): ReadCSV turns the features typed.
+func (s *plainSpec) missingCell(c *chunk, cell []byte) bool {
+	cell = bytes.TrimSpace(cell)
+	if len(cell) == 0 || s.na[string(cell)] {
+		c.nan = true
+		return true
+	}
+	return false
 }
 
 // unrow undoes what row took of a row it stops at.

@@ -124,6 +124,13 @@ var csvCorpus = []string{
 	"a,y\n",
 	"a,y\n\n",
 	"",
+	// Missing numbers: blank, missing tokens (spaced, quoted too), a
+	// column of nothing else, a missing cell in a dropped row.
+	"a,b,y\n1,,p\n2,NA,q\n3,4,p\n",
+	"a,b,y\n1,,p\n2,,q\n",
+	"a,b,y\n1, NA ,p\n2,\"?\",q\n3,NaN,p\n4,5,q\n",
+	"a,b,y\n1,,\n2,3,q\n4,5,p\n",
+	"a,b,y\n1,2,p\n,3,q\n4,x,p\n",
 	// Quoted cells as R's write.csv writes them, and quotes of every
 	// other kind beside them.
 	"\"a\",\"y\"\n1,\"p\"\n2,\"q\"\n",
@@ -267,7 +274,8 @@ func TestParallelSameAsSerialRandom(t *testing.T) {
 
 // TestParallelLargeTable: a table of many blocks of the real size, with a
 // stray text cell near its end (which turns its column typed, and makes
-// the rest of the file serial), reads as the serial path reads it.
+// the rest of the file serial), and one with missing cells throughout,
+// read as the serial path reads them.
 func TestParallelLargeTable(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var b strings.Builder
@@ -280,6 +288,20 @@ func TestParallelLargeTable(t *testing.T) {
 	checkSameAsSerial(t, []byte(plain), CSVOptions{}, []int{1 << 20, 100000})
 	text := plain + strings.Repeat("1,2,3,4,5\n", 5) + "1,two,3,4,5\n" + strings.Repeat("1,2,3,4,5\n", 5)
 	checkSameAsSerial(t, []byte(text), CSVOptions{}, []int{1 << 20})
+	// One cell in a hundred missing: number columns with missing cells.
+	var m strings.Builder
+	m.WriteString("a,b,y\n")
+	for i := range rows {
+		a, b := strconv.Itoa(r.IntN(256)), strconv.FormatFloat(r.NormFloat64(), 'g', -1, 64)
+		switch r.IntN(200) {
+		case 0:
+			a = ""
+		case 1:
+			b = "NA"
+		}
+		fmt.Fprintf(&m, "%s,%s,%d\n", a, b, i%3)
+	}
+	checkSameAsSerial(t, []byte(m.String()), CSVOptions{}, []int{1 << 20, 70000})
 }
 
 // TestParallelReadError: a body that fails after some rows fails the
