@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"math"
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -194,12 +196,23 @@ func (s *plainSpec) row(c *chunk, l []byte, off int32, line int, quoted bool) in
 			j++
 		} else {
 			// Unsigned integers of up to 15 digits, pixels and counts,
-			// are read here, without a call.
+			// are read here, without a call: eight bytes at a time when
+			// the line has them, else digit by digit.
 			var m uint64
 			q := p
-			for q < n && q-p < 15 && l[q]-'0' <= 9 {
-				m = m*10 + uint64(l[q]-'0')
-				q++
+			if p+8 <= n {
+				var d int
+				if m, d = leadingDigits(binary.LittleEndian.Uint64(l[p:])); d > 0 && d < 8 && l[p+d] == s.delim {
+					q = p + d
+				} else {
+					m = 0
+				}
+			}
+			if q == p {
+				for q < n && q-p < 15 && l[q]-'0' <= 9 {
+					m = m*10 + uint64(l[q]-'0')
+					q++
+				}
 			}
 			if q > p && (q == n || l[q] == s.delim) {
 				out[k], e = float64(m), q
@@ -266,6 +279,29 @@ func (s *plainSpec) unrow(c *chunk, spans int, miss []int) int {
 	c.scratch = miss
 	c.spans = c.spans[:spans]
 	return rowStop
+}
+
+// leadingDigits reads the decimal digits that start w, eight bytes of
+// text in little-endian order (the first byte lowest), and returns their
+// value and how many there are, 0 to 8; the value is only for 1 to 7.
+//
+// A byte c is a digit when it is neither at least 0x80, nor, below that,
+// under '0' or over '9'; the three tests run on all eight bytes at once,
+// with no carry from one byte into the next ((c&0x7F)+0x46 <= 0xC5,
+// (c|0x80)-0x30 >= 0x50). The digits, moved to the high bytes so that the
+// low ones are leading zeros, are combined two, four, then eight at a
+// time by multiplication (as in simdjson's parse_eight_digits_unrolled).
+func leadingDigits(w uint64) (uint64, int) {
+	const hi = 0x8080808080808080
+	nondigit := (((w & 0x7F7F7F7F7F7F7F7F) + 0x4646464646464646) | w | ^((w | hi) - 0x3030303030303030)) & hi
+	k := bits.TrailingZeros64(nondigit) >> 3
+	if k == 0 || k == 8 {
+		return 0, k
+	}
+	d := (w - 0x3030303030303030) << (64 - 8*k)
+	d = (d & 0x0F0F0F0F0F0F0F0F) * 2561 >> 8
+	d = (d & 0x00FF00FF00FF00FF) * 6553601 >> 16
+	return (d & 0x0000FFFF0000FFFF) * 42949672960001 >> 32, k
 }
 
 // fieldEnd is the length of the field that b starts with.

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -330,6 +331,43 @@ func FuzzParallelCSV(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint16, noHeader bool) {
 		checkSameAsSerial(t, in, CSVOptions{NoHeader: noHeader}, []int{1 + int(chunk)})
 	})
+}
+
+// TestLeadingDigits: leadingDigits counts the digits that start eight
+// bytes of text and gives their value, for every integer of 1 to 7 digits
+// (leading zeros too) followed by each kind of byte, checked against
+// strconv.ParseUint, and for eight digits and for none.
+func TestLeadingDigits(t *testing.T) {
+	tails := []byte{',', ';', '\t', '.', 'e', '"', ' ', '/', ':', 0, 0x80, 0xB0, 0xBA, 0xFF}
+	check := func(text string) {
+		var b [8]byte
+		copy(b[:], text)
+		want := 0
+		for want < len(text) && want < 8 && text[want] >= '0' && text[want] <= '9' {
+			want++
+		}
+		v, k := leadingDigits(binary.LittleEndian.Uint64(b[:]))
+		if k != want {
+			t.Fatalf("%q: %d digits, want %d", text, k, want)
+		}
+		if k > 0 && k < 8 {
+			if u, _ := strconv.ParseUint(text[:k], 10, 64); v != u {
+				t.Fatalf("%q: value %d, want %d", text, v, u)
+			}
+		}
+	}
+	for n := range 10000000 {
+		s := strconv.Itoa(n)
+		check(s + string([]byte{tails[n%len(tails)]}) + "12345678")
+	}
+	for k := 1; k <= 7; k++ {
+		for _, tail := range tails {
+			check(strings.Repeat("0", k-1) + "7" + string([]byte{tail}) + "9999999")
+		}
+	}
+	check("12345678")
+	check("x1234567")
+	check(",")
 }
 
 // FuzzParseCell: parseCell reads a field as parseNumber does, to the bit:
