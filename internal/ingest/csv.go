@@ -348,9 +348,6 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			return nil
 		}
 		nf, nt := len(featureCols), len(targetCols)
-		if err := m.take(8 * int64(cap(c.x))); err != nil {
-			return err
-		}
 		block := c.x[:c.rows*nf]
 		x.chunks = append(x.chunks, block)
 		x.n += len(block)
@@ -382,13 +379,24 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		defer spec.abort.Store(true) // blocks parsed ahead are not wanted
 		k := &chunker{r: br, line: headerLines + 1}
 		var pending []*chunk
+		// The memory for a block's numbers is reserved before it is
+		// parsed. Once that is refused, the serial path reads on from
+		// that block, taking memory as its rows come, so that it is
+		// refused at the row it would be, after any problem before it.
+		refused := false
 		for {
-			for len(pending) < inFlight() {
+			for len(pending) < inFlight() && !refused {
 				c := k.next()
 				if c == nil {
 					break
 				}
-				go spec.parse(c)
+				if m.take(8*int64(c.lines*spec.features)) != nil {
+					// Unparsed, the block stops at its first line.
+					refused, c.stop = true, true
+					close(c.done)
+				} else {
+					go spec.parse(c)
+				}
 				pending = append(pending, c)
 			}
 			if len(pending) == 0 {
@@ -400,6 +408,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 			if err := ctx.Err(); err != nil {
 				return nil, 0, err
 			}
+
 			if err := commit(c); err != nil {
 				return nil, 0, err
 			}

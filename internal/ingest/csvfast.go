@@ -45,6 +45,7 @@ type plainSpec struct {
 type chunk struct {
 	buf   []byte
 	line0 int // the line, 1-based, of buf's first line
+	lines int // the lines in buf, and so the most rows it may hold
 	done  chan struct{}
 
 	// x holds rows × features numbers, row-major.
@@ -80,10 +81,7 @@ func (s *plainSpec) parse(c *chunk) {
 	if quote < 0 {
 		quote = len(b)
 	}
-	upper := bytes.Count(b, []byte{'\n'})
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		upper++
-	}
+	upper := c.lines
 	c.x = make([]float64, upper*s.features)
 	c.rowLine = make([]int32, 0, upper)
 	c.spans = make([]int32, 0, 2*upper*s.targets)
@@ -429,7 +427,12 @@ func (k *chunker) next() *chunk {
 
 func (k *chunker) emit(data []byte) *chunk {
 	c := &chunk{buf: data, line0: k.line, done: make(chan struct{})}
-	k.line += bytes.Count(data, []byte{'\n'})
+	n := bytes.Count(data, []byte{'\n'})
+	k.line += n
+	if data[len(data)-1] != '\n' {
+		n++
+	}
+	c.lines = n
 	return c
 }
 

@@ -436,3 +436,39 @@ func BenchmarkReadCSVPaths(b *testing.B) {
 		})
 	}
 }
+
+// TestParallelMemoryRefusal: when the memory for the numbers is refused,
+// the parallel path fails as the serial path does: with a problem of a
+// row that comes before any number is taken, else with ErrMemory; and
+// with memory granted up to a limit, both refuse a table larger than it.
+func TestParallelMemoryRefusal(t *testing.T) {
+	full := errors.New("full")
+	refuse := func(int64) error { return full }
+	for _, in := range []string{"a,y\n1,2,3\n4,5\n", "a,y\n1,2\n3,4\n", "a,y\n1,\"x\ny\"\n"} {
+		want := readCSVWith(t, []byte(in), CSVOptions{Reserve: refuse}, false, 1<<20)
+		for _, chunk := range []int{1, 4, 1 << 20} {
+			if got := readCSVWith(t, []byte(in), CSVOptions{Reserve: refuse}, true, chunk); got != want {
+				t.Errorf("%q in blocks of %d: %s; serially %s", in, chunk, got, want)
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("a,b,y\n")
+	for i := range 100000 {
+		fmt.Fprintf(&b, "%d,%d,%d\n", i, i%7, i%2)
+	}
+	for _, parallel := range []bool{false, true} {
+		var granted int64
+		limit := func(n int64) error {
+			if granted+n > 1<<20 {
+				return full
+			}
+			granted += n
+			return nil
+		}
+		got := readCSVWith(t, []byte(b.String()), CSVOptions{Reserve: limit}, parallel, 64<<10)
+		if !strings.Contains(got, "memory=true") {
+			t.Errorf("parallel %v: 2.4 MB of numbers under a 1 MiB limit read as %.200s, want ErrMemory", parallel, got)
+		}
+	}
+}

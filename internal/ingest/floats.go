@@ -25,7 +25,8 @@ type meter struct {
 }
 
 // take accounts for n more bytes, asking reserve when they go past what it
-// granted. Its error wraps ErrMemory and the callback's error.
+// granted. Its error wraps ErrMemory and the callback's error; the bytes
+// refused are not accounted.
 func (m *meter) take(n int64) error {
 	m.used += n
 	if m.reserve == nil || m.used <= m.granted {
@@ -33,6 +34,7 @@ func (m *meter) take(n int64) error {
 	}
 	step := max(int64(meterStep), m.used-m.granted)
 	if err := m.reserve(step); err != nil {
+		m.used -= n
 		return fmt.Errorf("%w: %d bytes held, %d more refused: %w", ErrMemory, m.granted, step, err)
 	}
 	m.granted += step
