@@ -12,12 +12,12 @@ import (
 )
 
 // The parallel path of ReadCSV. Most uploads are plain tables of numbers:
-// no quotes but around a label, every feature a number or missing,
-// every row complete. Their data rows
-// are read in blocks of whole lines, and the blocks are parsed on every
-// core at once into blocks of numbers, which ReadCSV takes in file order.
-// A block parser that meets anything else (a quote that may span lines, a cell that is not a
-// number, a row of the wrong length) stops at that line, and ReadCSV
+// no quotes but around a label, every feature a number or missing, every
+// row complete. Their data rows are read in blocks of whole lines, and
+// the blocks are parsed on every core at once into blocks of numbers,
+// which ReadCSV takes in file order. A block parser that meets anything
+// else (a quote that may span lines, a cell that is neither a number nor
+// missing, a row of the wrong length) stops at that line, and ReadCSV
 // reads the rest of the file, from that line on, with encoding/csv as the
 // serial path always did: so every problem, and the switch to typed
 // columns, is found by the same code at the same place, and the result
@@ -370,14 +370,23 @@ type chunker struct {
 	eof   bool
 	err   error // r's error other than io.EOF, once it has failed
 	free  [][]byte
-	size  int // the last block's size
+	size  int  // the last block's size
+	over  bool // a line was too long for a block: the rest is serial
 }
+
+// csvMaxLineBlock bounds the block a long line grows: offsets into a
+// block are int32, and a line of a gigabyte is no table's. Tests make it
+// tiny.
+var csvMaxLineBlock = 1 << 30
 
 // next reads the next block: whole lines, the last of which ends in a
 // newline unless the file ends there. It returns nil when r has given all
 // it has; what r gave after its last full line before an error is left
 // in k.carry, for the serial path to read on to the error.
 func (k *chunker) next() *chunk {
+	if k.over {
+		return nil
+	}
 	// Blocks start small, so that a small upload costs little, and
 	// double up to csvChunkSize.
 	k.size = min(max(2*k.size, 64<<10), csvChunkSize)
@@ -416,6 +425,11 @@ func (k *chunker) next() *chunk {
 		}
 		if k.eof {
 			k.carry = append([]byte(nil), data...)
+			return nil
+		}
+		if len(buf) >= csvMaxLineBlock {
+			// A line this long is the serial path's, as is all after it.
+			k.carry, k.over = append([]byte(nil), data...), true
 			return nil
 		}
 		// A line longer than the block: read on into a larger one.

@@ -171,6 +171,16 @@ func TestParallelSameAsSerial(t *testing.T) {
 	}
 }
 
+// TestParallelLongLines: a line longer than the largest block a line may
+// grow is left to the serial path, with all after it, and reads the same.
+func TestParallelLongLines(t *testing.T) {
+	defer func(n int) { csvMaxLineBlock = n }(csvMaxLineBlock)
+	csvMaxLineBlock = 8
+	for _, in := range csvCorpus {
+		checkSameAsSerial(t, []byte(in), CSVOptions{}, []int{1, 2, 3, 5, 8})
+	}
+}
+
 // randomTable writes a random CSV file: mostly numbers of many forms,
 // with, by chance, quoted labels, CRLF, a BOM, blank lines, quoted cells (some with
 // newlines, delimiters and doubled quotes), missing cells and targets,
