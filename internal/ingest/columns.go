@@ -631,7 +631,16 @@ func (a *numAcc) summary(s *table.Summary) {
 	if a.n > 1 {
 		std = math.Sqrt(max(0, (a.s2-a.s1*a.s1/n)/(n-1)))
 	}
-	s.Min, s.Max, s.Mean, s.Std = &lo, &hi, &mean, &std
+	s.Min, s.Max = &lo, &hi
+	// Values near ±1.8e308 overflow the sums: such a mean or deviation
+	// is left out rather than given as an infinity, which JSON cannot
+	// hold (the dataset's metadata could not be written).
+	if !math.IsInf(mean, 0) && !math.IsNaN(mean) {
+		s.Mean = &mean
+	}
+	if !math.IsInf(std, 0) && !math.IsNaN(std) {
+		s.Std = &std
+	}
 }
 
 // numberSummary fills s from the values x (NaN is missing).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/gob"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -480,5 +481,28 @@ func TestParallelMemoryRefusal(t *testing.T) {
 		if !strings.Contains(got, "memory=true") {
 			t.Errorf("parallel %v: 2.4 MB of numbers under a 1 MiB limit read as %.200s, want ErrMemory", parallel, got)
 		}
+	}
+}
+
+// TestHugeValuesSummary: a column of values whose sums overflow float64
+// (±1e308) reads, with its range and without a mean or a deviation, which
+// would be infinities that the dataset's JSON metadata cannot hold; a
+// column of ordinary values keeps both.
+func TestHugeValuesSummary(t *testing.T) {
+	in := "a,b,y\n1e308,1,1\n-1e308,2,2\n1e308,3,3\n"
+	d, err := ReadCSV(context.Background(), strings.NewReader(in), CSVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := d.Meta.Columns[0], d.Meta.Columns[1]
+	if a.Min == nil || *a.Min != -1e308 || *a.Max != 1e308 || a.Mean != nil || a.Std != nil {
+		t.Errorf("column a: min %v max %v mean %v std %v; want -1e308, 1e308 and no mean or std", a.Min, a.Max, a.Mean, a.Std)
+	}
+	// Mean 2 and sample standard deviation 1, of 1, 2 and 3.
+	if b.Mean == nil || *b.Mean != 2 || b.Std == nil || *b.Std != 1 {
+		t.Errorf("column b: mean %v std %v, want 2 and 1", b.Mean, b.Std)
+	}
+	if _, err := json.Marshal(d.Meta); err != nil {
+		t.Errorf("the metadata does not encode as JSON: %v", err)
 	}
 }
