@@ -84,7 +84,7 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, mt string, 
 			}
 		}
 		opt := ingest.CSVOptions{Name: name, Targets: targets, Task: task,
-			MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve}
+			MaxCells: s.cfg.MaxDatasetCells, Reserve: mem.reserve, XParts: true}
 		if err := csvDialect(q, mt, &opt); err != nil {
 			return store.DatasetMeta{}, err
 		}

@@ -47,9 +47,10 @@ func (u *uploadMemory) reserve(n int64) error {
 // memory back to the operating system at once. The runtime's scavenger
 // would return it too, but slowly (minutes for gigabytes), so that a few
 // large uploads one after another would keep the process at their peak;
-// forcing it costs one collection, which is small beside parsing 64 MiB.
-// Buffers are not pooled across uploads, so nothing else keeps them.
-const freeOSMemoryAbove = 64 << 20
+// forcing it costs one collection of a heap the upload no longer holds,
+// a few milliseconds, small beside parsing 16 MiB of numbers. Buffers are
+// not pooled across uploads, so nothing else keeps them.
+const freeOSMemoryAbove = 16 << 20
 
 // done gives the share back, and after a large upload returns the
 // memory its parse used to the operating system. Call it after the

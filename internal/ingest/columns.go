@@ -183,7 +183,7 @@ func numericNA(na map[string]bool) bool {
 }
 
 // fromX starts the typed columns from the rows of numbers read so far,
-// x row-major with len(t.cols) values a row.
+// x row-major with len(t.cols) values a row, NaN where a cell is missing.
 func (t *tableBuilder) fromX(x []float64, rows int) error {
 	k := len(t.cols)
 	for j, b := range t.cols {
@@ -191,7 +191,14 @@ func (t *tableBuilder) fromX(x []float64, rows int) error {
 			return err
 		}
 		for r := 0; r < rows; r++ {
-			if err := b.number(t, x[r*k+j], "", r, 0); err != nil {
+			v := x[r*k+j]
+			var err error
+			if math.IsNaN(v) {
+				err = b.miss(t) // a missing cell of CSV's parallel path
+			} else {
+				err = b.number(t, v, "", r, 0)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -575,6 +582,41 @@ func (a *numAcc) add(v float64) {
 	a.set.add(v)
 }
 
+// addRows adds the rows of x, len(accs) values a row, to accs, each value
+// as add would, in the same order, with add's common case (a small
+// integer, counted in the set's bitmap) written out here: the summaries
+// of an all-numeric upload are a few operations a value.
+func addRows(accs []numAcc, x []float64) {
+	nf := len(accs)
+	for r := 0; r+nf <= len(x); r += nf {
+		for k, v := range x[r : r+nf] {
+			if math.IsNaN(v) {
+				continue // missing: the features will be typed columns
+			}
+			a := &accs[k]
+			if a.n == 0 || a.set.hll != nil || !(v >= 0 && v < 1024) || float64(int(v)) != v {
+				a.add(v)
+				continue
+			}
+			a.n++
+			d := v - a.shift
+			a.s1 += d
+			a.s2 += d * d
+			if v < a.lo {
+				a.lo = v
+			}
+			if v > a.hi {
+				a.hi = v
+			}
+			i := int(v)
+			if bit := uint64(1) << (i & 63); a.set.small[i>>6]&bit == 0 {
+				a.set.small[i>>6] |= bit
+				a.set.n++
+			}
+		}
+	}
+}
+
 // summary fills s's range, moments and distinct count. Std is the sample
 // standard deviation (n-1), as pandas' describe gives it; 0 for one value.
 func (a *numAcc) summary(s *table.Summary) {
@@ -589,7 +631,16 @@ func (a *numAcc) summary(s *table.Summary) {
 	if a.n > 1 {
 		std = math.Sqrt(max(0, (a.s2-a.s1*a.s1/n)/(n-1)))
 	}
-	s.Min, s.Max, s.Mean, s.Std = &lo, &hi, &mean, &std
+	s.Min, s.Max = &lo, &hi
+	// Values near ±1.8e308 overflow the sums: such a mean or deviation
+	// is left out rather than given as an infinity, which JSON cannot
+	// hold (the dataset's metadata could not be written).
+	if !math.IsInf(mean, 0) && !math.IsNaN(mean) {
+		s.Mean = &mean
+	}
+	if !math.IsInf(std, 0) && !math.IsNaN(std) {
+		s.Std = &std
+	}
 }
 
 // numberSummary fills s from the values x (NaN is missing).

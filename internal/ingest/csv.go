@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/store"
@@ -45,6 +46,11 @@ type CSVOptions struct {
 	// NAValues are the cell texts read as missing, besides the empty
 	// cell; nil means DefaultNAValues.
 	NAValues []string
+	// XParts leaves the numbers of a table that becomes X in the
+	// dataset's XParts, the blocks they were parsed into, instead of
+	// copying them into X: for a caller that only stores the dataset,
+	// it saves a copy the size of the numbers.
+	XParts bool
 }
 
 // Delimiters are the field delimiters a CSV upload may use.
@@ -115,17 +121,38 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	if opt.DecimalComma && delim == ',' {
 		return nil, &Error{Field: "decimal", Message: "a decimal comma needs a delimiter other than ',': pass delimiter=; (or a tab, or |)"}
 	}
-	cr := csv.NewReader(br)
-	cr.Comma = delim
-	cr.FieldsPerRecord = -1 // checked here, to name both counts
-	cr.ReuseRecord = true
-
-	header, err := cr.Read()
-	if err == io.EOF {
-		return nil, &Error{Line: 1, Message: "empty file: expected a header row of column names"}
+	newReader := func(r io.Reader) *csv.Reader {
+		cr := csv.NewReader(r)
+		cr.Comma = delim
+		cr.FieldsPerRecord = -1 // checked here, to name both counts
+		cr.ReuseRecord = true
+		return cr
 	}
-	if err != nil {
-		return nil, csvError(err)
+	// The header is read from its own bytes when they are all in br's
+	// buffer, so that the data rows after it are br's to read, by the
+	// parallel path; else, or should a reader of those bytes alone end
+	// its record elsewhere, all of the file is read from br.
+	var cr *csv.Reader
+	var header []string
+	split, headerLines := false, 0
+	if hdr := headerBytes(br); hdr != nil {
+		hr := newReader(bytes.NewReader(hdr))
+		if h, err := hr.Read(); err == nil && hr.InputOffset() == int64(len(hdr)) {
+			cr, header, split = hr, h, true
+			headerLines = bytes.Count(hdr, []byte{'\n'})
+			_, _ = br.Discard(len(hdr))
+		}
+	}
+	if !split {
+		cr = newReader(br)
+		var err error
+		header, err = cr.Read()
+		if err == io.EOF {
+			return nil, &Error{Line: 1, Message: "empty file: expected a header row of column names"}
+		}
+		if err != nil {
+			return nil, csvError(err, 0)
+		}
 	}
 	var first []string // the first data row, when the file has no header
 	if opt.NoHeader {
@@ -242,6 +269,11 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	rowVals := make([]float64, len(featureCols))
 	accs := make([]numAcc, len(featureCols)) // the fast path's summaries
 	rows := 0
+	// dr reads the data rows serially, base lines after the file's
+	// start; fieldLine is the line of field i of its current record.
+	var dr *csv.Reader
+	base := 0
+	fieldLine := func(i int) int { l, _ := dr.FieldPos(i); return l + base }
 	row := func(rec []string, line int) error {
 		if len(rec) != len(names) {
 			return &Error{Line: line, Message: fmt.Sprintf("row has %d fields, the header has %d", len(rec), len(names))}
@@ -279,8 +311,8 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		} else {
 			for k, i := range featureCols {
 				l := line
-				if cr != nil {
-					l, _ = cr.FieldPos(i)
+				if dr != nil {
+					l = fieldLine(i)
 				}
 				if err := typed.cell(typed.cols[k], rec[i], rows, l); err != nil {
 					return err
@@ -302,31 +334,126 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		}
 		return nil
 	}
+	// commit takes the rows of a block of the parallel path, as row would
+	// have taken them one by one, but for missing cells: those are NaN in
+	// x, and nan is set, until the features turn typed.
+	nan := false
+	commit := func(c *chunk) error {
+		nan = nan || c.nan
+		d.Meta.DroppedRows += c.dropped
+		for j, n := range c.missing {
+			targetMissing[j] += n
+		}
+		if c.rows == 0 {
+			return nil
+		}
+		nf, nt := len(featureCols), len(targetCols)
+		block := c.x[:c.rows*nf]
+		x.chunks = append(x.chunks, block)
+		x.n += len(block)
+		for r := range c.rows {
+			for j := range nt {
+				s, e := c.spans[2*(r*nt+j)], c.spans[2*(r*nt+j)+1]
+				if err := m.take(cellBytes + int64(e-s)); err != nil {
+					return err
+				}
+				t.cells = append(t.cells, labels.internBytes(c.buf[s:e]))
+			}
+			line := c.line0 + int(c.rowLine[r])
+			lines.add(rows, line)
+			rows++
+			if opt.MaxCells > 0 && int64(rows)*int64(nf) > opt.MaxCells {
+				return &Error{Line: line, Err: ErrTooLarge, Message: fmt.Sprintf(
+					"more than %d cells (rows × features): the server's limit", opt.MaxCells)}
+			}
+		}
+		addRows(accs, block)
+		return nil
+	}
+	// parallel reads the data rows on every core, block by block, while
+	// they are plain; it returns the reader of the rest, for the serial
+	// path, and the line before the rest's first.
+	parallel := func() (io.Reader, int, error) {
+		spec := &plainSpec{delim: byte(delim), fields: len(names), isTarget: isTarget,
+			features: len(featureCols), targets: len(targetCols), na: na, abort: &atomic.Bool{}}
+		defer spec.abort.Store(true) // blocks parsed ahead are not wanted
+		k := &chunker{r: br, line: headerLines + 1}
+		var pending []*chunk
+		// The memory for a block's numbers is reserved before it is
+		// parsed. Once that is refused, the serial path reads on from
+		// that block, taking memory as its rows come, so that it is
+		// refused at the row it would be, after any problem before it.
+		refused := false
+		for {
+			for len(pending) < inFlight() && !refused {
+				c := k.next()
+				if c == nil {
+					break
+				}
+				if m.take(8*int64(c.lines*spec.features)) != nil {
+					// Unparsed, the block stops at its first line.
+					refused, c.stop = true, true
+					close(c.done)
+				} else {
+					go spec.parse(c)
+				}
+				pending = append(pending, c)
+			}
+			if len(pending) == 0 {
+				return k.rest(), k.line - 1, nil
+			}
+			c := pending[0]
+			pending = pending[1:]
+			<-c.done
+			if err := ctx.Err(); err != nil {
+				return nil, 0, err
+			}
+
+			if err := commit(c); err != nil {
+				return nil, 0, err
+			}
+			if c.stop {
+				rest := []io.Reader{bytes.NewReader(c.buf[c.stopOff:])}
+				for _, p := range pending {
+					rest = append(rest, bytes.NewReader(p.buf))
+				}
+				return io.MultiReader(append(rest, k.rest())...), c.line0 + c.stopLine - 1, nil
+			}
+			k.recycle(c)
+		}
+	}
 	if first != nil {
 		// The first row's fields are not the reader's current record.
-		saved := cr
-		cr = nil
-		err := row(first, 1)
-		cr = saved
-		if err != nil {
+		if err := row(first, 1); err != nil {
 			return nil, err
 		}
 	}
+	switch {
+	case !split:
+		dr = cr
+	case csvParallel && typed == nil:
+		rest, b, err := parallel()
+		if err != nil {
+			return nil, err
+		}
+		dr, base = newReader(rest), b
+	default:
+		dr, base = newReader(br), headerLines
+	}
 	for n := 0; ; n++ {
-		rec, err := cr.Read()
+		rec, err := dr.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, csvError(err)
+			return nil, csvError(err, base)
 		}
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		line, _ := cr.FieldPos(0)
-		if err := row(rec, line); err != nil {
+		if err := row(rec, fieldLine(0)); err != nil {
 			return nil, err
 		}
 	}
@@ -337,11 +464,18 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		}
 		return nil, &Error{Line: 2, Message: "no data rows after the header"}
 	}
+	if typed == nil && nan {
+		if err := startTyped(); err != nil {
+			return nil, err
+		}
+	}
 	var featureSums []table.Summary
 	var warnings []string
 	var levelSets []map[string]int32 // each feature's levels, for looksLikeData
 	if typed == nil {
-		if d.X, err = x.flat(); err != nil {
+		if opt.XParts {
+			d.XParts = x.parts()
+		} else if d.X, err = x.flat(); err != nil {
 			return nil, err
 		}
 		d.Meta.Features, d.Meta.FeatureNames = len(featureNames), featureNames
@@ -452,16 +586,34 @@ func (lt *lineTable) line(row int) int {
 	return lt.lines[i] + row - lt.starts[i]
 }
 
-// csvError turns an encoding/csv error into an *Error; other errors (the
-// body reader's) pass through.
-func csvError(err error) error {
+// csvError turns an encoding/csv error of a reader that started base
+// lines into the file into an *Error; other errors (the body reader's)
+// pass through.
+func csvError(err error, base int) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		msg := pe.Err.Error()
 		if errors.Is(pe.Err, csv.ErrQuote) || errors.Is(pe.Err, csv.ErrBareQuote) {
 			msg += " (the file may end in the middle of a quoted field)"
 		}
-		return &Error{Line: pe.Line, Column: pe.Column, Message: msg}
+		return &Error{Line: pe.Line + base, Column: pe.Column, Message: msg}
 	}
 	return err
+}
+
+// headerBytes returns a copy of the bytes of the file's first record, up
+// to and with the first newline outside double quotes, when they are all
+// in br's buffer; nil otherwise.
+func headerBytes(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Size())
+	quoted := false
+	for i, c := range b {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == '\n' && !quoted:
+			return bytes.Clone(b[:i+1])
+		}
+	}
+	return nil
 }

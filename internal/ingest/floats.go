@@ -25,7 +25,8 @@ type meter struct {
 }
 
 // take accounts for n more bytes, asking reserve when they go past what it
-// granted. Its error wraps ErrMemory and the callback's error.
+// granted. Its error wraps ErrMemory and the callback's error; the bytes
+// refused are not accounted.
 func (m *meter) take(n int64) error {
 	m.used += n
 	if m.reserve == nil || m.used <= m.granted {
@@ -33,6 +34,7 @@ func (m *meter) take(n int64) error {
 	}
 	step := max(int64(meterStep), m.used-m.granted)
 	if err := m.reserve(step); err != nil {
+		m.used -= n
 		return fmt.Errorf("%w: %d bytes held, %d more refused: %w", ErrMemory, m.granted, step, err)
 	}
 	m.granted += step
@@ -93,6 +95,19 @@ func (f *floats) flat() ([]float64, error) {
 	}
 	f.chunks = nil
 	return out, nil
+}
+
+// parts returns the values as the chunks that hold them, in order, with
+// no empty one, and drops them from f.
+func (f *floats) parts() [][]float64 {
+	out := make([][]float64, 0, len(f.chunks))
+	for _, c := range f.chunks {
+		if len(c) > 0 {
+			out = append(out, c)
+		}
+	}
+	f.chunks, f.n = nil, 0
+	return out
 }
 
 // interner shares the text of repeated target cells (class labels), so

@@ -80,7 +80,16 @@ func encodeCSV(tb testing.TB, d *store.Dataset) []byte {
 	return buf.Bytes()
 }
 
-// sameDataset fails unless a and b hold the same data and metadata.
+// onlyNumbers reports whether every name reads as a number.
+func onlyNumbers(names []string) bool {
+	for _, n := range names {
+		if _, err := parseNumber(n); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // typedCell is cell r of c as CSV text that reads back as the same value
 // when c's kind is declared: "" for a missing cell.
 func typedCell(c *table.Column, r int) string {
@@ -216,6 +225,12 @@ func FuzzCSVRoundTrip(f *testing.F) {
 			if ie.Message == "" {
 				t.Fatalf("error without a message: %+v", ie)
 			}
+			return
+		}
+		if onlyNumbers(append(append([]string(nil), d.Meta.FeatureNames...), d.Meta.TargetNames...)) {
+			// The columns kept are those named by numbers: the written
+			// back file's header would be one the parser refuses, as it
+			// should, for a row of data.
 			return
 		}
 		again, err := ReadCSV(context.Background(), bytes.NewReader(encodeCSV(t, d)),

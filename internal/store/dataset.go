@@ -65,6 +65,20 @@ type Dataset struct {
 	// Columns are typed features; when set X is nil and Meta.Features ==
 	// len(Columns), and Meta.FeatureNames are the columns' names.
 	Columns []table.Column
+	// XParts, set in place of X, holds X as consecutive slices, in order,
+	// so that a parser that fills blocks of rows need not copy them into
+	// one slice for CreateDataset, which writes them in turn. A loaded
+	// dataset always has X.
+	XParts [][]float64
+}
+
+// xLen is the number of values of X, in X or in XParts.
+func (d *Dataset) xLen() int {
+	n := len(d.X)
+	for _, p := range d.XParts {
+		n += len(p)
+	}
+	return n
 }
 
 // The numbers of a dataset live in <id>.data, a frame whose payload is,
@@ -124,11 +138,16 @@ func (d *Dataset) targetCols() (int, error) {
 	}
 	hi, cells := bits.Mul64(uint64(m.Rows), uint64(m.Features))
 	if d.Columns != nil {
+		if d.XParts != nil {
+			return 0, fmt.Errorf("%w: both XParts and typed columns are set", ErrInvalidDataset)
+		}
 		if err := d.checkColumns(); err != nil {
 			return 0, err
 		}
-	} else if hi != 0 || cells > math.MaxInt/8 || uint64(len(d.X)) != cells {
-		return 0, fmt.Errorf("%w: X has %d values, want rows×features = %d×%d", ErrInvalidDataset, len(d.X), m.Rows, m.Features)
+	} else if d.X != nil && d.XParts != nil {
+		return 0, fmt.Errorf("%w: both X and XParts are set", ErrInvalidDataset)
+	} else if hi != 0 || cells > math.MaxInt/8 || uint64(d.xLen()) != cells {
+		return 0, fmt.Errorf("%w: X has %d values, want rows×features = %d×%d", ErrInvalidDataset, d.xLen(), m.Rows, m.Features)
 	}
 	switch {
 	case d.Labels != nil && d.Targets != nil:
@@ -179,7 +198,7 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 		}
 	}
 
-	n := uint64(datasetHeaderSize+8*len(d.X)+8*len(d.Targets)) + columnsSize(d.Columns) + levelTableSize(d.Labels)
+	n := uint64(datasetHeaderSize+8*d.xLen()+8*len(d.Targets)) + columnsSize(d.Columns) + levelTableSize(d.Labels)
 	release, err := s.floor.reserve(int64(n) + frameOverhd)
 	if err != nil {
 		return DatasetMeta{}, err
@@ -201,6 +220,11 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) (DatasetMeta, err
 		}
 		if err := writeFloats(w, d.X); err != nil {
 			return err
+		}
+		for _, p := range d.XParts {
+			if err := writeFloats(w, p); err != nil {
+				return err
+			}
 		}
 		if err := writeColumns(w, d.Columns); err != nil {
 			return err

@@ -90,7 +90,8 @@ type Summary struct {
 	Reason   string `json:"reason"`
 	Missing  int    `json:"missing"`
 	Distinct int    `json:"distinct"`
-	// Number.
+	// Number. Mean and Std are absent when they overflow float64 (values
+	// near ±1.8e308).
 	Min  *float64 `json:"min,omitempty"`
 	Max  *float64 `json:"max,omitempty"`
 	Mean *float64 `json:"mean,omitempty"`

@@ -23,18 +23,19 @@ import (
 func main() {
 	target := flag.String("target", "label", "target column(s), comma-separated")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the parse to this file")
+	parts := flag.Bool("parts", true, "leave the numbers in the blocks they were parsed into, as the server does (false: copy them into one slice)")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: csvprof [-target col] [-cpuprofile file] data.csv")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *target, *cpuProfile); err != nil {
+	if err := run(flag.Arg(0), *target, *cpuProfile, *parts); err != nil {
 		fmt.Fprintln(os.Stderr, "csvprof:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path, target, cpuProfile string) error {
+func run(path, target, cpuProfile string, parts bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -80,7 +81,7 @@ func run(path, target, cpuProfile string) error {
 	runtime.ReadMemStats(&before)
 	t0 := time.Now()
 	d, err := ingest.ReadCSV(context.Background(), f, ingest.CSVOptions{
-		Name: "csvprof", Targets: strings.Split(target, ","),
+		Name: "csvprof", Targets: strings.Split(target, ","), XParts: parts,
 	})
 	secs := time.Since(t0).Seconds()
 	close(stop)
