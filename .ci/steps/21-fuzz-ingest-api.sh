@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CSV dataset parser, the JSON records parser, the job request
+# The CSV dataset parser (and its parallel path against the serial one, and
+# its number fast path against strconv), the JSON records parser, the job request
 # decoder, the prediction path's hand-written JSON scanner and encoder,
 # raw-row predictions and per-column /v2 tensors for a typed model, and the
 # model name rule read untrusted bytes: fuzz each briefly beyond its seed
@@ -9,6 +10,8 @@ set -euo pipefail
 # shellcheck source=../lib/fuzz.sh
 . "$(dirname "$0")/../lib/fuzz.sh"
 fuzz ./internal/ingest/ FuzzReadCSV "${FUZZTIME:-15s}"
+fuzz ./internal/ingest/ FuzzParallelCSV "${FUZZTIME:-15s}"
+fuzz ./internal/ingest/ FuzzParseCell "${FUZZTIME:-15s}"
 fuzz ./internal/ingest/ FuzzJSONRecords "${FUZZTIME:-15s}"
 fuzz ./internal/api/ FuzzJobRequest "${FUZZTIME:-15s}"
 fuzz ./internal/api/ FuzzPredictJSON "${FUZZTIME:-15s}"
