@@ -413,6 +413,12 @@ scrape_configs:
 		t.Errorf("train loss did not fall across the scrapes: first %g, last %g", train[0], train[len(train)-1])
 	}
 
+	// The final epoch's loss is exported before the job is marked
+	// succeeded, so a scrape can hold that loss while the job still runs:
+	// wait for one taken after the job ended before checking the job
+	// counts.
+	waitScraped(t, promURL, `backpropd_jobs_finished_total{status="succeeded"} == 2 and on() backpropd_jobs{status="running"} == 0`, 30*time.Second)
+
 	// Validation loss is exported too, and the other series of the job.
 	n := float64(epochs)
 	trainRows := 0.8 * rows
