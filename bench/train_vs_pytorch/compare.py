@@ -78,6 +78,11 @@ def cpu():
     return model, cores, ghz, bits, fma
 
 
+# Vector width of OpenBLAS's kernel sets (openblas_get_corename()) on x86-64:
+# a 256-bit kernel on an AVX-512 machine can reach at most half its peak.
+KERNEL_BITS = {"haswell": 256, "zen": 256, "skylakex": 512, "cooperlake": 512, "sapphirerapids": 512}
+
+
 def kind(r):
     if r["impl"] == "pytorch":
         return "pytorch"
@@ -125,9 +130,13 @@ def main(path):
         return sum(r["test_accuracy"] for r in rs) / len(rs)
 
     def share(r):
-        return (f"{gflops(r):.1f} GFLOP/s = {100 * gflops(r) / peak(r['precision'], cores):.1f}% of machine peak, "
-                f"{100 * gflops(r) / peak(r['precision'], min(r['threads'], cores)):.1f}% of its "
-                f"{min(r['threads'], cores)} core(s)")
+        used = min(r["threads"], cores)
+        text = (f"{gflops(r):.1f} GFLOP/s = {100 * gflops(r) / peak(r['precision'], cores):.1f}% of machine peak, "
+                f"{100 * gflops(r) / peak(r['precision'], used):.1f}% of its {used} core(s)")
+        kbits = KERNEL_BITS.get((r.get("blas_core") or "").lower())
+        if kbits and kbits < bits:
+            text += f" [{r['blas_core']} kernels are {kbits}-bit: at most {100 * kbits / bits:.0f}% of this peak]"
+        return text
 
     failed = False
     print("\ntargets (best samples/s over thread counts and rounds, same precision on both sides):")
@@ -154,7 +163,8 @@ def main(path):
         print(f"  {label:<17} {mine_best['samples_per_second']:>8.0f} samples/s ({mine_best['threads']} thr) vs "
               f"PyTorch {torch_best['samples_per_second']:.0f} ({torch_best['threads']} thr): "
               f"ratio {ratio:.2f}x, target >= {bar}x: {verdict}")
-        print(f"  {'':<17} backpropd {share(mine_best)}; PyTorch {share(torch_best)}")
+        print(f"  {'':<17} backpropd: {share(mine_best)}")
+        print(f"  {'':<17} PyTorch:   {share(torch_best)}")
         print(f"  {'':<17} test accuracy {100 * mean_acc(mine):.2f}% (mean of {len(mine)}) vs PyTorch "
               f"{100 * mean_acc(torch):.2f}% (mean of {len(torch)}): {100 * gap:.2f} points apart "
               f"(limit {100 * MAX_ACC_GAP:.1f}: {'ok' if ok else 'FAIL'})")
