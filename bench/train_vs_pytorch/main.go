@@ -8,8 +8,9 @@
 // softmax cross-entropy, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8) with
 // the learning-rate schedule -schedule (per epoch, as PyTorch's
 // CosineAnnealingLR for "cosine"), Glorot uniform weights, zero biases,
-// batch 64 reshuffled every epoch, in the precision -precision. Pixels are divided by 255 and
-// the engine's standardization is off, so both sides see the same inputs.
+// batch 64 reshuffled every epoch, in the precision -precision. Pixels are
+// divided by 255 and the engine's standardization is off, so both sides see
+// the same inputs.
 package main
 
 import (
