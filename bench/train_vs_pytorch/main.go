@@ -1,14 +1,16 @@
 // Command train_vs_pytorch trains the benchmark network in backpropd's
 // engine on Fashion-MNIST and prints one JSON line with samples/s and test
 // accuracy, in the same schema as train_torch.py. run.sh builds it twice,
-// with and without the openblas tag, and compares both with PyTorch.
+// with and without the openblas tag, and compares both with PyTorch in
+// float32 and float64.
 //
 // The network and training match train_torch.py: 784-256-128-10 relu,
 // softmax cross-entropy, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8) with
 // the learning-rate schedule -schedule (per epoch, as PyTorch's
 // CosineAnnealingLR for "cosine"), Glorot uniform weights, zero biases,
-// batch 64 reshuffled every epoch, float64. Pixels are divided by 255 and
-// the engine's standardization is off, so both sides see the same inputs.
+// batch 64 reshuffled every epoch, in the precision -precision. Pixels are
+// divided by 255 and the engine's standardization is off, so both sides see
+// the same inputs.
 package main
 
 import (
@@ -23,10 +25,12 @@ import (
 	"strconv"
 	"time"
 
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 
 	"github.com/backpropd/backpropd/internal/engine"
 	"github.com/backpropd/backpropd/internal/idx"
+	"github.com/backpropd/backpropd/internal/kernels"
 	"github.com/backpropd/backpropd/internal/openblas"
 )
 
@@ -35,6 +39,8 @@ type result struct {
 	Build            string  `json:"build"`
 	Threads          int     `json:"threads"`
 	Precision        string  `json:"precision"`
+	BLASCore         string  `json:"blas_core,omitempty"` // OpenBLAS's kernel set, openblas build only
+	Kernels          string  `json:"kernels,omitempty"`   // package kernels' level, default build only
 	Epochs           int     `json:"epochs"`
 	TrainRows        int     `json:"train_rows"`
 	Seconds          float64 `json:"seconds"`
@@ -58,8 +64,12 @@ func run() error {
 	seed := flag.Int64("seed", 1, "random seed")
 	trainRows := flag.Int("train-rows", 0, "use only the first N training rows (0: all)")
 	schedule := flag.String("schedule", "constant", `learning-rate schedule, once per epoch: "constant" or "cosine" (to 0 over the epochs)`)
+	precision := flag.String("precision", "float64", `training precision: "float32" or "float64"`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the training run to this file")
 	flag.Parse()
+	if p := engine.Precision(*precision); p != engine.Float32 && p != engine.Float64 {
+		return fmt.Errorf("-precision: must be %q or %q, got %q", engine.Float32, engine.Float64, *precision)
+	}
 
 	openblas.Use() // the engine does this itself in the openblas build; harmless twice
 	if openblas.Enabled {
@@ -95,6 +105,7 @@ func run() error {
 				Name: "adam", LearningRate: 1e-3, Beta1: new(0.9), Beta2: new(0.999), Epsilon: 1e-8,
 			},
 			LRSchedule: engine.ScheduleConfig{Name: *schedule},
+			Precision:  engine.Precision(*precision),
 		},
 	}
 	cfg = cfg.Resolve(engine.TaskMulticlass, false)
@@ -140,16 +151,23 @@ func run() error {
 		}
 	}
 
-	build := "gonum pure Go"
+	// The default build's products run on package kernels' micro-kernels
+	// where the CPU has them, on gonum's pure-Go BLAS otherwise.
+	level := kernels.Active().String()
+	build := "pure Go, kernels " + level
+	core := ""
 	if openblas.Enabled {
 		build = fmt.Sprintf("%s (%d thread(s))", openblas.Config(), openblas.Threads())
+		core, level = openblas.CoreName(), ""
 	}
-	build = fmt.Sprintf("%s, blas64=%T, GOMAXPROCS=%d", build, blas64.Implementation(), runtime.GOMAXPROCS(0))
+	build = fmt.Sprintf("%s, blas64=%T, blas32=%T, GOMAXPROCS=%d", build, blas64.Implementation(), blas32.Implementation(), runtime.GOMAXPROCS(0))
 	return json.NewEncoder(os.Stdout).Encode(result{
 		Impl:             "backpropd",
 		Build:            build,
 		Threads:          *threads,
-		Precision:        "float64",
+		Precision:        string(cfg.Training.Precision),
+		BLASCore:         core,
+		Kernels:          level,
 		Epochs:           *epochs,
 		TrainRows:        train.Rows,
 		Seconds:          secs,

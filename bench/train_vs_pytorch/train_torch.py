@@ -10,9 +10,14 @@ does; there is no other standardization on either side.
 
 samples_per_second counts training only: the epochs loop, from the first
 batch to the last optimizer step, not loading or the test evaluation.
+
+The JSON line also says which BLAS the process loaded (the shared objects
+mapped into it, and for OpenBLAS its kernel set, openblas_get_corename()) and
+PyTorch's own view of its build (BLAS_INFO, CPU capability, parallel backend).
 """
 
 import argparse
+import ctypes
 import gzip
 import json
 import os
@@ -58,6 +63,41 @@ def build(dtype):
     return net
 
 
+def blas_info():
+    """The BLAS this process runs: (kernel name or "", description)."""
+    libs = sorted({line.split()[-1] for line in open("/proc/self/maps")
+                   if line.rstrip().endswith(".so") or ".so." in line
+                   if any(k in line.lower() for k in ("blas", "mkl", "lapack"))})
+    core, desc = "", ", ".join(os.path.basename(l) for l in libs)
+    for lib in libs:
+        if "openblas" not in lib:
+            continue
+        try:
+            so = ctypes.CDLL(lib)
+            so.openblas_get_corename.restype = ctypes.c_char_p
+            so.openblas_get_config.restype = ctypes.c_char_p
+            core = so.openblas_get_corename().decode()
+            desc = f"{so.openblas_get_config().decode()} ({desc})"
+        except (OSError, AttributeError):
+            pass
+        break
+    return core, desc
+
+
+def torch_backend():
+    """PyTorch's description of its BLAS, vector level and threading."""
+    show = torch.__config__.show()
+    parts = []
+    for key in ("BLAS_INFO=", "CPU capability usage:"):
+        i = show.find(key)
+        if i >= 0:
+            parts.append(show[i:].split("\n")[0].split(",")[0].strip())
+    for line in torch.__config__.parallel_info().splitlines():
+        if line.startswith("ATen parallel backend"):
+            parts.append(line.strip())
+    return "; ".join(parts)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -66,14 +106,17 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--train-rows", type=int, default=0, help="use only the first N training rows (0: all)")
-    p.add_argument("--float32", action="store_true")
+    p.add_argument("--precision", choices=["float32", "float64"], default="float64")
+    p.add_argument("--float32", action="store_true", help="same as --precision float32")
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                    help="learning-rate schedule, stepped once per epoch (cosine: PyTorch's CosineAnnealingLR, T_max = epochs)")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    dtype = torch.float32 if a.float32 else torch.float64
+    if a.float32:
+        a.precision = "float32"
+    dtype = torch.float32 if a.precision == "float32" else torch.float64
     xtr, ytr = load(a.data, "train", dtype)
     xte, yte = load(a.data, "t10k", dtype)
     if a.train_rows:
@@ -101,11 +144,15 @@ def main():
 
     with torch.no_grad():
         acc = (net(xte).argmax(1) == yte).double().mean().item()
+    core, blas = blas_info()
     print(json.dumps({
         "impl": "pytorch",
         "build": f"torch {torch.__version__}, {a.threads} thread(s)",
         "threads": a.threads,
-        "precision": "float32" if a.float32 else "float64",
+        "precision": a.precision,
+        "blas_core": core,
+        "blas": blas,
+        "backend": torch_backend(),
         "epochs": a.epochs,
         "train_rows": n,
         "seconds": secs,

@@ -255,7 +255,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	m.Logger.Info("backpropd listening", "addr", m.Addr(), "data_dir", c.DataDir,
 		"workers", c.Workers, "queue_size", c.QueueSize, "auth", len(tokens) > 0, "tokens", len(tokens), "version", version(),
-		"blas", openblas.Config(), "blas_threads", blasThreads)
+		"blas", openblas.Config(), "blas_core", openblas.CoreName(), "blas_threads", blasThreads)
 	return nil
 }
 

@@ -9,6 +9,7 @@ package openblas
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 char *openblas_get_config(void);
+char *openblas_get_corename(void);
 */
 import "C"
 
@@ -53,3 +54,9 @@ func Threads() int { return int(C.openblas_get_num_threads()) }
 // Config returns OpenBLAS's build description, for example
 // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64".
 func Config() string { return C.GoString(C.openblas_get_config()) }
+
+// CoreName returns the name of the kernel set OpenBLAS chose for this CPU
+// at load time, for example "SkylakeX", "Haswell" or "Zen": Debian builds
+// with DYNAMIC_ARCH, so Config names the build target, not the kernels that
+// run, and OPENBLAS_CORETYPE can override the choice.
+func CoreName() string { return C.GoString(C.openblas_get_corename()) }

@@ -18,3 +18,6 @@ func Threads() int { return 0 }
 
 // Config returns "gonum" without the openblas build tag.
 func Config() string { return "gonum" }
+
+// CoreName returns "gonum" without the openblas build tag.
+func CoreName() string { return "gonum" }
