@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -142,27 +141,39 @@ type gemmOp[T float] struct {
 	tiles        int
 	next         atomic.Int64
 
-	// With useKernels, each goroutine that runs the op takes the packing
-	// buffers ws[slot], slot counting up from 0.
-	ws   []*kernels.Workspace[T]
-	slot atomic.Int64
+	// With useKernels, the goroutine of slot s uses the packing buffers
+	// ws[s].
+	ws []*kernels.Workspace[T]
 }
 
 // poolJob is work that a pool's goroutines share: run takes pieces from an
-// atomic counter until none is left.
-type poolJob interface{ run() }
+// atomic counter until none is left. slot identifies the goroutine (0 is
+// the caller's), so that each uses its own packing buffers.
+type poolJob interface{ run(slot int) }
 
 // gemmPool runs one job at a time (the tiles of a product, or the chunks
 // of an optimizer update) on a fixed set of goroutines. A nil *gemmPool
 // computes everything on the caller.
+//
+// A worker joins a job only while it is open, and the caller closes it
+// once it has run out of pieces itself: so the caller waits for workers
+// that are computing, never for one the scheduler has not woken yet (on a
+// busy machine that can take longer than the whole product). state holds
+// the closed bit and the number of goroutines in the job; the last one to
+// leave a closed job signals fin.
 type gemmPool[T float] struct {
 	workers int
-	work    chan poolJob
-	done    sync.WaitGroup
+	wake    chan struct{}
+	state   atomic.Int64
+	job     poolJob
+	fin     chan struct{}
 	op      gemmOp[T]
 	upd     updateOp[T]
 	ws      []*kernels.Workspace[T] // with useKernels, one per goroutine: caller first
 }
+
+// closedJob is the bit of gemmPool.state set while no job is open.
+const closedJob = 1 << 62
 
 // newGemmPool starts threads-1 workers. For threads <= 1 it returns nil,
 // unless products run on package kernels: then it returns a pool without
@@ -173,39 +184,67 @@ func newGemmPool[T float](threads int) *gemmPool[T] {
 		return nil
 	}
 	threads = max(threads, 1)
-	p := &gemmPool[T]{workers: threads - 1, work: make(chan poolJob)}
+	p := &gemmPool[T]{workers: threads - 1, wake: make(chan struct{}, threads-1), fin: make(chan struct{}, 1)}
+	p.state.Store(closedJob)
 	if useKernels() {
 		p.ws = make([]*kernels.Workspace[T], threads)
 		for i := range p.ws {
 			p.ws[i] = kernels.NewWorkspace[T]()
 		}
 	}
-	for range p.workers {
+	for i := range p.workers {
 		go func() {
-			for j := range p.work {
-				j.run()
-				p.done.Done()
+			for range p.wake {
+				p.join(i + 1)
 			}
 		}()
 	}
 	return p
 }
 
+// join runs the open job, if any, as the goroutine of slot.
+func (p *gemmPool[T]) join(slot int) {
+	for {
+		s := p.state.Load()
+		if s&closedJob != 0 {
+			return
+		}
+		if p.state.CompareAndSwap(s, s+1) {
+			break
+		}
+	}
+	p.job.run(slot)
+	if p.state.Add(-1) == closedJob {
+		p.fin <- struct{}{}
+	}
+}
+
 // dispatch runs j on the caller and on up to pieces-1 workers, and returns
-// when all are done.
+// when every goroutine that took part is done.
 func (p *gemmPool[T]) dispatch(j poolJob, pieces int) {
 	w := min(p.workers, pieces-1)
-	p.done.Add(w)
-	for range w {
-		p.work <- j
+	if w == 0 {
+		j.run(0)
+		return
 	}
-	j.run()
-	p.done.Wait()
+	p.job = j
+	p.state.Store(1) // open, with the caller in it
+	for range w {
+		select {
+		case p.wake <- struct{}{}:
+		default: // every worker already has a wake-up waiting
+		}
+	}
+	j.run(0)
+	if p.state.Add(closedJob-1) != closedJob {
+		<-p.fin
+	}
+	p.job = nil
 }
 
 func (p *gemmPool[T]) close() {
 	if p != nil {
-		close(p.work)
+		close(p.wake)
 	}
 }
 
@@ -234,7 +273,7 @@ func (p *gemmPool[T]) gemm(tA, tB bool, m, n, k int, a []T, lda int, b []T, ldb 
 	if p == nil || m*n*k < gemmParallelMin || (m <= gemmTile && n <= gemmTile) {
 		var op gemmOp[T]
 		op.set(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
-		op.run()
+		op.run(0)
 		return
 	}
 	op := &p.op
@@ -257,7 +296,6 @@ func (p *gemmPool[T]) gemmKernels(tA, tB bool, m, n, k int, a []T, lda int, b []
 	op := &p.op
 	op.ws = p.ws
 	op.set(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
-	op.slot.Store(0)
 	p.dispatch(op, op.tiles)
 	op.a, op.b, op.c, op.ws = nil, nil, nil, nil
 }
@@ -276,9 +314,9 @@ func (op *gemmOp[T]) set(tA, tB bool, m, n, k int, a []T, lda int, b []T, ldb in
 }
 
 // run multiplies tiles until none is left.
-func (op *gemmOp[T]) run() {
+func (op *gemmOp[T]) run(slot int) {
 	if op.ws != nil {
-		op.runKernels()
+		op.runKernels(slot)
 		return
 	}
 	gemm := op.ar.bgemm
@@ -319,8 +357,8 @@ func (op *gemmOp[T]) run() {
 
 // runKernels multiplies tiles with kernels.Dgemm (Sgemm), in this
 // goroutine's own packing buffers, until none is left.
-func (op *gemmOp[T]) runKernels() {
-	ws := op.ws[op.slot.Add(1)-1]
+func (op *gemmOp[T]) runKernels(slot int) {
+	ws := op.ws[slot]
 	for {
 		t := int(op.next.Add(1) - 1)
 		if t >= op.tiles {

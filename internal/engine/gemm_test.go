@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -158,5 +159,58 @@ func TestGemmKeepsGonumSerial(t *testing.T) {
 	}
 	if rec.maxInFlight > threads {
 		t.Errorf("%d Dgemm calls ran at once; want at most Threads = %d", rec.maxInFlight, threads)
+	}
+}
+
+// countJob counts, per piece, how often it ran and on which slot.
+type countJob struct {
+	pieces int
+	next   atomic.Int64
+	runs   []atomic.Int32
+	slots  [8]atomic.Int32 // goroutines of each slot inside run at once
+	bad    atomic.Bool
+}
+
+func (j *countJob) run(slot int) {
+	if j.slots[slot].Add(1) != 1 {
+		j.bad.Store(true) // two goroutines shared a slot's buffers
+	}
+	defer j.slots[slot].Add(-1)
+	for {
+		i := int(j.next.Add(1) - 1)
+		if i >= j.pieces {
+			return
+		}
+		j.runs[i].Add(1)
+	}
+}
+
+// TestPoolRunsEachPieceOnce dispatches many small jobs in a row, as a
+// training step does, on pools of 2 to 4 goroutines: every piece runs
+// exactly once, no two goroutines run with the same slot at once, and no
+// goroutine still works on a job after dispatch returned (the next job's
+// counts would show it). Run it with -race too: workers that wake late
+// must not touch a job that has ended.
+func TestPoolRunsEachPieceOnce(t *testing.T) {
+	for _, threads := range []int{2, 3, 4} {
+		p := newGemmPool[float64](threads)
+		for round := range 2000 {
+			j := &countJob{pieces: 1 + round%7, runs: make([]atomic.Int32, 1+round%7)}
+			p.dispatch(j, j.pieces)
+			for i := range j.runs {
+				if n := j.runs[i].Load(); n != 1 {
+					t.Fatalf("threads %d, round %d: piece %d ran %d times", threads, round, i, n)
+				}
+			}
+			if j.bad.Load() {
+				t.Fatalf("threads %d, round %d: two goroutines ran with one slot", threads, round)
+			}
+			for s := range j.slots {
+				if n := j.slots[s].Load(); n != 0 {
+					t.Fatalf("threads %d, round %d: slot %d still inside the job after dispatch returned", threads, round, s)
+				}
+			}
+		}
+		p.close()
 	}
 }

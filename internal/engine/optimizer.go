@@ -136,7 +136,7 @@ type updateOp[T float] struct {
 	next       atomic.Int64
 }
 
-func (u *updateOp[T]) run() {
+func (u *updateOp[T]) run(int) {
 	n := len(u.net.params)
 	for {
 		i := int(u.next.Add(1) - 1)
