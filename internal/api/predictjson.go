@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -215,6 +216,17 @@ func (s *jsonScan) number() (float64, string) {
 // when there are any, follow as "warnings": a list of strings.
 func appendPrediction(b []byte, sm *servedModel, out []float64, labels []string, rows int, warnings []string) []byte {
 	outputs := sm.model.Outputs()
+	// One allocation for a large answer, not one per quarter it grows:
+	// a float64 takes at most 24 bytes with its comma, a label its
+	// quotes and comma.
+	size := 128 + len(sm.meta.Name) + rows*(outputs*24+4)
+	widest := 0
+	for _, c := range sm.classes { // pre-encoded, quotes included
+		widest = max(widest, len(c)+1)
+		size += len(c) + 1
+	}
+	size += rows * widest
+	b = slices.Grow(b, size)
 	b = append(b, `{"model_name":"`...)
 	b = append(b, sm.meta.Name...)
 	b = append(b, `","model_version":`...)
