@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // maxPendingLog bounds the log bytes held in memory for the writer
@@ -11,10 +12,15 @@ import (
 // never loses its log or grows its heap without bound.
 const maxPendingLog = 1 << 20
 
+// logGather is how long the writer goroutine lets lines gather after the
+// first one arrives: at 40,000 requests a second, 40 lines a write, and a
+// line is never more than about a millisecond late.
+const logGather = time.Millisecond
+
 // logWriter hands log lines to one goroutine that writes them to out, so
 // that a request pays for its access-log line with a copy into memory, not
-// a write system call on its own path. The goroutine writes whatever is
-// pending as soon as it runs, so lines leave within a scheduling delay, and
+// a write system call on its own path. The goroutine writes what is
+// pending about a millisecond (logGather) after the first line arrives, so
 // under load many lines go out in one write. Each Write is one slog record,
 // appended whole, so lines never interleave.
 //
@@ -68,6 +74,9 @@ func (w *logWriter) run() {
 	for {
 		select {
 		case <-w.wake:
+			// Let a busy server's lines gather for a moment, so that they
+			// leave in one write instead of one each.
+			time.Sleep(logGather)
 		case <-w.stop:
 			// The last batch is written under the lock, so that no Write
 			// after Close can overtake it.
