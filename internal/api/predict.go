@@ -519,10 +519,14 @@ func readBodyInto(w http.ResponseWriter, r *http.Request, limit int64, buf []byt
 }
 
 // decodePredictRequest decodes a predict body. The common case, a valid
-// JSON object with only the known fields, is read without reflection; any
+// JSON object with only the known fields, is read without reflection, and
+// the commonest, rows of numbers, is checked in one pass (scanPredictBody); any
 // other body goes through the strict decoder, whose errors say exactly what
 // is wrong and where. The raw fields alias body.
 func decodePredictRequest(body []byte) (predictRequest, error) {
+	if req, ok := scanPredictBody(body); ok {
+		return req, nil
+	}
 	var req predictRequest
 	if !utf8.Valid(body) || !json.Valid(body) {
 		return req, decodeStrict(body, &req)

@@ -158,3 +158,87 @@ func TestDecodeRowsSizesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestScanPredictBody holds the one-pass check of rows of numbers to the
+// strict decoder: every body it takes, the strict decoder takes too, with
+// the same raw fields; the bodies clients send are taken; and everything
+// outside its grammar is left to the general path, which answers for it.
+func TestScanPredictBody(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		take bool
+	}{
+		{`{"inputs":[[5.1,3.5,1.4,0.2]]}`, true},
+		{" {\n \"instances\" : [ [ -1e-3 , 0 , 2E+5 , 10.25 ] , [1,2,3,4] ] } \n", true},
+		{`{"inputs":[]}`, true},
+		{`{"inputs":[[]]}`, true},
+		{`{"inputs":[[1,2]],"instances":[[3,4]]}`, true},
+		{`{"inputs":[[01]]}`, false},
+		{`{"inputs":[[1.]]}`, false},
+		{`{"inputs":[[.5]]}`, false},
+		{`{"inputs":[[1e]]}`, false},
+		{`{"inputs":[[-]]}`, false},
+		{`{"inputs":[[+1]]}`, false},
+		{`{"inputs":[[1,]]}`, false},
+		{`{"inputs":[[1]],}`, false},
+		{`{"inputs":[[1]]} {}`, false},
+		{`{"inputs":[[1]]`, false},
+		{`{"inputs":[{"a":1}]}`, false},
+		{`{"inputs":[["1"]]}`, false},
+		{`{"inputs":null}`, false},
+		{`{"INPUTS":[[1]]}`, false},
+		{`{"in\u0070uts":[[1]]}`, false},
+		{`{"inputs":[[1]],"inputs":[[2]]}`, false},
+		{`{"inputs":[[1]],"x":1}`, false},
+		{`{}`, false},
+		{`[[1]]`, false},
+		{"{\"inputs\":[[1]],\"s\xff\":1}", false},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			got, ok := scanPredictBody([]byte(tc.body))
+			if ok != tc.take {
+				t.Fatalf("taken %v, want %v", ok, tc.take)
+			}
+			if !ok {
+				return
+			}
+			var strict predictRequest
+			if err := decodeStrict([]byte(tc.body), &strict); err != nil {
+				t.Fatalf("taken, but the strict decoder refuses it: %v", err)
+			}
+			if !bytes.Equal(got.Inputs, strict.Inputs) || !bytes.Equal(got.Instances, strict.Instances) {
+				t.Errorf("read %q/%q, strict %q/%q", got.Inputs, got.Instances, strict.Inputs, strict.Instances)
+			}
+		})
+	}
+}
+
+// BenchmarkPredictDecode measures the request side of a prediction alone:
+// checking a Fashion-MNIST-shaped body and reading its rows into floats,
+// without the model, in rows/s.
+func BenchmarkPredictDecode(b *testing.B) {
+	tm := fashionShaped(b)
+	sm, err := newServedModel(store.ModelMeta{Name: "fashion", Version: 1}, tm.model)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, rows := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			body := pixelRows(rows)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			var x []float64
+			for b.Loop() {
+				req, err := decodePredictRequest(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var n int
+				if x, n, err = decodeRows(req.Inputs, "inputs", sm, x[:0], 10000); err != nil || n != rows {
+					b.Fatalf("%d rows, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

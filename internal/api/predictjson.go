@@ -324,3 +324,176 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// scanPredictBody is the fast path of decodePredictRequest for the body
+// nearly every client sends: one JSON object whose members are "inputs"
+// and/or "instances", each an array of arrays of numbers, in plain ASCII.
+// It checks that grammar in one pass, in place of the UTF-8 check, the
+// generic JSON check and the scan for the value's end, and returns the
+// same raw fields those would. Anything else (object rows, strings, null,
+// escapes, other or repeated keys, bytes past the object) reports false
+// without a verdict, and the general path decides, so that both paths
+// accept and refuse exactly the same bodies (FuzzPredictRequest).
+func scanPredictBody(body []byte) (predictRequest, bool) {
+	var req predictRequest
+	at := func(i int) byte {
+		if i < len(body) {
+			return body[i]
+		}
+		return 0
+	}
+	i := skipWS(body, 0)
+	if at(i) != '{' {
+		return req, false
+	}
+	i = skipWS(body, i+1)
+	for {
+		if at(i) != '"' {
+			return req, false
+		}
+		j := i + 1
+		for ; j < len(body) && body[j] != '"'; j++ {
+			if c := body[j]; c == '\\' || c < 0x20 || c >= 0x80 {
+				return req, false
+			}
+		}
+		key := body[i+1 : min(j, len(body))]
+		i = skipWS(body, j+1)
+		if at(i) != ':' {
+			return req, false
+		}
+		start := skipWS(body, i+1)
+		end, ok := scanNumberRows(body, start)
+		if !ok {
+			return req, false
+		}
+		switch string(key) {
+		case "inputs":
+			if req.Inputs != nil {
+				return req, false
+			}
+			req.Inputs = body[start:end]
+		case "instances":
+			if req.Instances != nil {
+				return req, false
+			}
+			req.Instances = body[start:end]
+		default:
+			return req, false
+		}
+		i = skipWS(body, end)
+		switch at(i) {
+		case ',':
+			i = skipWS(body, i+1)
+		case '}':
+			return req, skipWS(body, i+1) == len(body)
+		default:
+			return req, false
+		}
+	}
+}
+
+// scanNumberRows checks that an array of arrays of JSON numbers starts at
+// b[i] and returns the index just past it, or false.
+func scanNumberRows(b []byte, i int) (int, bool) {
+	at := func(i int) byte {
+		if i < len(b) {
+			return b[i]
+		}
+		return 0
+	}
+	if at(i) != '[' {
+		return i, false
+	}
+	i = skipWS(b, i+1)
+	if at(i) == ']' {
+		return i + 1, true
+	}
+	for {
+		if at(i) != '[' {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if at(i) != ']' {
+			for {
+				var ok bool
+				if i, ok = scanNumber(b, i); !ok {
+					return i, false
+				}
+				i = skipWS(b, i)
+				if at(i) != ',' {
+					break
+				}
+				i = skipWS(b, i+1)
+			}
+			if at(i) != ']' {
+				return i, false
+			}
+		}
+		i = skipWS(b, i+1)
+		switch at(i) {
+		case ',':
+			i = skipWS(b, i+1)
+		case ']':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// scanNumber checks that a JSON number (RFC 8259: -?(0|[1-9][0-9]*)
+// (.[0-9]+)?([eE][+-]?[0-9]+)?) starts at b[i] and returns the index just
+// past it, or false.
+func scanNumber(b []byte, i int) (int, bool) {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		d := digits(i + 1)
+		if d == i+1 {
+			return d, false
+		}
+		i = d
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := digits(i)
+		if d == i {
+			return d, false
+		}
+		i = d
+	}
+	return i, true
+}
+
+// skipWS returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
