@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -240,5 +241,46 @@ func BenchmarkPredictDecode(b *testing.B) {
 			}
 			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
+	}
+}
+
+// TestShortDecimal holds the short-number fast path to strconv.ParseFloat,
+// bit for bit, on awkward and random tokens, and checks that it leaves
+// long and exponent forms to ParseFloat.
+func TestShortDecimal(t *testing.T) {
+	toks := []string{"0", "-0", "1", "-1", "255", "5.1", "0.1", "0.3", "-0.0375", "123456789012345",
+		"12345678901234.5", "0.000000000000001", "999999999999999", "9007199254740.991", "1.7976931348"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 100000 {
+		digits := 1 + rng.IntN(15)
+		tok := strconv.FormatUint(rng.Uint64N(uint64(pow10[digits])), 10)
+		if dot := rng.IntN(len(tok) + 1); dot < len(tok) {
+			tok = tok[:dot] + "." + tok[dot:]
+			if dot == 0 {
+				tok = "0" + tok
+			}
+		}
+		if rng.IntN(2) == 0 {
+			tok = "-" + tok
+		}
+		toks = append(toks, tok)
+	}
+	for _, tok := range toks {
+		got, ok := shortDecimal([]byte(tok))
+		want, err := strconv.ParseFloat(tok, 64)
+		if err != nil {
+			t.Fatalf("ParseFloat(%q): %v", tok, err)
+		}
+		if digits := len(strings.Trim(tok, "-.")) - strings.Count(tok, "."); !ok && digits <= 15 {
+			t.Errorf("%q left to ParseFloat", tok)
+		}
+		if ok && math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("shortDecimal(%q) = %v, ParseFloat %v", tok, got, want)
+		}
+	}
+	for _, tok := range []string{"1e5", "1E-3", "1234567890123456", "0.1234567890123456", "-", "", "1.2.3"} {
+		if v, ok := shortDecimal([]byte(tok)); ok {
+			t.Errorf("shortDecimal(%q) took it as %v; want it left to ParseFloat", tok, v)
+		}
 	}
 }
