@@ -66,8 +66,10 @@ func main() {
 type Main struct {
 	Config Config
 	Logger *slog.Logger
-	// LogOutput receives the logs; nil means stderr.
+	// LogOutput receives the logs; nil means stderr, written by a
+	// goroutine (logWriter) that Close drains.
 	LogOutput io.Writer
+	logw      *logWriter // the stderr writer, when LogOutput is nil
 
 	store    *store.Store
 	jobs     *jobs.Manager
@@ -151,7 +153,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	out := m.LogOutput
 	if out == nil {
-		out = os.Stderr
+		m.logw = newLogWriter(os.Stderr)
+		out = m.logw
 	}
 	m.Logger = newLogger(c, out)
 	defer func() {
@@ -300,6 +303,7 @@ func (m *Main) Close() error {
 	if len(errs) == 0 {
 		m.Logger.Info("shut down cleanly")
 	}
+	m.closeLog()
 	return errors.Join(errs...)
 }
 
@@ -315,6 +319,16 @@ func (m *Main) closeAll() {
 	}
 	if m.store != nil {
 		_ = m.store.Close()
+	}
+	m.closeLog()
+}
+
+// closeLog drains the log writer: every line logged so far is written,
+// and later lines (main's, after a failed Run or Close) are written at
+// once, so none is lost when the process exits.
+func (m *Main) closeLog() {
+	if m.logw != nil {
+		_ = m.logw.Close()
 	}
 }
 

@@ -74,13 +74,24 @@ func requestIDMiddleware(next http.Handler) http.Handler {
 // accessLog writes one log line per request: method, route pattern (never
 // the raw path, which may hold ids and junk), status, bytes, duration in
 // milliseconds and request id.
+//
+// The record goes to the logger's handler directly, as slog.Logger.LogAttrs
+// would send it but without the caller's program counter: the handlers
+// cmd/server builds do not print the source, and finding it cost every
+// request a stack walk. The end time is the record's time and the end of the
+// duration, read once.
 func (s *Server) accessLog(next http.Handler) http.Handler {
+	h := s.logger.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		defer func() {
+			ctx := r.Context()
+			if !h.Enabled(ctx, slog.LevelInfo) {
+				return
+			}
 			route := ""
-			if rc := chi.RouteContext(r.Context()); rc != nil {
+			if rc := chi.RouteContext(ctx); rc != nil {
 				route = rc.RoutePattern()
 			}
 			if route == "" {
@@ -90,14 +101,17 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			end := time.Now()
+			rec := slog.NewRecord(end, slog.LevelInfo, "http request", 0)
+			rec.AddAttrs(
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Int("bytes", ww.BytesWritten()),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-				slog.String("request_id", RequestID(r.Context())),
+				slog.Float64("duration_ms", float64(end.Sub(start).Microseconds())/1000),
+				slog.String("request_id", RequestID(ctx)),
 			)
+			_ = h.Handle(ctx, rec)
 		}()
 		next.ServeHTTP(ww, r)
 	})

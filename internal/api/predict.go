@@ -92,6 +92,7 @@ func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit in
 		return x, 0, invalidField(field, "must be an array of rows, not %s", s.skip())
 	}
 	s.open()
+	start := s.i
 	rows := 0
 	var seen []uint64 // bit per column, for object rows
 	for first := true; !errs.more && s.more(first); first = false {
@@ -197,11 +198,31 @@ func decodeRows(raw []byte, field string, sm *servedModel, x []float64, limit in
 					"must be an array of %d numbers or an object keyed by feature name, not %s", features, s.skip()))
 			}
 		}
+		if len(errs.list) == 0 && cap(x)-len(x) < features {
+			x = presize(x, features, (s.i-start)/rows, len(s.b)-s.i, limit-rows)
+		}
 	}
 	if err := errs.err(); err != nil {
 		return x, rows, err
 	}
 	return x, rows, nil
+}
+
+// presize grows x, when the next row would not fit, for the rows still
+// to come: as many as the bytes left hold rows as long as the average so
+// far (rowBytes), and an eighth more, because rows of the same data differ
+// in length. Appending row by row instead regrows x by a quarter at a
+// time, and for a request of a thousand Fashion-MNIST rows allocated and
+// copied five times the 6 MB it ends up holding. The estimate never
+// exceeds the rows the bytes left could hold at two bytes a value ("0,"),
+// nor maxRows, so that memory still follows the request.
+func presize(x []float64, features, rowBytes, left, maxRows int) []float64 {
+	if rowBytes <= 0 || left < 2*features {
+		return x
+	}
+	est := left/rowBytes + left/(8*rowBytes) + 1
+	est = min(est, left/(2*features), maxRows)
+	return slices.Grow(x, est*features)
 }
 
 // keyPath is the field of key in row r of an object-rows request, with a
@@ -498,10 +519,14 @@ func readBodyInto(w http.ResponseWriter, r *http.Request, limit int64, buf []byt
 }
 
 // decodePredictRequest decodes a predict body. The common case, a valid
-// JSON object with only the known fields, is read without reflection; any
+// JSON object with only the known fields, is read without reflection, and
+// the commonest, rows of numbers, is checked in one pass (scanPredictBody); any
 // other body goes through the strict decoder, whose errors say exactly what
 // is wrong and where. The raw fields alias body.
 func decodePredictRequest(body []byte) (predictRequest, error) {
+	if req, ok := scanPredictBody(body); ok {
+		return req, nil
+	}
 	var req predictRequest
 	if !utf8.Valid(body) || !json.Valid(body) {
 		return req, decodeStrict(body, &req)

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -191,11 +192,56 @@ func (s *jsonScan) number() (float64, string) {
 		return 0, "must be a finite number, not " + s.skip()
 	}
 	tok := s.literal()
+	if v, ok := shortDecimal(tok); ok {
+		return v, ""
+	}
 	v, err := strconv.ParseFloat(string(tok), 64)
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, "must be a finite number; " + string(tok) + " is out of range"
 	}
 	return v, ""
+}
+
+// pow10 are the powers of ten that float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// shortDecimal reads a number of at most 15 digits without an exponent,
+// such as 255 or -0.0375, which is what model inputs nearly always are.
+// Its digits as an integer m are below 2^53 and 10^k for its k decimals is
+// at most 1e15, both exact in a float64, so m / 10^k is one correctly
+// rounded operation: the same float64 as strconv.ParseFloat, bit for bit
+// (Clinger's fast path, which ParseFloat takes too after more checks).
+// Anything else reports false, for ParseFloat.
+func shortDecimal(tok []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(tok) > 0 && tok[0] == '-' {
+		i, neg = 1, true
+	}
+	var m uint64
+	digits, decimals, dot := 0, 0, false
+	for ; i < len(tok); i++ {
+		switch c := tok[i]; {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+			if dot {
+				decimals++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || digits > 15 {
+		return 0, false
+	}
+	v := float64(m) / pow10[decimals]
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // appendPrediction encodes the predict response for rows outputs of sm. The
@@ -215,6 +261,17 @@ func (s *jsonScan) number() (float64, string) {
 // when there are any, follow as "warnings": a list of strings.
 func appendPrediction(b []byte, sm *servedModel, out []float64, labels []string, rows int, warnings []string) []byte {
 	outputs := sm.model.Outputs()
+	// One allocation for a large answer, not one per quarter it grows:
+	// a float64 takes at most 24 bytes with its comma, a label its
+	// quotes and comma.
+	size := 128 + len(sm.meta.Name) + rows*(outputs*24+4)
+	widest := 0
+	for _, c := range sm.classes { // pre-encoded, quotes included
+		widest = max(widest, len(c)+1)
+		size += len(c) + 1
+	}
+	size += rows * widest
+	b = slices.Grow(b, size)
 	b = append(b, `{"model_name":"`...)
 	b = append(b, sm.meta.Name...)
 	b = append(b, `","model_version":`...)
@@ -311,4 +368,177 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// scanPredictBody is the fast path of decodePredictRequest for the body
+// nearly every client sends: one JSON object whose members are "inputs"
+// and/or "instances", each an array of arrays of numbers, in plain ASCII.
+// It checks that grammar in one pass, in place of the UTF-8 check, the
+// generic JSON check and the scan for the value's end, and returns the
+// same raw fields those would. Anything else (object rows, strings, null,
+// escapes, other or repeated keys, bytes past the object) reports false
+// without a verdict, and the general path decides, so that both paths
+// accept and refuse exactly the same bodies (FuzzPredictRequest).
+func scanPredictBody(body []byte) (predictRequest, bool) {
+	var req predictRequest
+	at := func(i int) byte {
+		if i < len(body) {
+			return body[i]
+		}
+		return 0
+	}
+	i := skipWS(body, 0)
+	if at(i) != '{' {
+		return req, false
+	}
+	i = skipWS(body, i+1)
+	for {
+		if at(i) != '"' {
+			return req, false
+		}
+		j := i + 1
+		for ; j < len(body) && body[j] != '"'; j++ {
+			if c := body[j]; c == '\\' || c < 0x20 || c >= 0x80 {
+				return req, false
+			}
+		}
+		key := body[i+1 : min(j, len(body))]
+		i = skipWS(body, j+1)
+		if at(i) != ':' {
+			return req, false
+		}
+		start := skipWS(body, i+1)
+		end, ok := scanNumberRows(body, start)
+		if !ok {
+			return req, false
+		}
+		switch string(key) {
+		case "inputs":
+			if req.Inputs != nil {
+				return req, false
+			}
+			req.Inputs = body[start:end]
+		case "instances":
+			if req.Instances != nil {
+				return req, false
+			}
+			req.Instances = body[start:end]
+		default:
+			return req, false
+		}
+		i = skipWS(body, end)
+		switch at(i) {
+		case ',':
+			i = skipWS(body, i+1)
+		case '}':
+			return req, skipWS(body, i+1) == len(body)
+		default:
+			return req, false
+		}
+	}
+}
+
+// scanNumberRows checks that an array of arrays of JSON numbers starts at
+// b[i] and returns the index just past it, or false.
+func scanNumberRows(b []byte, i int) (int, bool) {
+	at := func(i int) byte {
+		if i < len(b) {
+			return b[i]
+		}
+		return 0
+	}
+	if at(i) != '[' {
+		return i, false
+	}
+	i = skipWS(b, i+1)
+	if at(i) == ']' {
+		return i + 1, true
+	}
+	for {
+		if at(i) != '[' {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if at(i) != ']' {
+			for {
+				var ok bool
+				if i, ok = scanNumber(b, i); !ok {
+					return i, false
+				}
+				i = skipWS(b, i)
+				if at(i) != ',' {
+					break
+				}
+				i = skipWS(b, i+1)
+			}
+			if at(i) != ']' {
+				return i, false
+			}
+		}
+		i = skipWS(b, i+1)
+		switch at(i) {
+		case ',':
+			i = skipWS(b, i+1)
+		case ']':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// scanNumber checks that a JSON number (RFC 8259: -?(0|[1-9][0-9]*)
+// (.[0-9]+)?([eE][+-]?[0-9]+)?) starts at b[i] and returns the index just
+// past it, or false.
+func scanNumber(b []byte, i int) (int, bool) {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		d := digits(i + 1)
+		if d == i+1 {
+			return d, false
+		}
+		i = d
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := digits(i)
+		if d == i {
+			return d, false
+		}
+		i = d
+	}
+	return i, true
+}
+
+// skipWS returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
 }
