@@ -93,7 +93,19 @@ func TestDeterminism(t *testing.T) {
 		{"float32", inFloat32(mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
 		{"float32 dropout and l1", inFloat32(mediumDropoutConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01}))},
 	} {
-		t.Run(c.name, func(t *testing.T) { checkDeterminism(t, c.cfg) })
+		t.Run(c.name, func(t *testing.T) { checkDeterminism(t, c.cfg, mediumData) })
+	}
+	// Batches wide enough (rows × values at least rowsParallelMin) that
+	// gathering the inputs and the activation gradients are shared out by
+	// rows too.
+	wide := mediumConfig(OptimizerConfig{Name: "adam", LearningRate: 0.01})
+	wide.Network.Hidden[0].Units = 256
+	wideData := func() Data { return blobsData(400, 240, 5, 3) }
+	if 70*240 < rowsParallelMin || 70*256 < rowsParallelMin {
+		t.Fatal("the wide case no longer shares rows out")
+	}
+	for _, cfg := range []Config{wide, inFloat32(wide)} {
+		t.Run("wide "+string(cfg.Training.precision()), func(t *testing.T) { checkDeterminism(t, cfg, wideData) })
 	}
 }
 
@@ -104,13 +116,13 @@ func inFloat32(cfg Config) Config {
 	return cfg
 }
 
-func checkDeterminism(t *testing.T, cfg Config) {
+func checkDeterminism(t *testing.T, cfg Config, data func() Data) {
 	val := Validation{Fraction: 0.25}
-	a := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: 1})
+	a := mustTrainer(t, cfg, TaskMulticlass, data(), val, Options{Threads: 1})
 	mustRun(t, a)
 	for _, threads := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
-			b := mustTrainer(t, cfg, TaskMulticlass, mediumData(), val, Options{Threads: threads})
+			b := mustTrainer(t, cfg, TaskMulticlass, data(), val, Options{Threads: threads})
 			mustRun(t, b)
 			requireSameBits(t, "weights", paramsOf(b), paramsOf(a))
 			requireSameHistory(t, b.History(), a.History())
@@ -119,7 +131,7 @@ func checkDeterminism(t *testing.T, cfg Config) {
 	t.Run("other seed differs", func(t *testing.T) {
 		c := cfg
 		c.Training.Seed = seed(2)
-		b := mustTrainer(t, c, TaskMulticlass, mediumData(), val, Options{})
+		b := mustTrainer(t, c, TaskMulticlass, data(), val, Options{})
 		mustRun(t, b)
 		if sameBits(paramsOf(b), paramsOf(a)) < 0 {
 			t.Fatal("seed 2 gave the same weights as seed 1")

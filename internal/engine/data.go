@@ -519,7 +519,11 @@ func scaleRowDrop[T float](s *scaler, dst []T, x []float64, d *layerDrop, rng *r
 //
 // With drop non-nil (training), the inputs are dropped out as they are
 // written, with masks drawn from rng (see dropout).
-func gather[T float](ws *workspace[T], src *source, idx []int, sc *scaler, outputs int, weights []float64, drop *layerDrop, rng *rand.PCG) {
+//
+// Without dropout the rows are shared out over pool (nil: the caller);
+// dropout draws its masks in row order from one generator, so it stays on
+// the caller.
+func gather[T float](ws *workspace[T], src *source, idx []int, sc *scaler, outputs int, weights []float64, drop *layerDrop, rng *rand.PCG, pool *gemmPool[T]) {
 	f := src.features
 	x := ws.acts[0]
 	if drop != nil && drop.on() {
@@ -527,9 +531,7 @@ func gather[T float](ws *workspace[T], src *source, idx []int, sc *scaler, outpu
 			scaleRowDrop(sc, x[r*f:r*f+f], src.x[row*f:row*f+f], drop, rng)
 		}
 	} else {
-		for r, row := range idx {
-			scaleRow(sc, x[r*f:r*f+f], src.x[row*f:row*f+f])
-		}
+		pool.scaleRows(x, src, idx, sc)
 	}
 	if weights != nil {
 		for r, row := range idx {

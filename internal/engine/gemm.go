@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"gonum.org/v1/gonum/blas"
@@ -160,20 +161,54 @@ type poolJob interface{ run(slot int) }
 // that are computing, never for one the scheduler has not woken yet (on a
 // busy machine that can take longer than the whole product). state holds
 // the closed bit and the number of goroutines in the job; the last one to
-// leave a closed job signals fin.
+// leave a closed job signals fin. gen counts the jobs opened.
+//
+// Waking a parked goroutine on another core costs tens of microseconds on
+// a VM, as much as a product of the benchmark network takes, and a step
+// opens a job every few tens of microseconds: so a worker spins for
+// poolSpin after each job, watching gen, before it parks on wake, and the
+// caller spins for as long before it blocks on fin. The spinning is on the
+// job's own threads, which the job manager sizes so that jobs never share
+// a core.
 type gemmPool[T float] struct {
 	workers int
 	wake    chan struct{}
 	state   atomic.Int64
+	gen     atomic.Int64
+	stopped atomic.Bool
 	job     poolJob
 	fin     chan struct{}
 	op      gemmOp[T]
 	upd     updateOp[T]
+	rows    rowsOp[T]
 	ws      []*kernels.Workspace[T] // with useKernels, one per goroutine: caller first
 }
 
 // closedJob is the bit of gemmPool.state set while no job is open.
 const closedJob = 1 << 62
+
+// poolSpin is how long a pool's goroutines spin for the next job, or for
+// the end of the current one, before they block.
+const poolSpin = 200 * time.Microsecond
+
+// spin calls done until it reports true, for at most poolSpin, and
+// reports whether it did.
+func spin(done func() bool) bool {
+	var until time.Time
+	for n := 0; ; n++ {
+		if done() {
+			return true
+		}
+		if n&63 == 0 {
+			now := time.Now()
+			if until.IsZero() {
+				until = now.Add(poolSpin)
+			} else if now.After(until) {
+				return false
+			}
+		}
+	}
+}
 
 // newGemmPool starts threads-1 workers. For threads <= 1 it returns nil,
 // unless products run on package kernels: then it returns a pool without
@@ -193,13 +228,29 @@ func newGemmPool[T float](threads int) *gemmPool[T] {
 		}
 	}
 	for i := range p.workers {
-		go func() {
-			for range p.wake {
-				p.join(i + 1)
-			}
-		}()
+		go p.work(i + 1)
 	}
 	return p
+}
+
+// work is the loop of the worker of slot: join every job opened, spinning
+// between them for poolSpin before parking on wake.
+func (p *gemmPool[T]) work(slot int) {
+	var seen int64
+	for {
+		for spin(func() bool { return p.gen.Load() != seen || p.stopped.Load() }) {
+			if p.stopped.Load() {
+				return
+			}
+			seen = p.gen.Load()
+			p.join(slot)
+		}
+		if _, ok := <-p.wake; !ok {
+			return
+		}
+		seen = p.gen.Load()
+		p.join(slot)
+	}
 }
 
 // join runs the open job, if any, as the goroutine of slot.
@@ -229,6 +280,7 @@ func (p *gemmPool[T]) dispatch(j poolJob, pieces int) {
 	}
 	p.job = j
 	p.state.Store(1) // open, with the caller in it
+	p.gen.Add(1)     // after opening: a worker that sees the new gen finds the job open, or already closed
 	for range w {
 		select {
 		case p.wake <- struct{}{}:
@@ -237,6 +289,9 @@ func (p *gemmPool[T]) dispatch(j poolJob, pieces int) {
 	}
 	j.run(0)
 	if p.state.Add(closedJob-1) != closedJob {
+		// The last worker to leave sends on fin right after it leaves;
+		// spinning first saves being parked and woken for it.
+		spin(func() bool { return p.state.Load() == closedJob })
 		<-p.fin
 	}
 	p.job = nil
@@ -244,6 +299,7 @@ func (p *gemmPool[T]) dispatch(j poolJob, pieces int) {
 
 func (p *gemmPool[T]) close() {
 	if p != nil {
+		p.stopped.Store(true)
 		close(p.wake)
 	}
 }
@@ -381,4 +437,99 @@ func (op *gemmOp[T]) runKernels(slot int) {
 		}
 		op.ar.kgemm(ws, op.tA, op.tB, mi, nj, op.k, a, op.lda, b, op.ldb, op.beta, op.c[i0*op.ldc+j0:], op.ldc)
 	}
+}
+
+// rowsChunk is the number of rows a pool goroutine takes at a time in the
+// row-wise passes of rowsOp, and rowsParallelMin the number of values
+// below which such a pass stays on the caller.
+const (
+	rowsChunk       = 8
+	rowsParallelMin = 16384
+)
+
+// Kinds of rowsOp.
+const (
+	rowsScale   = iota // scaleRow of the rows idx of src into x
+	rowsActGrad        // activationGrad of d by a
+)
+
+// rowsOp is a pass over the rows of a batch in which each row's result
+// depends on that row alone, shared out over a pool in chunks of
+// rowsChunk rows: the bits do not depend on who computes which.
+type rowsOp[T float] struct {
+	kind   int
+	rows   int
+	chunks int
+	next   atomic.Int64
+
+	x   []T // rowsScale
+	src *source
+	idx []int
+	sc  *scaler
+
+	d, a  []T // rowsActGrad
+	cols  int
+	act   Activation
+	slope T
+}
+
+func (o *rowsOp[T]) run(int) {
+	for {
+		i := int(o.next.Add(1) - 1)
+		if i >= o.chunks {
+			return
+		}
+		lo := i * rowsChunk
+		hi := min(lo+rowsChunk, o.rows)
+		switch o.kind {
+		case rowsScale:
+			f := o.src.features
+			for r := lo; r < hi; r++ {
+				row := o.idx[r]
+				scaleRow(o.sc, o.x[r*f:r*f+f], o.src.x[row*f:row*f+f])
+			}
+		case rowsActGrad:
+			activationGrad(o.d[lo*o.cols:hi*o.cols], o.a[lo*o.cols:hi*o.cols], hi-lo, o.cols, o.act, o.slope)
+		}
+	}
+}
+
+// shareRows reports whether a row-wise pass of rows × cols values is
+// worth sharing out over p.
+func (p *gemmPool[T]) shareRows(rows, cols int) bool {
+	return p != nil && p.workers > 0 && rows > rowsChunk && rows*cols >= rowsParallelMin
+}
+
+// runRows shares o, set up but for its counters, out over p.
+func (p *gemmPool[T]) runRows(o *rowsOp[T]) {
+	o.chunks = (o.rows + rowsChunk - 1) / rowsChunk
+	o.next.Store(0)
+	p.dispatch(o, o.chunks)
+	*o = rowsOp[T]{}
+}
+
+// scaleRows writes the rows idx of src, scaled by sc, into x (see
+// scaleRow).
+func (p *gemmPool[T]) scaleRows(x []T, src *source, idx []int, sc *scaler) {
+	f := src.features
+	if !p.shareRows(len(idx), f) {
+		for r, row := range idx {
+			scaleRow(sc, x[r*f:r*f+f], src.x[row*f:row*f+f])
+		}
+		return
+	}
+	o := &p.rows
+	o.kind, o.rows, o.x, o.src, o.idx, o.sc = rowsScale, len(idx), x, src, idx, sc
+	p.runRows(o)
+}
+
+// activationGrad is the package's activationGrad, shared out by rows.
+func (p *gemmPool[T]) activationGrad(d, a []T, rows, cols int, act Activation, slope T) {
+	if !p.shareRows(rows, cols) || act == Identity {
+		activationGrad(d, a, rows, cols, act, slope)
+		return
+	}
+	o := &p.rows
+	o.kind, o.rows, o.d, o.a, o.cols, o.act, o.slope = rowsActGrad, rows, d, a, cols, act, slope
+	p.runRows(o)
 }

@@ -306,7 +306,7 @@ func (net *network[T]) backward(ws *workspace[T], rows int, pool *gemmPool[T], d
 				activationGradDrop(ws.deltas[i-1], in, rows, l.in, prev.act, prev.slope, &drop.hidden[i-1])
 				continue
 			}
-			activationGrad(ws.deltas[i-1], in, rows, l.in, prev.act, prev.slope)
+			pool.activationGrad(ws.deltas[i-1], in, rows, l.in, prev.act, prev.slope)
 		}
 	}
 	return loss

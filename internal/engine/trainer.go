@@ -471,7 +471,7 @@ func (c *core[T]) step(t *Trainer, idx []int, lr float64) (loss float64, correct
 	if c.drop != nil {
 		in = &c.drop.input
 	}
-	gather(c.ws, t.data.train, idx, t.scaler, outs, t.data.classWeights, in, t.pcg)
+	gather(c.ws, t.data.train, idx, t.scaler, outs, t.data.classWeights, in, t.pcg, c.pool)
 	out := c.net.forwardDrop(c.ws, n, c.pool, c.drop, t.pcg)
 	if t.classifier() {
 		correct, judged = countCorrect(out, c.ws.y, n, outs, c.net.layers[len(c.net.layers)-1].act)
@@ -495,7 +495,7 @@ func (c *core[T]) evaluate(t *Trainer) (loss, accuracy float64) {
 	for s := 0; s < len(idx); s += c.ws.rows {
 		chunk := idx[s:min(s+c.ws.rows, len(idx))]
 		n := len(chunk)
-		gather(c.ws, t.data.val, chunk, t.scaler, outs, t.data.classWeights, nil, nil)
+		gather(c.ws, t.data.val, chunk, t.scaler, outs, t.data.classWeights, nil, nil, c.pool)
 		out := c.net.forward(c.ws, n, c.pool)
 		sum += lossOnly(out, c.ws.y, c.ws.w, n, outs, c.net.loss) * float64(n)
 		if t.classifier() {
