@@ -495,9 +495,10 @@ func (o *rowsOp[T]) run(int) {
 }
 
 // shareRows reports whether a row-wise pass of rows × cols values is
-// worth sharing out over p.
+// worth sharing out over p. Not when a BLAS runs its own threads: the
+// pool's workers would spin on the cores its next product needs.
 func (p *gemmPool[T]) shareRows(rows, cols int) bool {
-	return p != nil && p.workers > 0 && rows > rowsChunk && rows*cols >= rowsParallelMin
+	return p != nil && p.workers > 0 && !blasOwnsThreads && rows > rowsChunk && rows*cols >= rowsParallelMin
 }
 
 // runRows shares o, set up but for its counters, out over p.
