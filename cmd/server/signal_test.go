@@ -21,32 +21,8 @@ func TestSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "backpropd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--shutdown-timeout", "5s")
-	cmd.Env = append(os.Environ(), "BACKPROPD_LOG_FORMAT=json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	bin, cmd, addr, lines := startBuilt(t)
 	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stderr)
-	addr := ""
-	for addr == "" && lines.Scan() {
-		var l struct{ Msg, Addr string }
-		if json.Unmarshal(lines.Bytes(), &l) == nil && l.Msg == "backpropd listening" {
-			addr = l.Addr
-		}
-	}
-	if addr == "" {
-		t.Fatal("no listening line in the log")
-	}
 	res, err := http.Get("http://" + addr + "/healthz")
 	if err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %v %v", res, err)
@@ -93,4 +69,38 @@ func TestSIGTERM(t *testing.T) {
 	if want := tokens + `:2: unknown scope "superuser"`; !strings.Contains(string(out), want) {
 		t.Errorf("refusal does not say %q: %s", want, out)
 	}
+}
+
+// startBuilt builds the binary, starts it on a loopback port with a fresh
+// data directory, JSON logs and a 5 s shutdown timeout, and reads its log
+// up to the listening line. It returns the binary's path, the running
+// command (the caller kills it), the address it listens on and the rest of
+// its log.
+func startBuilt(t *testing.T) (bin string, cmd *exec.Cmd, addr string, log *bufio.Scanner) {
+	t.Helper()
+	bin = filepath.Join(t.TempDir(), "backpropd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd = exec.Command(bin, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--shutdown-timeout", "5s")
+	cmd.Env = append(os.Environ(), "BACKPROPD_LOG_FORMAT=json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	log = bufio.NewScanner(stderr)
+	for addr == "" && log.Scan() {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal(log.Bytes(), &l) == nil && l.Msg == "backpropd listening" {
+			addr = l.Addr
+		}
+	}
+	if addr == "" {
+		cmd.Process.Kill()
+		t.Fatal("no listening line in the log")
+	}
+	return bin, cmd, addr, log
 }

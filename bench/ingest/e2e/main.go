@@ -50,7 +50,7 @@ type server struct {
 	cmd                   *exec.Cmd
 	rates                 []float64
 	cpu                   []float64 // the server's CPU seconds per upload
-	peak                  int64 // bytes, the highest VmHWM seen
+	peak                  int64     // bytes, the highest VmHWM seen
 	rows, cols            int
 }
 

@@ -370,8 +370,8 @@ func run(c config) error {
 	}
 	numeric := int64(fm.rows) * 785 * 8
 	fmt.Printf("\n== ingest: POST /v1/datasets, Fashion-MNIST CSV\n")
-	fmt.Printf("%.1f MB (%d rows) in %.2f s: %.1f MB/s (target >= 50 MB/s: %s)\n",
-		mb(fm.bytes), fm.rows, fm.seconds, mb(fm.bytes)/fm.seconds, verdict(mb(fm.bytes)/fm.seconds >= 50))
+	fmt.Printf("%.1f MB (%d rows) in %.2f s: %.1f MB/s (target >= 100 MB/s: %s)\n",
+		mb(fm.bytes), fm.rows, fm.seconds, mb(fm.bytes)/fm.seconds, verdict(mb(fm.bytes)/fm.seconds >= 100))
 	fmt.Printf("server peak RSS (VmHWM): %.0f MB before the upload, %.0f MB after; numeric size of the data %.0f MB (float64)\n",
 		mb(fm.rssBefore), mb(fm.rssPeak), mb(numeric))
 

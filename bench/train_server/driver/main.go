@@ -182,12 +182,20 @@ func runRound(c config, dataDir string, datasetID *string, datasetRows *int, tes
 		}
 		srv.Stop()
 		if c.engine != "" {
-			r, err := trainDirect(c, t)
-			if err != nil {
-				return nil, nil, err
+			for _, p := range append(slices.Clone(c.precisions), serverDefault) {
+				if !ran[p] {
+					continue
+				}
+				if p == serverDefault {
+					p = "float64" // what a server without the field trains in
+				}
+				r, err := trainDirect(c, t, p)
+				if err != nil {
+					return nil, nil, err
+				}
+				direct = append(direct, r)
+				emit(r)
 			}
-			direct = append(direct, r)
-			emit(r)
 		}
 	}
 	return server, direct, nil
@@ -247,11 +255,11 @@ func trainOnServer(c config, srv *bpdclient.Server, dataset string, rows, thread
 	return r, nil
 }
 
-func trainDirect(c config, threads int) (result, error) {
-	fmt.Fprintf(os.Stderr, "engine direct: training, %d thread(s)\n", threads)
+func trainDirect(c config, threads int, precision string) (result, error) {
+	fmt.Fprintf(os.Stderr, "engine direct: training, %d thread(s), precision %s\n", threads, precision)
 	cmd := exec.Command(c.engine, "-data", c.data, "-epochs", strconv.Itoa(c.epochs), "-batch", strconv.Itoa(c.batch),
 		"-threads", strconv.Itoa(threads), "-seed", strconv.FormatInt(c.seed, 10), "-schedule", c.schedule,
-		"-train-rows", strconv.Itoa(c.trainRows))
+		"-train-rows", strconv.Itoa(c.trainRows), "-precision", precision)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -270,25 +278,23 @@ func summary(server, direct []result) {
 	fmt.Printf("%-8s %-15s %14s %14s %14s %9s %9s %9s\n", "threads", "precision", "server 2..N", "server all", "engine direct", "ratio", "job s", "test acc")
 	for _, s := range server {
 		var d *result
+		want := s.Precision
+		if want == serverDefault {
+			want = "float64" // what a server without the field trains in
+		}
 		for i := range direct {
-			if direct[i].Threads == s.Threads {
+			if direct[i].Threads == s.Threads && direct[i].Precision == want {
 				d = &direct[i]
 			}
 		}
 		ratio, de := "n/a", "n/a"
 		if d != nil {
 			de = fmt.Sprintf("%.0f", d.SamplesPerSecond)
-			// The engine-direct binary trains in float64, as does a
-			// server that takes no precision.
-			if s.Precision == d.Precision || s.Precision == serverDefault {
-				ratio = fmt.Sprintf("%.2fx", s.AllEpochs/d.SamplesPerSecond)
-			} else {
-				ratio = fmt.Sprintf("(%.2fx)", s.AllEpochs/d.SamplesPerSecond)
-			}
+			ratio = fmt.Sprintf("%.2fx", s.AllEpochs/d.SamplesPerSecond)
 		}
 		fmt.Printf("%-8d %-15s %14.0f %14.0f %14s %9s %9.1f %8.1f%%\n", s.Threads, s.Precision, s.SamplesPerSecond, s.AllEpochs, de, ratio,
 			s.Seconds, 100*s.TestAccuracy)
 	}
-	fmt.Println("ratio: server all epochs / engine direct (all epochs, float64); in parentheses where the precisions differ.")
+	fmt.Println("ratio: server all epochs / engine direct (all epochs), in the same precision.")
 	fmt.Println("job s: from POST /v1/jobs to status succeeded, so it adds loading the dataset, scaling and saving the model.")
 }
