@@ -554,7 +554,9 @@ func TestValidationDataset(t *testing.T) {
 }
 
 // TestEngineErrorFailsJob: targets of 1e300 make the squared error +Inf on
-// the first mini-batch; the job fails with the engine's message.
+// the first mini-batch in float64; the job fails with the engine's
+// message. In float32 the same targets fail before training, naming the
+// precision and the row.
 func TestEngineErrorFailsJob(t *testing.T) {
 	e := newEnv(t, testOptions(), testHooks{})
 	d := regressionData(40)
@@ -562,10 +564,17 @@ func TestEngineErrorFailsJob(t *testing.T) {
 		d.Targets[i] = 1e300
 	}
 	reg := mustDataset(t, e.st, d)
-	j := mustSubmit(t, e.m, smallSpec("diverge", reg, 5))
+	spec := smallSpec("diverge", reg, 5)
+	spec.Training.Precision = engine.Float64
+	j := mustSubmit(t, e.m, spec)
 	got := waitTerminal(t, e.m, j.ID)
 	if got.Status != Failed || !strings.Contains(got.Error, "epoch") {
 		t.Fatalf("diverging job ended %s with %q, want failed naming the epoch", got.Status, got.Error)
+	}
+	j = mustSubmit(t, e.m, smallSpec("diverge32", reg, 5))
+	got = waitTerminal(t, e.m, j.ID)
+	if got.Status != Failed || !strings.Contains(got.Error, "training.precision") || !strings.Contains(got.Error, "row 1") {
+		t.Fatalf("float32 job on 1e300 targets ended %s with %q, want failed naming training.precision and row 1", got.Status, got.Error)
 	}
 }
 
