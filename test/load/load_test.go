@@ -372,9 +372,20 @@ func TestLoad(t *testing.T) {
 	// The bound: the service holds a 6000 × 8 dataset, five small
 	// models and 100 connections; 20 µs of Go heap per connection and a
 	// few MB of data would be far below 256 MiB, and the race detector's
-	// shadow memory multiplies it by up to 8 (raceFactor).
-	if limit := rssStart + raceFactor*256<<20; peakRSS.Load() > limit {
-		t.Errorf("peak RSS %d MiB, over the bound of %d MiB", peakRSS.Load()>>20, limit>>20)
+	// shadow memory multiplies it by up to 8 (raceFactor). The training
+	// jobs keep their history, which grows with the epochs trained: in
+	// the trainer, in the job, in the event streams' shared encoding and
+	// in each checkpoint being encoded, with the collector's headroom on
+	// top. Measured at 10 s and 30 s of this load, peak RSS grew by 1.17
+	// KB per epoch of the four jobs (59,676 epochs: +90 MiB; 237,867:
+	// +289 MiB); the bound allows historyPerEpoch.
+	const historyPerEpoch = 1536
+	trained := 0
+	for _, e := range epochs {
+		trained += e
+	}
+	if limit := rssStart + raceFactor*(256<<20+int64(trained)*historyPerEpoch); peakRSS.Load() > limit {
+		t.Errorf("peak RSS %d MiB, over the bound of %d MiB for %d epochs trained", peakRSS.Load()>>20, limit>>20, trained)
 	}
 	// With 4 workers sharing the CPUs, the jobs advance at similar
 	// rates; a job whose events are not read must not lag far behind.
