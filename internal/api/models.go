@@ -343,7 +343,14 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) {
 	}
 	s.models.forgetLatest(name)
 	w.Header().Set("Location", fmt.Sprintf("/v1/models/%s/versions/%d", meta.Name, meta.Version))
-	writeJSON(w, http.StatusCreated, meta)
+	// The same body as GET of the version: the file was decoded above, so
+	// its inputs and precision are known.
+	sm, err := newServedModel(meta, m)
+	if err != nil {
+		writeJSON(w, http.StatusCreated, modelMetaBody{ModelMeta: meta})
+		return
+	}
+	writeJSON(w, http.StatusCreated, newModelMetaBody(meta, sm))
 }
 
 // importedMeta describes an imported model from what the model file itself

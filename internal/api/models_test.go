@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -535,6 +536,17 @@ func TestImportModel(t *testing.T) {
 		}
 		if _, ok := meta.Metrics["loss"]; !ok {
 			t.Errorf("metrics %v lack the training loss from the file's summary", meta.Metrics)
+		}
+		// The answer is GET's body for the new version: inputs, target,
+		// encoded width and precision included.
+		var imported, got map[string]any
+		res.JSON(t, &imported)
+		e.call(t, http.MethodGet, "/v1/models/iris/versions/2", "", nil).JSON(t, &got)
+		if !reflect.DeepEqual(imported, got) {
+			t.Errorf("import answered\n%v\nGET of the version answers\n%v", imported, got)
+		}
+		if imported["inputs"] == nil || imported["precision"] == nil {
+			t.Errorf("import answer lacks inputs or precision: %v", imported)
 		}
 		// "latest" moves to the import at once, even just after a predict
 		// resolved it to version 1.
