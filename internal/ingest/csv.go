@@ -507,7 +507,20 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	}
 	for j, i := range targetCols {
 		d.Meta.Columns[i] = targetSums[j]
-		fits[i] = func(h string) bool { _, ok := labels[h]; return ok }
+		// Labels are kept as written but classes are compared trimmed, so
+		// a header cell fits a label that differs from it only by spaces.
+		fits[i] = func(h string) bool {
+			if _, ok := labels[h]; ok {
+				return true
+			}
+			h = strings.TrimSpace(h)
+			for l := range labels {
+				if strings.TrimSpace(l) == h {
+					return true
+				}
+			}
+			return false
+		}
 	}
 	if !opt.NoHeader && looksLikeData(names, d.Meta.Columns, fits, opt.DecimalComma) {
 		return nil, &Error{Line: 1, Message: "the first row looks like data, not column names: each of its cells fits the column below it; add a header row, or pass header=false to name the columns c1…cN"}
