@@ -523,7 +523,7 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 		}
 	}
 	if !opt.NoHeader && looksLikeData(names, d.Meta.Columns, fits, opt.DecimalComma) {
-		return nil, &Error{Line: 1, Message: "the first row looks like data, not column names: each of its cells fits the column below it; add a header row, or pass header=false to name the columns c1…cN"}
+		return nil, &Error{Line: 1, Message: headerLooksLikeData + ": each of its cells fits the column below it; add a header row, or pass header=false to name the columns c1…cN"}
 	}
 	d.Meta.Warnings = append(warnings, d.Meta.Warnings...)
 	if d.Meta.DroppedRows > 0 {
@@ -531,6 +531,9 @@ func ReadCSV(ctx context.Context, r io.Reader, opt CSVOptions) (*store.Dataset, 
 	}
 	return d, nil
 }
+
+// headerLooksLikeData begins the error for a first row that looksLikeData.
+const headerLooksLikeData = "the first row looks like data, not column names"
 
 // looksLikeData reports whether a header row reads as a row of the data
 // below it: every cell over a number column is a number, every cell over a

@@ -235,6 +235,15 @@ func FuzzCSVRoundTrip(f *testing.F) {
 		}
 		again, err := ReadCSV(context.Background(), bytes.NewReader(encodeCSV(t, d)),
 			CSVOptions{Targets: d.Meta.TargetNames, Task: engine.Task(d.Meta.Task), Overrides: declared(d), NAValues: []string{}})
+		var ie *Error
+		if errors.As(err, &ie) && ie.Line == 1 && strings.HasPrefix(ie.Message, headerLooksLikeData) {
+			// The values written back are the stored ones, trimmed and
+			// canonical (" setosa" is "setosa", "00" is the class "0"),
+			// so they may now match the header's cells where the values
+			// read did not: the file written back is not the same table
+			// to header detection, which refuses it, as it should.
+			return
+		}
 		if err != nil {
 			t.Fatalf("re-reading the dataset written back: %v\n%s", err, encodeCSV(t, d))
 		}
